@@ -1,0 +1,148 @@
+"""Run the real Pulumi program offline, under mocks, for one stack.
+
+The stack's config file is read as `pulumi up` would read it; secure values (which only
+the Pulumi service or a passphrase could decrypt) become placeholders that are still
+flagged as secrets, so the program sees them exactly as it would for real.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import json
+import runpy
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from pulumi.runtime import config as runtime_config
+from pulumi.runtime.stack import run_pulumi_func
+
+from infra.plan.mocks import SECRET_MASK, PlanMocks, RecordedResource, RecordingMonitor
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_NAME = "todo"
+PROGRAM = PROJECT_ROOT / "infra" / "__main__.py"
+STACKS_DIR = PROJECT_ROOT / "stacks"
+
+
+class StackConfigError(ValueError):
+    """The stack's config file is missing or unreadable."""
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """A stack's config as the Pulumi engine hands it to the program."""
+
+    values: dict[str, str]
+    secret_keys: frozenset[str]
+
+
+@dataclass(frozen=True)
+class PlanRun:
+    """What one offline run of the program registered."""
+
+    stack: str
+    resources: dict[str, RecordedResource]
+    """Every resource by URN, in registration order."""
+    outputs: dict[str, Any]
+    """Stack outputs (`pulumi.export`), secrets masked."""
+    stack_urn: str
+
+
+def secret_placeholder(key: str) -> str:
+    """The stand-in value for an encrypted config value."""
+    return f"plan-placeholder-{key.replace(':', '-')}"
+
+
+def config_from_mapping(raw: Mapping[str, Any]) -> StackConfig:
+    """Turn a stack file's `config:` mapping into engine form (namespaced, strings)."""
+    values: dict[str, str] = {}
+    secret_keys: set[str] = set()
+    for key, value in raw.items():
+        full_key = key if ":" in key else f"{PROJECT_NAME}:{key}"
+        if isinstance(value, Mapping) and set(value) == {"secure"}:
+            values[full_key] = secret_placeholder(full_key)
+            secret_keys.add(full_key)
+        elif isinstance(value, str):
+            values[full_key] = value
+        else:
+            # Structured values reach the program as JSON, as the engine passes them.
+            values[full_key] = json.dumps(value)
+    return StackConfig(values=values, secret_keys=frozenset(secret_keys))
+
+
+def load_stack_config(stack: str, stacks_dir: Path = STACKS_DIR) -> StackConfig:
+    """Read `stacks/Pulumi.<stack>.yaml`."""
+    path = stacks_dir / f"Pulumi.{stack}.yaml"
+    if not path.is_file():
+        known = sorted(
+            p.name.removeprefix("Pulumi.").removesuffix(".yaml")
+            for p in stacks_dir.glob("Pulumi.*.yaml")
+        )
+        raise StackConfigError(
+            f"no config file for stack {stack!r} ({path.name}); known stacks: {', '.join(known)}"
+        )
+    document = yaml.safe_load(path.read_text()) or {}
+    return config_from_mapping(document.get("config") or {})
+
+
+def run_program(
+    stack: str,
+    config: StackConfig,
+    *,
+    program: Path = PROGRAM,
+    stack_outputs: Mapping[str, Mapping[str, Any]] | None = None,
+) -> PlanRun:
+    """Run `program` for `stack` under mocks and return what it registered.
+
+    Each run gets a fresh context and event loop, so several runs (several stacks) can
+    happen in one process without seeing each other's config or resources.
+    """
+    return contextvars.Context().run(_run_isolated, stack, config, program, stack_outputs)
+
+
+def _run_isolated(
+    stack: str,
+    config: StackConfig,
+    program: Path,
+    stack_outputs: Mapping[str, Mapping[str, Any]] | None,
+) -> PlanRun:
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        monitor = RecordingMonitor(PlanMocks(stack_outputs))
+        runtime_config.set_all_config(dict(config.values), sorted(config.secret_keys))
+        pulumi.runtime.set_mocks(
+            monitor.mocks, project=PROJECT_NAME, stack=stack, preview=True, monitor=monitor
+        )
+        root = pulumi.runtime.get_root_resource()
+        loop.run_until_complete(run_pulumi_func(lambda: _run_main(program)))
+        outputs = _resolve_outputs(loop, root)
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
+    assert monitor.stack_urn is not None
+    return PlanRun(
+        stack=stack, resources=dict(monitor.recorded), outputs=outputs, stack_urn=monitor.stack_urn
+    )
+
+
+def _run_main(program: Path) -> None:
+    runpy.run_path(str(program), run_name="__main__")
+
+
+def _resolve_outputs(
+    loop: asyncio.AbstractEventLoop, root: pulumi.Resource | None
+) -> dict[str, Any]:
+
+    exported: dict[str, Any] = dict(getattr(root, "outputs", {}) or {})
+    resolved: dict[str, Any] = {}
+    for key, value in exported.items():
+        output = pulumi.Output.from_input(value)
+        is_secret = loop.run_until_complete(output.is_secret())
+        resolved[key] = SECRET_MASK if is_secret else loop.run_until_complete(output.future())
+    return resolved
