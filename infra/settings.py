@@ -1,0 +1,784 @@
+"""Typed, validated stack settings: the one place the program reads `pulumi.Config`.
+
+A stack's config (`stacks/Pulumi.<stack>.yaml`) holds a few scalar keys (`todo:kind`,
+`todo:environment`) and one object per area (`todo:cluster`, `todo:database`, ...). Each
+area is a frozen pydantic model; unknown keys are rejected, so a misspelt key fails
+instead of silently falling back to a default. Every error names the full key
+(`todo:kafka.topics.partitions`), the value it got and what is allowed.
+
+Secrets never pass through these models: they are read with `get_secret` into
+`StackSecrets` (Pulumi secret outputs) and only their presence is validated here.
+
+Adding an area (e.g. observability, edge) is additive: declare its model, add a field to
+`Settings` with a default, and `load_settings` reads `todo:<fieldAlias>` for it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Any, Literal, Self
+
+import pulumi
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StringConstraints,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+CONFIG_NAMESPACE = "todo"
+
+# Dapr app ids and topics are contracts with the apps (architecture §10).
+APP_IDS: tuple[str, ...] = ("backend", "notification", "recurring")
+TOPICS: tuple[str, ...] = ("task-events", "reminders")
+
+DnsLabel = Annotated[
+    str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)
+]
+Quantity = Annotated[str, StringConstraints(pattern=r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti)?$")]
+CpuQuantity = Annotated[str, StringConstraints(pattern=r"^[0-9]+(\.[0-9]+)?m?$")]
+MemoryQuantity = Annotated[str, StringConstraints(pattern=r"^[0-9]+(Ki|Mi|Gi|Ti)$")]
+ImageTag = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")]
+Digest = Annotated[str, StringConstraints(pattern=r"^sha256:[0-9a-f]{64}$")]
+
+# DigitalOcean regions that offer DOKS and managed PostgreSQL.
+DoRegion = Literal[
+    "nyc1", "nyc3", "sfo2", "sfo3", "ams3", "sgp1", "lon1", "fra1", "tor1", "blr1", "syd1", "atl1"
+]
+DoDropletSize = Annotated[
+    str, StringConstraints(pattern=r"^(s|c|c2|g|gd|m|m3|so|so1_5)-[a-z0-9-]+$")
+]
+DoDatabaseSize = Annotated[str, StringConstraints(pattern=r"^(db|gd|m|so1_5)-[a-z0-9-]+$")]
+
+
+class SettingsError(ValueError):
+    """Stack config that the program cannot deploy; the message names every bad key."""
+
+
+class StackKind(StrEnum):
+    """What a stack creates."""
+
+    MINIKUBE = "minikube"
+    """Everything on an existing local cluster; no cloud resource."""
+    CLOUD = "cloud"
+    """A DOKS cluster, managed PostgreSQL and the whole system."""
+    EPHEMERAL = "ephemeral"
+    """Apps only, in their own namespace on a base stack's cluster (StackReference)."""
+
+
+class AppEnv(StrEnum):
+    """`APP_ENV` as the apps know it (architecture §10)."""
+
+    DEV = "dev"
+    TEST = "test"
+    STAGING = "staging"
+    PROD = "prod"
+
+
+class _Model(BaseModel):
+    # camelCase keys in YAML, snake_case in Python; unknown keys are errors.
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True
+    )
+
+
+class Resources(_Model):
+    """Requests and limits of one container."""
+
+    cpu_request: CpuQuantity
+    memory_request: MemoryQuantity
+    cpu_limit: CpuQuantity
+    memory_limit: MemoryQuantity
+
+
+# --------------------------------------------------------------------------- namespaces
+
+
+class NamespaceSettings(_Model):
+    """Namespace names; the apps namespace of an ephemeral stack is derived from its name."""
+
+    apps: DnsLabel = "todo"
+    dapr: DnsLabel = "dapr-system"
+    kafka: DnsLabel = "kafka"
+    monitoring: DnsLabel = "monitoring"
+    """Where Prometheus runs (scrapes are allowed from it)."""
+    gateway: DnsLabel = "envoy-gateway-system"
+    """Where the ingress gateway runs (it may reach the backend)."""
+
+
+# --------------------------------------------------------------------------- cluster
+
+
+class LocalCluster(_Model):
+    """An existing cluster reached through a kubeconfig context (minikube)."""
+
+    kube_context: Annotated[str, StringConstraints(min_length=1)] = "minikube"
+
+
+class NodePool(_Model):
+    """The autoscaling worker pool."""
+
+    size: DoDropletSize = "s-2vcpu-4gb"
+    min_nodes: Annotated[int, Field(ge=1, le=20)] = 2
+    max_nodes: Annotated[int, Field(ge=1, le=50)] = 4
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Self:
+        if self.max_nodes < self.min_nodes:
+            raise ValueError(f"maxNodes ({self.max_nodes}) must be >= minNodes ({self.min_nodes})")
+        return self
+
+
+class MaintenanceWindow(_Model):
+    """When DigitalOcean may upgrade the control plane and nodes."""
+
+    day: Literal[
+        "any", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"
+    ] = "sunday"
+    start_time: Annotated[str, StringConstraints(pattern=r"^([01][0-9]|2[0-3]):00$")] = "03:00"
+
+
+class DoksCluster(_Model):
+    """A DigitalOcean Kubernetes cluster in its own VPC."""
+
+    region: DoRegion
+    version_prefix: Annotated[str, StringConstraints(pattern=r"^1\.[0-9]{2}\.$")]
+    """Minor version to track, e.g. `1.34.`: the newest patch DOKS offers is used."""
+    vpc_ip_range: Annotated[
+        str, StringConstraints(pattern=r"^10\.[0-9]{1,3}\.[0-9]{1,3}\.0/(1[6-9]|2[0-4])$")
+    ]
+    ha: bool = False
+    """HA control plane (recommended for prod)."""
+    auto_upgrade: bool = True
+    node_pool: NodePool = NodePool()
+    maintenance: MaintenanceWindow = MaintenanceWindow()
+
+
+def _cluster_type(value: Any) -> str:
+    # A DOKS cluster is recognised by any of its own keys; anything else is a local one.
+    if isinstance(value, DoksCluster):
+        return "doks"
+    if isinstance(value, Mapping) and set(value) & _DOKS_KEYS:
+        return "doks"
+    return "local"
+
+
+_DOKS_KEYS = frozenset(
+    {"region", "versionPrefix", "vpcIpRange", "ha", "autoUpgrade", "nodePool", "maintenance"}
+)
+
+ClusterSettings = Annotated[
+    Annotated[LocalCluster, Tag("local")] | Annotated[DoksCluster, Tag("doks")],
+    Discriminator(_cluster_type),
+]
+
+
+# --------------------------------------------------------------------------- database
+
+
+class InClusterDatabase(_Model):
+    """PostgreSQL as a StatefulSet in the apps namespace (minikube)."""
+
+    mode: Literal["inCluster"]
+    image: Annotated[str, StringConstraints(pattern=r"^[a-z0-9./-]+:[A-Za-z0-9_.-]+$")] = (
+        "docker.io/library/postgres:17.6-alpine"
+    )
+    storage: MemoryQuantity = "2Gi"
+    resources: Resources = Resources(
+        cpu_request="100m", memory_request="256Mi", cpu_limit="1", memory_limit="512Mi"
+    )
+
+    @field_validator("image")
+    @classmethod
+    def _pinned(cls, value: str) -> str:
+        if value.endswith(":latest"):
+            raise ValueError("must be pinned to a version tag, not ':latest'")
+        return value
+
+
+class ManagedDatabase(_Model):
+    """DigitalOcean managed PostgreSQL, reachable only from the cluster."""
+
+    mode: Literal["managed"]
+    version: Literal["15", "16", "17"] = "17"
+    size: DoDatabaseSize = "db-s-1vcpu-1gb"
+    node_count: Annotated[int, Field(ge=1, le=3)] = 1
+    """1 = primary only; 2 or 3 = primary plus standby nodes (automatic failover)."""
+
+
+class ExternalDatabase(_Model):
+    """A PostgreSQL server run elsewhere; its URL is the secret `todo:databaseUrl`."""
+
+    mode: Literal["external"]
+    port: Annotated[int, Field(ge=1, le=65535)] = 5432
+    """Egress to this port is allowed from the apps."""
+
+
+class SharedDatabase(_Model):
+    """Own database and user on the base stack's managed PostgreSQL (ephemeral stacks)."""
+
+    mode: Literal["shared"]
+
+
+DatabaseSettings = Annotated[
+    InClusterDatabase | ManagedDatabase | ExternalDatabase | SharedDatabase,
+    Field(discriminator="mode"),
+]
+
+
+# --------------------------------------------------------------------------- kafka
+
+
+class TopicSettings(_Model):
+    """Partitions and retention of the event topics and their dead-letter topics."""
+
+    partitions: Annotated[int, Field(ge=1, le=96)] = 3
+    retention_hours: Annotated[int, Field(ge=1, le=24 * 90)] = 168
+    dlq_retention_hours: Annotated[int, Field(ge=1, le=24 * 90)] = 336
+
+
+class KafkaStorage(_Model):
+    """Broker storage."""
+
+    type: Literal["ephemeral", "persistent-claim"] = "persistent-claim"
+    size: MemoryQuantity = "10Gi"
+
+
+class StrimziKafka(_Model):
+    """A Strimzi-managed KRaft cluster."""
+
+    mode: Literal["strimzi"]
+    version: Literal["4.2.0", "4.2.1", "4.3.0", "4.3.1"] = "4.3.1"
+    """Kafka versions Strimzi 1.2.0 supports."""
+    controllers: Annotated[int, Field(ge=0, le=5)] = 0
+    """Dedicated KRaft controllers; 0 = the brokers are dual-role nodes."""
+    brokers: Annotated[int, Field(ge=1, le=9)] = 1
+    replication_factor: Annotated[int, Field(ge=1, le=5)] = 1
+    min_insync_replicas: Annotated[int, Field(ge=1, le=5)] = 1
+    storage: KafkaStorage = KafkaStorage()
+    resources: Resources = Resources(
+        cpu_request="250m", memory_request="1Gi", cpu_limit="1", memory_limit="1Gi"
+    )
+    topics: TopicSettings = TopicSettings()
+
+    @model_validator(mode="after")
+    def _topology(self) -> Self:
+        if self.controllers not in (0, 1, 3, 5):
+            raise ValueError(
+                f"controllers ({self.controllers}) must be 0 (dual-role brokers) or an odd "
+                "quorum: 1, 3 or 5"
+            )
+        if self.replication_factor > self.brokers:
+            raise ValueError(
+                f"replicationFactor ({self.replication_factor}) must be <= brokers ({self.brokers})"
+            )
+        if self.min_insync_replicas > self.replication_factor:
+            raise ValueError(
+                f"minInsyncReplicas ({self.min_insync_replicas}) must be <= "
+                f"replicationFactor ({self.replication_factor})"
+            )
+        return self
+
+
+class ExternalKafka(_Model):
+    """A Kafka-compatible cluster run elsewhere; the password is `todo:kafkaPassword`."""
+
+    mode: Literal["external"]
+    brokers: Annotated[
+        str,
+        StringConstraints(pattern=r"^[A-Za-z0-9.-]+:[0-9]{1,5}(,[A-Za-z0-9.-]+:[0-9]{1,5})*$"),
+    ]
+    """Comma-separated `host:port` list."""
+    username: Annotated[str, StringConstraints(min_length=1)]
+    sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"
+    tls: bool = True
+    topics: TopicSettings = TopicSettings()
+
+    @model_validator(mode="after")
+    def _tls_for_plain(self) -> Self:
+        if self.sasl_mechanism == "PLAIN" and not self.tls:
+            raise ValueError("saslMechanism PLAIN sends the password in clear: it needs tls: true")
+        return self
+
+
+KafkaSettings = Annotated[StrimziKafka | ExternalKafka, Field(discriminator="mode")]
+
+
+# --------------------------------------------------------------------------- dapr
+
+
+class DaprSettings(_Model):
+    """The Dapr control plane and the sidecars."""
+
+    ha: bool = False
+    """Three replicas of every control-plane service."""
+    log_level: Literal["debug", "info", "warn", "error"] = "info"
+    tracing_sampling_rate: Annotated[str, StringConstraints(pattern=r"^(0(\.[0-9]+)?|1)$")] = "0"
+    otel_endpoint: (
+        Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9.-]+:[0-9]{1,5}$")] | None
+    ) = None
+    """OTLP/gRPC collector (`host:port`); traces are only propagated when unset."""
+    sidecar: Resources = Resources(
+        cpu_request="50m", memory_request="64Mi", cpu_limit="500m", memory_limit="256Mi"
+    )
+
+
+# --------------------------------------------------------------------------- apps
+
+
+class ImageSettings(_Model):
+    """Where the service images come from: `<registry>/todo-<app>:<tag>[@<digest>]`."""
+
+    registry: Annotated[str, StringConstraints(pattern=r"^[a-z0-9.:/-]*$")] = ""
+    """Empty for images loaded straight into the node (`minikube image load`)."""
+    tag: ImageTag
+    digests: dict[Literal["backend", "notification", "recurring"], Digest] = {}
+    """Optional digests that pin the exact image built for the tag."""
+
+    @field_validator("tag")
+    @classmethod
+    def _pinned(cls, value: str) -> str:
+        if value == "latest":
+            raise ValueError("must be a version or commit tag, not 'latest'")
+        return value
+
+    def image(self, app: str) -> str:
+        """The full reference of one service's image."""
+        name = f"todo-{app}"
+        ref = f"{self.registry.rstrip('/')}/{name}" if self.registry else name
+        digest = self.digests.get(app)  # type: ignore[call-overload]
+        return f"{ref}:{self.tag}@{digest}" if digest else f"{ref}:{self.tag}"
+
+
+class ServiceSettings(_Model):
+    """Scaling and resources of one service."""
+
+    min_replicas: Annotated[int, Field(ge=1, le=50)] = 1
+    max_replicas: Annotated[int, Field(ge=1, le=100)] = 2
+    target_cpu_utilization: Annotated[int, Field(ge=10, le=95)] = 70
+    resources: Resources = Resources(
+        cpu_request="100m", memory_request="128Mi", cpu_limit="500m", memory_limit="256Mi"
+    )
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Self:
+        if self.max_replicas < self.min_replicas:
+            raise ValueError(
+                f"maxReplicas ({self.max_replicas}) must be >= minReplicas ({self.min_replicas})"
+            )
+        return self
+
+
+class AppsSettings(_Model):
+    """The three services."""
+
+    images: ImageSettings
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    backend: ServiceSettings = ServiceSettings()
+    notification: ServiceSettings = ServiceSettings()
+    recurring: ServiceSettings = ServiceSettings()
+    reminder_scan_schedule: Annotated[str, StringConstraints(pattern=r"^@every [0-9]+[sm]$")] = (
+        "@every 30s"
+    )
+    """How often the cron binding calls the backend's `POST /reminder-scan`."""
+
+    def service(self, app: str) -> ServiceSettings:
+        """Settings of one service by app id."""
+        result: ServiceSettings = getattr(self, app)
+        return result
+
+
+# --------------------------------------------------------------------------- ephemeral
+
+
+class EphemeralSettings(_Model):
+    """Where an ephemeral stack lives and when it may be reaped."""
+
+    base_stack: Annotated[
+        str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+    ]
+    """Fully qualified base stack (`<org>/todo/staging`) whose cluster and database are used."""
+    owner: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.@-]{1,64}$")]
+    expires_at: datetime
+    """When `todo-infra ephemeral reap` may destroy the stack (RFC 3339, with offset)."""
+
+    @field_validator("expires_at")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("must carry a UTC offset, e.g. 2026-01-04T18:00:00Z")
+        return value
+
+
+# --------------------------------------------------------------------------- the stack
+
+
+class Settings(_Model):
+    """Everything the program needs to know about one stack."""
+
+    stack: str
+    kind: StackKind
+    environment: AppEnv
+    namespaces: NamespaceSettings = NamespaceSettings()
+    cluster: ClusterSettings | None = None
+    """None for ephemeral stacks: they use the base stack's cluster."""
+    database: DatabaseSettings
+    kafka: KafkaSettings
+    dapr: DaprSettings = DaprSettings()
+    apps: AppsSettings
+    ephemeral: EphemeralSettings | None = None
+
+    @property
+    def is_cloud(self) -> bool:
+        """Whether the stack creates DigitalOcean resources itself."""
+        return self.kind is StackKind.CLOUD
+
+    @property
+    def resource_prefix(self) -> str:
+        """Prefix of cloud resource names (unique per stack)."""
+        return f"todo-{self.stack}"
+
+
+# Config keys that only hold secrets: read with get_secret, never validated as plain text.
+SECRET_KEYS: dict[str, str] = {
+    "authJwtSecret": "HS256 key the apps verify JWTs with (generated when unset)",
+    "databaseUrl": "postgresql:// URL of an external database (database.mode external)",
+    "kafkaPassword": "SASL password of an external Kafka (kafka.mode external)",
+}
+
+# Scalar keys, then object keys (one per area), as written in the stack file.
+_SCALAR_KEYS = ("kind", "environment")
+
+
+def _area_keys() -> dict[str, str]:
+    """Config key (camelCase alias) for every object-valued Settings field."""
+    keys: dict[str, str] = {}
+    for name, field in Settings.model_fields.items():
+        if name in ("stack", *_SCALAR_KEYS):
+            continue
+        keys[field.alias or name] = name
+    return keys
+
+
+_UNION_TAGS = frozenset({"inCluster", "managed", "external", "shared", "strimzi", "local", "doks"})
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _config_key(loc: Sequence[str]) -> str:
+    """`todo:<area alias>.<nested.keys>` for a pydantic error location in Settings."""
+    if not loc:
+        return CONFIG_NAMESPACE
+    field = Settings.model_fields.get(loc[0])
+    head = (field.alias if field is not None and field.alias else loc[0]) if field else loc[0]
+    return f"{CONFIG_NAMESPACE}:{'.'.join([head, *loc[1:]])}"
+
+
+def _format_errors(error: ValidationError) -> list[str]:
+    messages = []
+    for item in error.errors(include_url=False):
+        # Discriminated unions add the tag (e.g. 'managed') to the path: drop it.
+        loc = [str(part) for part in item["loc"] if str(part) not in _UNION_TAGS]
+        key = _config_key(loc)
+        kind = item["type"]
+        if kind == "missing":
+            messages.append(f"{key}: required but missing")
+            continue
+        reason = item["msg"].removeprefix("Value error, ")
+        if kind == "extra_forbidden":
+            parent = _model_at(loc[:-1])
+            reason = "unknown key" + (f"; allowed keys: {_allowed_keys(parent)}" if parent else "")
+        elif kind == "union_tag_invalid":
+            reason = f"must be one of {item['ctx']['expected_tags']}"
+        elif kind == "union_tag_not_found":
+            reason = f"needs a 'mode' key ({item['ctx']['discriminator']})"
+        elif kind in ("model_type", "model_attributes_type", "dict_type"):
+            reason = "must be an object (a mapping of keys)"
+        messages.append(f"{key}: got {_describe(item.get('input'))}; {reason}")
+    return messages
+
+
+def _model_at(loc: Sequence[str]) -> type[BaseModel] | None:
+    """The settings model at a (field-name or alias) path, when it is a single model."""
+    model: type[BaseModel] = Settings
+    for part in loc:
+        field = model.model_fields.get(part) or next(
+            (f for f in model.model_fields.values() if f.alias == part), None
+        )
+        annotation = field.annotation if field is not None else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None
+        model = annotation
+    return model
+
+
+def _allowed_keys(model: Any) -> str:
+    fields = getattr(model, "model_fields", {})
+    return ", ".join(sorted(field.alias or name for name, field in fields.items()))
+
+
+def parse_settings(
+    stack: str, raw: Mapping[str, Any], *, secret_keys: Sequence[str] = ()
+) -> Settings:
+    """Validate a stack's config (keys without the `todo:` prefix, objects decoded).
+
+    `secret_keys` lists the secret keys that are set (their values are never seen here).
+    Raises SettingsError naming every bad key, its value and what is allowed.
+    """
+    known = set(_SCALAR_KEYS) | set(_area_keys()) | set(SECRET_KEYS)
+    errors = [
+        f"{CONFIG_NAMESPACE}:{key}: unknown key; allowed keys: {', '.join(sorted(known))}"
+        for key in raw
+        if key not in known
+    ]
+    for key in SECRET_KEYS:
+        if key in raw and key not in secret_keys:
+            errors.append(
+                f"{CONFIG_NAMESPACE}:{key}: must be set as a secret "
+                f"(pulumi config set --secret {key} ...), not as plain text"
+            )
+    data: dict[str, Any] = {"stack": stack}
+    for key in _SCALAR_KEYS:
+        if key in raw:
+            data[key] = raw[key]
+    for alias, name in _area_keys().items():
+        if alias in raw:
+            data[name] = raw[alias]
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as error:
+        errors.extend(_format_errors(error))
+        raise SettingsError(_summary(stack, errors)) from None
+    errors.extend(_cross_checks(settings, set(secret_keys)))
+    if errors:
+        raise SettingsError(_summary(stack, errors))
+    return settings
+
+
+def _summary(stack: str, errors: list[str]) -> str:
+    lines = "\n".join(f"  - {error}" for error in errors)
+    return f"invalid config for stack {stack!r}:\n{lines}"
+
+
+_KIND_RULES: dict[StackKind, dict[str, tuple[str, ...]]] = {
+    StackKind.MINIKUBE: {"cluster": ("LocalCluster",), "database": ("inCluster", "external")},
+    StackKind.CLOUD: {"cluster": ("DoksCluster",), "database": ("managed", "external")},
+    StackKind.EPHEMERAL: {"cluster": ("None",), "database": ("shared", "external")},
+}
+
+
+def _cross_checks(settings: Settings, secret_keys: set[str]) -> list[str]:
+    """Rules that span areas: what each kind of stack may use, and the secrets it needs."""
+    ns = CONFIG_NAMESPACE
+    errors: list[str] = []
+    rules = _KIND_RULES[settings.kind]
+    cluster_type = type(settings.cluster).__name__ if settings.cluster else "None"
+    if cluster_type not in rules["cluster"]:
+        if settings.kind is StackKind.EPHEMERAL:
+            errors.append(
+                f"{ns}:cluster: got an object; an ephemeral stack uses its base stack's "
+                "cluster: remove the key"
+            )
+        elif settings.cluster is None:
+            allowed = (
+                "kubeContext"
+                if settings.kind is StackKind.MINIKUBE
+                else f"{_allowed_keys(DoksCluster)}"
+            )
+            errors.append(
+                f"{ns}:cluster: required but missing for kind {settings.kind.value!r} "
+                f"(keys: {allowed})"
+            )
+        else:
+            errors.append(
+                f"{ns}:cluster: got keys for a {cluster_type}; kind {settings.kind.value!r} "
+                f"needs a {rules['cluster'][0]}"
+            )
+    if settings.database.mode not in rules["database"]:
+        errors.append(
+            f"{ns}:database.mode: got {settings.database.mode!r}; kind "
+            f"{settings.kind.value!r} allows {list(rules['database'])}"
+        )
+    if settings.kind is StackKind.EPHEMERAL:
+        if settings.ephemeral is None:
+            errors.append(
+                f"{ns}:ephemeral: required but missing for kind 'ephemeral' "
+                f"(keys: {_allowed_keys(EphemeralSettings)})"
+            )
+        if not re.fullmatch(
+            r"(dev-[a-z0-9]([-a-z0-9]{0,18}[a-z0-9])?|pr-[0-9]{1,6})", settings.stack
+        ):
+            errors.append(
+                f"stack name: got {settings.stack!r}; an ephemeral stack is named "
+                "dev-<name> (lowercase, <= 20 chars) or pr-<number>"
+            )
+        if isinstance(settings.kafka, StrimziKafka) and (
+            settings.kafka.controllers or settings.kafka.brokers != 1
+        ):
+            errors.append(
+                f"{ns}:kafka: got {settings.kafka.brokers} brokers and "
+                f"{settings.kafka.controllers} controllers; an ephemeral stack runs one "
+                "dual-role node (brokers: 1, controllers: 0)"
+            )
+    elif settings.ephemeral is not None:
+        errors.append(
+            f"{ns}:ephemeral: got an object; only kind 'ephemeral' takes it: remove the key"
+        )
+    if settings.database.mode == "external" and "databaseUrl" not in secret_keys:
+        errors.append(
+            f"{ns}:databaseUrl: required but missing for database.mode 'external' "
+            "(set it with pulumi config set --secret databaseUrl postgresql://...)"
+        )
+    if settings.kafka.mode == "external" and "kafkaPassword" not in secret_keys:
+        errors.append(
+            f"{ns}:kafkaPassword: required but missing for kafka.mode 'external' "
+            "(set it with pulumi config set --secret kafkaPassword ...)"
+        )
+    if settings.environment is AppEnv.PROD:
+        if isinstance(settings.cluster, DoksCluster) and not settings.cluster.ha:
+            errors.append(f"{ns}:cluster.ha: got False; environment 'prod' needs true")
+        if isinstance(settings.database, ManagedDatabase) and settings.database.node_count < 2:
+            errors.append(
+                f"{ns}:database.nodeCount: got {settings.database.node_count}; environment "
+                "'prod' needs >= 2 (a standby node)"
+            )
+        if isinstance(settings.kafka, StrimziKafka) and (
+            settings.kafka.replication_factor < 3 or settings.kafka.min_insync_replicas < 2
+        ):
+            errors.append(
+                f"{ns}:kafka.replicationFactor/minInsyncReplicas: got "
+                f"{settings.kafka.replication_factor}/{settings.kafka.min_insync_replicas}; "
+                "environment 'prod' needs >= 3/>= 2"
+            )
+        if not settings.dapr.ha:
+            errors.append(f"{ns}:dapr.ha: got False; environment 'prod' needs true")
+    return errors
+
+
+# --------------------------------------------------------------------------- reading
+
+
+@dataclass(frozen=True)
+class StackSecrets:
+    """Secret config values, as Pulumi secret outputs (None when unset)."""
+
+    auth_jwt_secret: pulumi.Output[str] | None
+    database_url: pulumi.Output[str] | None
+    kafka_password: pulumi.Output[str] | None
+
+
+def load_settings(config: pulumi.Config | None = None) -> tuple[Settings, StackSecrets]:
+    """Read and validate the current stack's config; fails the run with SettingsError."""
+    config = config or pulumi.Config(CONFIG_NAMESPACE)
+    raw: dict[str, Any] = {}
+    for key in _SCALAR_KEYS:
+        value = config.get(key)
+        if value is not None:
+            raw[key] = value
+    for alias in _area_keys():
+        text = config.get(alias)
+        if text is not None:
+            raw[alias] = _decode_object(alias, text)
+    secret_present = [key for key in SECRET_KEYS if config.get_secret(key) is not None]
+    raw.update(_unknown_keys(config))
+    settings = parse_settings(pulumi.get_stack(), raw, secret_keys=secret_present)
+    secrets = StackSecrets(
+        auth_jwt_secret=config.get_secret("authJwtSecret"),
+        database_url=config.get_secret("databaseUrl"),
+        kafka_password=config.get_secret("kafkaPassword"),
+    )
+    return settings, secrets
+
+
+def _decode_object(key: str, text: str) -> Any:
+    import json
+
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        # A scalar where an object is expected: let validation name the key and value.
+        return text
+
+
+def _unknown_keys(config: pulumi.Config) -> dict[str, Any]:
+    """Keys in this project's namespace that the program does not know (typos)."""
+    from pulumi.runtime import config as runtime_config
+
+    known = set(_SCALAR_KEYS) | set(_area_keys()) | set(SECRET_KEYS)
+    unknown: dict[str, Any] = {}
+    for full_key in {*runtime_config.CONFIG.get(), *runtime_config.get_config_env()}:
+        namespace, _, key = str(full_key).partition(":")
+        if namespace == config.name and key not in known:
+            unknown[key] = "<set>"
+    return unknown
+
+
+# --------------------------------------------------------------------------- ephemeral stacks
+
+EPHEMERAL_MAX_TTL = timedelta(days=7)
+
+
+def ephemeral_stack_config(
+    stack: str,
+    *,
+    owner: str,
+    base_stack: str,
+    image_tag: str,
+    ttl: timedelta,
+    image_registry: str = "",
+    digests: Mapping[str, str] | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """The config of a `dev-<name>`/`pr-<n>` stack, validated, as a stack file holds it.
+
+    Used by `todo-infra ephemeral up`: write it with `pulumi config set --path` or as
+    `stacks/Pulumi.<stack>.yaml`'s `config:` mapping.
+    """
+    if not timedelta(minutes=10) <= ttl <= EPHEMERAL_MAX_TTL:
+        raise SettingsError(
+            f"ttl: got {ttl}; must be between 10 minutes and {EPHEMERAL_MAX_TTL.days} days"
+        )
+    expires = (now or datetime.now(UTC)) + ttl
+    raw: dict[str, Any] = {
+        "kind": StackKind.EPHEMERAL.value,
+        "environment": AppEnv.DEV.value,
+        "ephemeral": {
+            "baseStack": base_stack,
+            "owner": owner,
+            "expiresAt": expires.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        },
+        "database": {"mode": "shared"},
+        "kafka": {
+            "mode": "strimzi",
+            "storage": {"type": "ephemeral"},
+            "resources": {
+                "cpuRequest": "200m",
+                "memoryRequest": "768Mi",
+                "cpuLimit": "1",
+                "memoryLimit": "768Mi",
+            },
+            "topics": {"partitions": 1, "retentionHours": 24, "dlqRetentionHours": 24},
+        },
+        "apps": {
+            "images": {
+                "registry": image_registry,
+                "tag": image_tag,
+                "digests": dict(digests or {}),
+            }
+        },
+    }
+    parse_settings(stack, raw)
+    return {f"{CONFIG_NAMESPACE}:{key}": value for key, value in raw.items()}
