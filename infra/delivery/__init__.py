@@ -1,0 +1,1 @@
+"""How changes get from a commit to a cluster: plan diffs, ephemeral stacks, smoke tests."""
