@@ -1,0 +1,96 @@
+"""Bearer JWT authentication: the `sub` claim is the user.
+
+Tokens are HS256 with `AUTH_JWT_SECRET`, or RS256/ES256 signed by a key published at
+`AUTH_JWKS_URL`. Anything else (missing header, bad signature, expired, no `sub`)
+answers 401 with the usual error body and `WWW-Authenticate: Bearer`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import jwt
+from fastapi import Depends, Request
+
+from apps.shared.errors import ApiError
+
+_LOC: list[str | int] = ["header", "authorization"]
+_MAX_SUB_LENGTH = 255
+_ASYMMETRIC = ["RS256", "ES256"]
+
+
+class AuthConfigError(ValueError):
+    """Neither or both of AUTH_JWT_SECRET and AUTH_JWKS_URL are configured."""
+
+
+def unauthorized(msg: str, type_: str) -> ApiError:
+    return ApiError(401, _LOC, msg, type_, headers={"WWW-Authenticate": "Bearer"})
+
+
+@dataclass(frozen=True)
+class TokenVerifier:
+    """Checks a compact JWT and returns its subject."""
+
+    secret: str | None = None
+    jwks_client: jwt.PyJWKClient | None = None
+    audience: str | None = None
+    leeway_seconds: int = 30
+
+    def __post_init__(self) -> None:
+        if (self.secret is None) == (self.jwks_client is None):
+            raise AuthConfigError("set exactly one of AUTH_JWT_SECRET or AUTH_JWKS_URL")
+
+    @classmethod
+    def from_settings(
+        cls, *, secret: str | None, jwks_url: str | None, audience: str | None = None
+    ) -> TokenVerifier:
+        client = jwt.PyJWKClient(jwks_url, cache_keys=True) if jwks_url else None
+        return cls(secret=secret, jwks_client=client, audience=audience)
+
+    def _key_for(self, token: str) -> tuple[Any, list[str]]:
+        if self.jwks_client is not None:
+            return self.jwks_client.get_signing_key_from_jwt(token).key, _ASYMMETRIC
+        assert self.secret is not None  # __post_init__ guarantees one of the two
+        return self.secret, ["HS256"]
+
+    def subject(self, token: str) -> str:
+        try:
+            key, algorithms = self._key_for(token)
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=algorithms,
+                audience=self.audience,
+                leeway=self.leeway_seconds,
+                options={"require": ["sub", "exp"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise unauthorized("token has expired", "token_expired") from None
+        except jwt.PyJWKClientError:
+            raise unauthorized("token signing key is unknown", "token_invalid") from None
+        except jwt.InvalidTokenError as exc:
+            raise unauthorized(f"token is invalid: {exc}", "token_invalid") from None
+        subject = claims["sub"]
+        if not isinstance(subject, str) or not 0 < len(subject) <= _MAX_SUB_LENGTH:
+            raise unauthorized("token subject must be a non-empty string", "token_invalid")
+        return subject
+
+
+def bearer_token(request: Request) -> str:
+    header = request.headers.get("authorization")
+    if not header:
+        raise unauthorized("missing bearer token", "token_missing")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise unauthorized("authorization header must be 'Bearer <token>'", "token_missing")
+    return token.strip()
+
+
+def current_user(request: Request) -> str:
+    """FastAPI dependency: the authenticated user id (the token's `sub`)."""
+    verifier: TokenVerifier = request.app.state.token_verifier
+    return verifier.subject(bearer_token(request))
+
+
+CurrentUser = Annotated[str, Depends(current_user)]

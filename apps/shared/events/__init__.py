@@ -1,0 +1,1 @@
+"""Event contracts (architecture §4): envelope, JSON Schemas, topics and the outbox writer."""

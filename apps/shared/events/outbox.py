@@ -1,0 +1,59 @@
+"""The outbox writer: validate the envelope, then add its row to the caller's transaction.
+
+Nothing here commits. The row becomes visible exactly when the change it describes
+does, and disappears with it on rollback, which is what makes delivery lossless.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from apps.shared.events.contracts import TOPIC_OF, new_envelope
+from apps.shared.events.validation import validate_envelope
+from apps.shared.models import OutboxEvent
+
+
+def outbox_row(
+    *,
+    event_type: str,
+    data: Mapping[str, Any],
+    partition_key: str,
+    event_id: uuid.UUID | None = None,
+    timestamp: datetime | None = None,
+) -> OutboxEvent:
+    """Build a validated outbox row (raises `EventSchemaError` before anything is written)."""
+    envelope = new_envelope(event_type, data, event_id=event_id, timestamp=timestamp)
+    validate_envelope(envelope)
+    return OutboxEvent(
+        event_id=uuid.UUID(envelope["event_id"]),
+        event_type=event_type,
+        topic=TOPIC_OF[event_type],
+        partition_key=partition_key,
+        payload=envelope,
+    )
+
+
+def write_event(
+    session: AsyncSession,
+    *,
+    event_type: str,
+    data: Mapping[str, Any],
+    partition_key: str,
+    event_id: uuid.UUID | None = None,
+    timestamp: datetime | None = None,
+) -> OutboxEvent:
+    """Validate and add an event to `session`'s transaction; the caller commits."""
+    row = outbox_row(
+        event_type=event_type,
+        data=data,
+        partition_key=partition_key,
+        event_id=event_id,
+        timestamp=timestamp,
+    )
+    session.add(row)
+    return row

@@ -1,0 +1,89 @@
+"""JSON logs through structlog, with the request id bound per request and secrets redacted.
+
+Standard-library records (uvicorn, alembic, ...) go through the same renderer, so a
+service writes one JSON object per line whatever produced the message.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+
+# Keys whose values are never written, whatever logged them.
+_SECRET_KEY = re.compile(r"(pass(word)?|secret|token|authorization|api[_-]?key|cookie)", re.I)
+# user:password@ in connection URLs that end up inside messages.
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")
+REDACTED = "[redacted]"
+
+
+def redact_secrets(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: blank out secret-looking keys and URL passwords."""
+    for key, value in list(event_dict.items()):
+        if _SECRET_KEY.search(key):
+            event_dict[key] = REDACTED
+        elif isinstance(value, str) and "://" in value:
+            event_dict[key] = _URL_PASSWORD.sub(rf"\1{REDACTED}@", value)
+    return event_dict
+
+
+def configure_logging(service: str, level: str = "INFO") -> None:
+    """Route structlog and stdlib logging to JSON lines on stdout, tagged with `service`."""
+    shared: list[structlog.types.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _add_service(service),
+        redact_secrets,
+    ]
+    structlog.configure(
+        processors=[
+            *shared,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            structlog.processors.JSONRenderer(),
+        ],
+    )
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # uvicorn installs its own handlers; let its records reach ours instead.
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        uvicorn_logger = logging.getLogger(name)
+        uvicorn_logger.handlers.clear()
+        uvicorn_logger.propagate = True
+    # Our middleware logs each request with its id; uvicorn's access line would repeat it.
+    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+
+
+def _add_service(service: str) -> structlog.types.Processor:
+    def add(
+        _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        event_dict.setdefault("service", service)
+        return event_dict
+
+    return add
+
+
+def get_logger(name: str) -> structlog.stdlib.BoundLogger:
+    logger: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger(name)
+    return logger

@@ -1,0 +1,62 @@
+"""What every service app has: error handlers, request ids, metrics, health and readiness."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from apps.shared.db import create_db_engine, database_reachable, make_session_factory
+from apps.shared.errors import install_error_handlers
+from apps.shared.metrics import HttpMetricsMiddleware, add_metrics_route
+from apps.shared.request_context import RequestContextMiddleware
+from apps.shared.settings import ServiceSettings
+
+
+class Health(BaseModel):
+    status: str
+
+
+def install_common(app: FastAPI, *, service: str) -> None:
+    """Error handlers, request-id and metrics middleware, /healthz, /readyz and /metrics.
+
+    `/readyz` reports ready when `app.state.engine` (set by `open_database`) answers.
+    """
+    install_error_handlers(app)
+    # Added last = outermost: the request id is bound before metrics and routes run.
+    app.add_middleware(HttpMetricsMiddleware, service=service)
+    app.add_middleware(RequestContextMiddleware)
+    add_metrics_route(app)
+
+    @app.get("/healthz", tags=["ops"], response_model=Health)
+    async def healthz() -> Health:
+        return Health(status="ok")
+
+    @app.get(
+        "/readyz",
+        tags=["ops"],
+        response_model=Health,
+        responses={503: {"model": Health, "description": "database unreachable"}},
+    )
+    async def readyz(request: Request) -> Health | JSONResponse:
+        engine = getattr(request.app.state, "engine", None)
+        if engine is None or not await database_reachable(engine):
+            return JSONResponse({"status": "database unreachable"}, status_code=503)
+        return Health(status="ok")
+
+
+@asynccontextmanager
+async def open_database(app: FastAPI, settings: ServiceSettings) -> AsyncIterator[None]:
+    """Put `engine` and `session_factory` on `app.state` for the app's lifetime."""
+    engine = create_db_engine(
+        settings.database_url.get_secret_value(), pool_size=settings.db_pool_size
+    )
+    app.state.engine = engine
+    app.state.session_factory = make_session_factory(engine)
+    try:
+        yield
+    finally:
+        await engine.dispose()

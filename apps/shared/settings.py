@@ -1,0 +1,79 @@
+"""Settings every service reads from its environment (pydantic-settings).
+
+Each service subclasses `ServiceSettings` and loads it once, at startup, through
+`load_settings`, which turns a validation failure into one message naming every
+offending environment variable, so a misconfigured pod fails loudly and clearly.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, TypeVar
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_core import ErrorDetails
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+AppEnv = Literal["dev", "test", "staging", "prod"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+class SettingsError(RuntimeError):
+    """The environment does not hold a valid configuration for the service."""
+
+
+class ServiceSettings(BaseSettings):
+    """What every service needs: its database, logging and the Dapr → app token."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+
+    database_url: SecretStr = Field(description="plain postgresql:// URL of the service's database")
+    log_level: LogLevel = "INFO"
+    app_env: AppEnv = "dev"
+    app_api_token: SecretStr | None = Field(
+        default=None, description="token Dapr sends in the dapr-api-token header"
+    )
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().startswith(_POSTGRES_SCHEMES):
+            raise ValueError("must be a postgresql:// URL")
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
+
+
+def load_settings(settings_cls: type[SettingsT]) -> SettingsT:
+    """Read `settings_cls` from the environment or raise `SettingsError` naming each variable.
+
+    The message never repeats the offending value: it may be a secret.
+    """
+    try:
+        return settings_cls()
+    except ValidationError as exc:
+        problems = [
+            f"{_env_name(error['loc'])}: {_reason(error)}"
+            for error in exc.errors(include_input=False, include_url=False)
+        ]
+        raise SettingsError(
+            f"invalid configuration for {settings_cls.__name__}: " + "; ".join(problems)
+        ) from None
+
+
+def _env_name(loc: tuple[int | str, ...]) -> str:
+    return "_".join(str(part) for part in loc).upper() or "(settings)"
+
+
+def _reason(error: ErrorDetails) -> str:
+    if error["type"] == "missing":
+        return "is required but not set"
+    return error["msg"]
