@@ -1,0 +1,472 @@
+"""Metrics, alerts and dashboards: kube-prometheus-stack plus the Todo system's own parts.
+
+One Helm release (`kube-prometheus-stack`, pinned) installs the Prometheus operator and its
+CRDs, Prometheus, Grafana, kube-state-metrics and (on cloud stacks) Alertmanager. Next to it
+this component creates what the chart does not know about: the Grafana admin credentials
+(a generated password in a Kubernetes Secret), PodMonitors for the Dapr sidecars and the
+Strimzi Kafka pods, the alert rules and the dashboards. The rules and dashboards are data
+files under `infra/observability/` so that they can be reviewed (and their PromQL checked)
+on their own.
+
+Prometheus is told to select every ServiceMonitor, PodMonitor and PrometheusRule in every
+namespace, so the apps' ServiceMonitors need no chart-specific `release` label.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+import yaml
+
+CHART = "kube-prometheus-stack"
+CHART_VERSION = "88.5.3"
+CHART_REPO = "https://prometheus-community.github.io/helm-charts"
+RELEASE_NAME = "kube-prometheus-stack"
+"""Fixed, so that the names the chart derives from it (Services, labels) are predictable."""
+
+GRAFANA_SERVICE = f"{RELEASE_NAME}-grafana"
+GRAFANA_SERVICE_PORT = 80
+GRAFANA_CONTAINER_PORT = 3000
+GRAFANA_ADMIN_SECRET = "grafana-admin"
+DASHBOARD_LABEL = ("grafana_dashboard", "1")
+"""The Grafana dashboards sidecar loads ConfigMaps carrying this label (chart default)."""
+
+PROMETHEUS_POD_LABELS = {"app.kubernetes.io/name": "prometheus"}
+"""Labels the operator puts on Prometheus pods: what NetworkPolicies admit for scraping."""
+GRAFANA_POD_LABELS = {"app.kubernetes.io/name": "grafana"}
+
+DAPR_METRICS_PORT_NAME = "dapr-metrics"
+"""The daprd container's metrics port (9090) as the injector names it."""
+
+DATA_DIR = Path(__file__).resolve().parent.parent / "observability"
+DASHBOARDS_DIR = DATA_DIR / "dashboards"
+ALERT_RULES_FILE = DATA_DIR / "alert-rules.yaml"
+NAMESPACES_PLACEHOLDER = "__APPS_NAMESPACES__"
+"""Stands in the rules file for the regex of the apps' namespaces."""
+
+DEFAULT_PROMETHEUS_RESOURCES: Mapping[str, Any] = {
+    "requests": {"cpu": "100m", "memory": "400Mi"},
+    "limits": {"memory": "1Gi"},
+}
+DEFAULT_GRAFANA_RESOURCES: Mapping[str, Any] = {
+    "requests": {"cpu": "50m", "memory": "128Mi"},
+    "limits": {"memory": "256Mi"},
+}
+
+# Small, fixed footprints for the parts whose load does not grow with the stack.
+_OPERATOR_RESOURCES = {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}
+_KSM_RESOURCES = {"requests": {"cpu": "20m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}
+_SIDECAR_RESOURCES = {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}}
+_ALERTMANAGER_RESOURCES = {
+    "requests": {"cpu": "10m", "memory": "64Mi"},
+    "limits": {"memory": "128Mi"},
+}
+
+
+@dataclass(frozen=True)
+class ObservabilityArgs:
+    """Inputs of the observability component."""
+
+    namespace: pulumi.Input[str]
+    """Namespace of the monitoring stack, its Secret, dashboards, rules and PodMonitors."""
+    apps_namespaces: pulumi.Input[Sequence[str]]
+    """Namespaces of the Todo services: the pods-not-ready alert watches these."""
+    retention: pulumi.Input[str] = "2d"
+    """How long Prometheus keeps samples (a Prometheus duration, e.g. `2d`, `15d`)."""
+    retention_size: pulumi.Input[str] = ""
+    """Size cap of the TSDB (e.g. `18GiB`); empty for none. Keep it below the volume size."""
+    storage_size: pulumi.Input[str] = ""
+    """Size of Prometheus's PersistentVolumeClaim; empty keeps data in an emptyDir."""
+    storage_class: pulumi.Input[str] = ""
+    """StorageClass of that claim; empty for the cluster default."""
+    alertmanager: pulumi.Input[bool] = False
+    """Run Alertmanager (cloud stacks); off on minikube to save memory."""
+    grafana_url: pulumi.Input[str] = ""
+    """External URL Grafana is served at (for its links and redirects); empty if none."""
+    gateway_namespace: pulumi.Input[str] = ""
+    """Namespace of the ingress gateway, admitted to Grafana's port; empty for none."""
+    prometheus_resources: pulumi.Input[Mapping[str, Any]] = field(
+        default_factory=lambda: DEFAULT_PROMETHEUS_RESOURCES
+    )
+    """Requests and limits of the Prometheus container."""
+    grafana_resources: pulumi.Input[Mapping[str, Any]] = field(
+        default_factory=lambda: DEFAULT_GRAFANA_RESOURCES
+    )
+    """Requests and limits of the Grafana container."""
+
+
+def namespaces_regex(namespaces: Sequence[str]) -> str:
+    """An anchored-by-PromQL regex matching exactly these namespace names."""
+    if not namespaces:
+        raise ValueError("apps_namespaces must name at least one namespace")
+    return "|".join(re.escape(ns) for ns in sorted(set(namespaces)))
+
+
+def load_alert_rules(apps_namespaces: Sequence[str]) -> list[dict[str, Any]]:
+    """The rule groups of the Todo PrometheusRule, with the apps' namespaces filled in."""
+    text = ALERT_RULES_FILE.read_text().replace(
+        NAMESPACES_PLACEHOLDER, namespaces_regex(apps_namespaces)
+    )
+    document = yaml.safe_load(text)
+    groups: list[dict[str, Any]] = document["groups"]
+    return groups
+
+
+def load_dashboards() -> dict[str, str]:
+    """Dashboard JSON by file stem, re-serialised compactly (and so checked to be JSON)."""
+    return {
+        path.stem: json.dumps(json.loads(path.read_text()), separators=(",", ":"))
+        for path in sorted(DASHBOARDS_DIR.glob("*.json"))
+    }
+
+
+def chart_values(
+    *,
+    admin_secret: str,
+    dashboards_namespace: str,
+    retention: str,
+    retention_size: str,
+    storage_size: str,
+    storage_class: str,
+    alertmanager: bool,
+    grafana_url: str,
+    prometheus_resources: Mapping[str, Any],
+    grafana_resources: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Values for kube-prometheus-stack. Every key exists in the chart's values file."""
+    prometheus_spec: dict[str, Any] = {
+        # Explicitly empty selectors, with the "nil uses Helm values" shortcut off, mean
+        # "everything in every namespace": the apps' monitors need no release label.
+        "serviceMonitorSelectorNilUsesHelmValues": False,
+        "serviceMonitorSelector": {},
+        "serviceMonitorNamespaceSelector": {},
+        "podMonitorSelectorNilUsesHelmValues": False,
+        "podMonitorSelector": {},
+        "podMonitorNamespaceSelector": {},
+        "ruleSelectorNilUsesHelmValues": False,
+        "ruleSelector": {},
+        "ruleNamespaceSelector": {},
+        "probeSelectorNilUsesHelmValues": False,
+        "scrapeConfigSelectorNilUsesHelmValues": False,
+        "retention": retention,
+        "retentionSize": retention_size,
+        "walCompression": True,
+        "resources": dict(prometheus_resources),
+    }
+    if storage_size:
+        claim_spec: dict[str, Any] = {
+            "accessModes": ["ReadWriteOnce"],
+            "resources": {"requests": {"storage": storage_size}},
+        }
+        if storage_class:
+            claim_spec["storageClassName"] = storage_class
+        prometheus_spec["storageSpec"] = {"volumeClaimTemplate": {"spec": claim_spec}}
+
+    grafana_ini: dict[str, Any] = {
+        "analytics": {"check_for_updates": False, "reporting_enabled": False},
+        "users": {"allow_sign_up": False},
+        "auth.anonymous": {"enabled": False},
+    }
+    if grafana_url:
+        grafana_ini["server"] = {"root_url": grafana_url}
+
+    return {
+        "crds": {"enabled": True},
+        "defaultRules": {
+            "create": True,
+            # Managed control planes (DOKS) and minikube do not expose these components to
+            # Prometheus; their rules would only ever report missing targets.
+            "rules": {
+                "etcd": False,
+                "kubeControllerManager": False,
+                "kubeProxy": False,
+                "kubeSchedulerAlerting": False,
+                "kubeSchedulerRecording": False,
+                "nodeExporterAlerting": False,
+                "nodeExporterRecording": False,
+                "node": False,
+                "windows": False,
+            },
+        },
+        "kubeEtcd": {"enabled": False},
+        "kubeControllerManager": {"enabled": False},
+        "kubeScheduler": {"enabled": False},
+        "kubeProxy": {"enabled": False},
+        # node-exporter needs hostNetwork/hostPID/hostPath, which the restricted Pod
+        # Security profile of the monitoring namespace forbids; DigitalOcean's own agent
+        # reports node metrics on cloud stacks.
+        "nodeExporter": {"enabled": False},
+        "windowsMonitoring": {"enabled": False},
+        "alertmanager": {
+            "enabled": alertmanager,
+            "alertmanagerSpec": {"resources": _ALERTMANAGER_RESOURCES},
+        },
+        "prometheusOperator": {"resources": _OPERATOR_RESOURCES},
+        "prometheus": {"prometheusSpec": prometheus_spec},
+        "kube-state-metrics": {"resources": _KSM_RESOURCES},
+        "grafana": {
+            "admin": {
+                "existingSecret": admin_secret,
+                "userKey": "admin-user",
+                "passwordKey": "admin-password",
+            },
+            "sidecar": {
+                "dashboards": {
+                    "enabled": True,
+                    "label": DASHBOARD_LABEL[0],
+                    "labelValue": DASHBOARD_LABEL[1],
+                    "searchNamespace": dashboards_namespace,
+                },
+                # Keys of the grafana subchart (not in kube-prometheus-stack's file).
+                "resources": _SIDECAR_RESOURCES,
+            },
+            # Keys of the grafana subchart (not in kube-prometheus-stack's file).
+            "resources": dict(grafana_resources),
+            "testFramework": {"enabled": False},
+            "grafana.ini": grafana_ini,
+        },
+    }
+
+
+class Observability(pulumi.ComponentResource):
+    """kube-prometheus-stack with the Todo system's monitors, alert rules and dashboards."""
+
+    release: k8s.helm.v3.Release
+    """The Helm release; it installs the monitoring CRDs, so custom resources depend on it."""
+    grafana_service: pulumi.Output[str]
+    """Name of Grafana's Service (port `GRAFANA_SERVICE_PORT`) in `namespace`."""
+    namespace: pulumi.Output[str]
+    """The monitoring namespace."""
+
+    def __init__(
+        self, name: str, args: ObservabilityArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("todo:observability:Observability", name, None, opts)
+        self._name = name
+        self.namespace = pulumi.Output.from_input(args.namespace)
+
+        admin_secret = self._create_grafana_admin(args)
+        self.release = self._create_release(args, admin_secret)
+        self._create_monitors()
+        self._create_rules(args)
+        self._create_dashboards()
+        self._create_network_policies(args)
+
+        self.grafana_service = pulumi.Output.all(self.release.status, self.namespace).apply(
+            lambda _: GRAFANA_SERVICE
+        )
+        self.register_outputs(
+            {
+                "namespace": self.namespace,
+                "release": self.release.status.name,
+                "grafana_service": self.grafana_service,
+            }
+        )
+
+    def _child(self, **kwargs: Any) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(parent=self, **kwargs)
+
+    def _create_grafana_admin(self, args: ObservabilityArgs) -> k8s.core.v1.Secret:
+        password = random.RandomPassword(
+            f"{self._name}-grafana-password",
+            length=32,
+            special=False,
+            opts=self._child(),
+        )
+        return k8s.core.v1.Secret(
+            f"{self._name}-grafana-admin",
+            metadata={
+                "name": GRAFANA_ADMIN_SECRET,
+                "namespace": args.namespace,
+                "labels": {"app.kubernetes.io/part-of": "todo"},
+            },
+            type="Opaque",
+            string_data={"admin-user": "admin", "admin-password": password.result},
+            opts=self._child(),
+        )
+
+    def _create_release(
+        self, args: ObservabilityArgs, admin_secret: k8s.core.v1.Secret
+    ) -> k8s.helm.v3.Release:
+        values = pulumi.Output.all(
+            admin_secret=admin_secret.metadata.name,
+            namespace=args.namespace,
+            retention=args.retention,
+            retention_size=args.retention_size,
+            storage_size=args.storage_size,
+            storage_class=args.storage_class,
+            alertmanager=args.alertmanager,
+            grafana_url=args.grafana_url,
+            prometheus_resources=args.prometheus_resources,
+            grafana_resources=args.grafana_resources,
+        ).apply(
+            lambda v: chart_values(
+                admin_secret=v["admin_secret"],
+                dashboards_namespace=v["namespace"],
+                retention=v["retention"],
+                retention_size=v["retention_size"],
+                storage_size=v["storage_size"],
+                storage_class=v["storage_class"],
+                alertmanager=bool(v["alertmanager"]),
+                grafana_url=v["grafana_url"],
+                prometheus_resources=v["prometheus_resources"],
+                grafana_resources=v["grafana_resources"],
+            )
+        )
+        return k8s.helm.v3.Release(
+            f"{self._name}-stack",
+            name=RELEASE_NAME,
+            chart=CHART,
+            version=CHART_VERSION,
+            repository_opts={"repo": CHART_REPO},
+            namespace=args.namespace,
+            values=values,
+            # The chart's admission webhook and CRDs come up through hooks; give them time,
+            # and roll back a failed upgrade rather than leave half a monitoring stack.
+            timeout=900,
+            atomic=True,
+            cleanup_on_fail=True,
+            max_history=5,
+            opts=self._child(),
+        )
+
+    def _create_monitors(self) -> None:
+        crds = self._child(depends_on=[self.release])
+        k8s.apiextensions.CustomResource(
+            f"{self._name}-dapr-sidecars",
+            api_version="monitoring.coreos.com/v1",
+            kind="PodMonitor",
+            metadata={"name": "dapr-sidecars", "namespace": self.namespace},
+            spec={
+                # The injector labels every pod it adds a sidecar to with metrics on.
+                "selector": {"matchLabels": {"dapr.io/metrics-enabled": "true"}},
+                "namespaceSelector": {"any": True},
+                "podMetricsEndpoints": [
+                    {"port": DAPR_METRICS_PORT_NAME, "path": "/", "interval": "30s"}
+                ],
+            },
+            opts=crds,
+        )
+        k8s.apiextensions.CustomResource(
+            f"{self._name}-strimzi-kafka",
+            api_version="monitoring.coreos.com/v1",
+            kind="PodMonitor",
+            metadata={"name": "strimzi-kafka", "namespace": self.namespace},
+            spec={
+                # Kafka Exporter (consumer lag, offsets) and, where enabled, the brokers'
+                # JMX exporter both serve on the port Strimzi names tcp-prometheus.
+                "selector": {"matchLabels": {"strimzi.io/kind": "Kafka"}},
+                "namespaceSelector": {"any": True},
+                "podMetricsEndpoints": [
+                    {"port": "tcp-prometheus", "path": "/metrics", "interval": "30s"}
+                ],
+            },
+            opts=crds,
+        )
+
+    def _create_rules(self, args: ObservabilityArgs) -> None:
+        groups = pulumi.Output.from_input(args.apps_namespaces).apply(
+            lambda namespaces: load_alert_rules(list(namespaces))
+        )
+        k8s.apiextensions.CustomResource(
+            f"{self._name}-alerts",
+            api_version="monitoring.coreos.com/v1",
+            kind="PrometheusRule",
+            metadata={
+                "name": "todo-alerts",
+                "namespace": self.namespace,
+                "labels": {"app.kubernetes.io/part-of": "todo"},
+            },
+            spec={"groups": groups},
+            opts=self._child(depends_on=[self.release]),
+        )
+
+    def _create_dashboards(self) -> None:
+        # Plain ConfigMaps: the Grafana sidecar picks them up whenever they appear, so they
+        # need not wait for the release.
+        for stem, content in load_dashboards().items():
+            k8s.core.v1.ConfigMap(
+                f"{self._name}-dashboard-{stem}",
+                metadata={
+                    "name": f"todo-dashboard-{stem}",
+                    "namespace": self.namespace,
+                    "labels": {
+                        DASHBOARD_LABEL[0]: DASHBOARD_LABEL[1],
+                        "app.kubernetes.io/part-of": "todo",
+                    },
+                },
+                data={f"todo-{stem}.json": content},
+                opts=self._child(),
+            )
+
+    def _create_network_policies(self, args: ObservabilityArgs) -> None:
+        """Allows for the monitoring namespace, on top of its default-deny policies."""
+        self._network_policy(
+            "namespace",
+            "allow-namespace-and-egress",
+            {
+                "podSelector": {},
+                "policyTypes": ["Ingress", "Egress"],
+                "ingress": [{"from": [{"podSelector": {}}]}],
+                # Prometheus scrapes pods in every namespace and the kubelets on the nodes;
+                # the operator, kube-state-metrics and Grafana's sidecar watch the API
+                # server. None of that has a selectable fixed address.
+                "egress": [{}],
+            },
+        )
+        self._network_policy(
+            "operator-webhook",
+            "allow-operator-webhook",
+            {
+                # The API server calls the PrometheusRule admission webhook from outside the
+                # pod network.
+                "podSelector": {"matchLabels": {"app": f"{RELEASE_NAME}-operator"}},
+                "policyTypes": ["Ingress"],
+                "ingress": [{"ports": [{"protocol": "TCP", "port": 10250}]}],
+            },
+        )
+        if args.gateway_namespace == "":
+            return
+        self._network_policy(
+            "gateway-to-grafana",
+            "allow-gateway-to-grafana",
+            {
+                "podSelector": {"matchLabels": GRAFANA_POD_LABELS},
+                "policyTypes": ["Ingress"],
+                "ingress": [
+                    {
+                        "from": [
+                            {
+                                "namespaceSelector": {
+                                    "matchLabels": {
+                                        "kubernetes.io/metadata.name": args.gateway_namespace
+                                    }
+                                }
+                            }
+                        ],
+                        "ports": [{"protocol": "TCP", "port": GRAFANA_CONTAINER_PORT}],
+                    }
+                ],
+            },
+        )
+
+    def _network_policy(self, role: str, policy_name: str, spec: dict[str, Any]) -> None:
+        metadata: dict[str, Any] = {
+            "name": policy_name,
+            "namespace": self.namespace,
+            "labels": {"app.kubernetes.io/part-of": "todo"},
+        }
+        k8s.networking.v1.NetworkPolicy(
+            f"{self._name}-{role}",
+            metadata=cast(k8s.meta.v1.ObjectMetaArgsDict, metadata),
+            spec=cast(k8s.networking.v1.NetworkPolicySpecArgsDict, spec),
+            opts=self._child(),
+        )
