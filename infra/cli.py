@@ -1,0 +1,136 @@
+"""`todo-infra`: offline plans, cost estimates, and the delivery commands.
+
+Adding a command from another module (e.g. `todo-infra diff` in `infra/diff.py`):
+define `register(app: typer.Typer) -> None` in that module, which adds its commands
+with `@app.command()`, and list the module in `COMMAND_MODULES` below. Keep heavy
+imports (pulumi, the Automation API) inside the command functions so that
+`todo-infra --help` and the other commands stay fast. Exit with code 2 (`typer.Exit(2)`)
+for a user's mistake, after printing what to fix.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+_STARTED = time.perf_counter()
+
+COMMAND_MODULES: tuple[str, ...] = ("infra.diff", "infra.ephemeral")
+"""Modules that add commands through `register(app)`; a module not written yet is skipped."""
+
+app = typer.Typer(
+    name="todo-infra",
+    help="Offline plans, cost estimates and delivery tools for the Todo platform.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+errors = Console(stderr=True)
+
+StackOption = Annotated[str, typer.Option("--stack", "-s", help="Stack name, e.g. minikube.")]
+
+
+def _process_seconds() -> float:
+    """Seconds since this process started (interpreter start-up included), if known."""
+    try:
+        with open("/proc/self/stat") as stat_file:
+            start_ticks = int(stat_file.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime") as uptime_file:
+            uptime = float(uptime_file.read().split()[0])
+        import os
+
+        return uptime - start_ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return time.perf_counter() - _STARTED
+
+
+def _prepare_imports() -> None:
+    """Make the Pulumi SDKs cheap to import before anything imports them."""
+    from infra.plan import bytecode_cache, lazy_sdk
+
+    bytecode_cache.enable()
+    lazy_sdk.install()
+
+
+@app.command()
+def plan(
+    stack: StackOption,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Output folder (default: build/plan/<stack>)."),
+    ] = None,
+) -> None:
+    """Run the real program offline under mocks; write resources.json, manifests/, graph.mmd."""
+    _prepare_imports()
+    from infra.cost import estimate
+    from infra.plan.artifacts import write_plan
+    from infra.plan.build import PlanUserError, default_out_dir, execute
+    from infra.plan.checks import policy_violations
+    from infra.plan.footprint import compute_footprint
+    from infra.plan.summary import print_plan
+
+    try:
+        result = execute(stack)
+    except PlanUserError as error:
+        errors.print(f"[red]error:[/red] stack {stack!r}: {error}")
+        raise typer.Exit(2) from None
+    out_dir = out or default_out_dir(stack)
+    write_plan(result.run, result.objects, result.critical, out_dir)
+    footprint = compute_footprint(result.objects)
+    cost = estimate(result.run.resources, result.objects)
+    violations = policy_violations(result)
+    print_plan(
+        console,
+        result,
+        out_dir=out_dir,
+        total_seconds=_process_seconds(),
+        footprint=footprint,
+        cost=cost,
+        violations=violations,
+    )
+    if violations:
+        raise typer.Exit(1)
+
+
+@app.command()
+def cost(stack: StackOption) -> None:
+    """Monthly cost estimate of a stack from DigitalOcean's list prices (planned offline)."""
+    _prepare_imports()
+    from infra.cost import estimate, load_prices
+    from infra.plan.build import PlanUserError, execute
+    from infra.plan.summary import print_cost
+
+    try:
+        result = execute(stack)
+    except PlanUserError as error:
+        errors.print(f"[red]error:[/red] stack {stack!r}: {error}")
+        raise typer.Exit(2) from None
+    prices = load_prices()
+    print_cost(
+        console, stack, estimate(result.run.resources, result.objects, prices), prices.sources
+    )
+
+
+def _register_commands() -> None:
+    for module_name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as error:
+            if error.name == module_name:
+                continue  # not written yet
+            raise
+        register = getattr(module, "register", None)
+        if callable(register):  # a module without register() has not opted in yet
+            register(app)
+
+
+_register_commands()
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,431 @@
+"""What the planned system asks the scheduler for: CPU and memory requests of every pod.
+
+Method. Requests, not limits or usage, decide whether pods fit on a node, so the
+footprint is the sum of requests of everything that runs steadily:
+
+- the program's own workloads: Deployments (the HPA's `minReplicas` when an HPA scales
+  them), StatefulSets, DaemonSets (once per node) and bare Pods; a pod's request is
+  `max(sum(containers) + restartable init containers, largest init container)`, as the
+  scheduler computes it, plus the Dapr sidecar when the pod is annotated for one (its
+  `dapr.io/sidecar-*-request` annotations); Jobs are listed apart, they release their
+  requests when they finish;
+- operator-managed pods the program declares through custom resources: Strimzi's
+  brokers/controllers (KafkaNodePool replicas × resources), entity operator, exporter,
+  Cruise Control; Envoy Gateway's proxy per Gateway (EnvoyProxy resources, else Envoy
+  Gateway's own defaults);
+- Helm releases' pods, from the release's values merged over the chart's default values
+  (`infra.plan.reference`), by a small model of each chart's workloads.
+
+Containers with no request reserve nothing; they are counted and named, not guessed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from infra.plan.objects import KubernetesObject, helm_release_values
+from infra.plan.quantities import GIB, MIB, QuantityError, bytes_of, millicores
+from infra.plan.reference import chart_defaults, deep_merge
+
+# `minikube start --cpus 4 --memory 8g`.
+MINIKUBE_CPU_M = 4000
+MINIKUBE_MEMORY = 8 * GIB
+# What a kubeadm-style control plane and minikube's add-ons request on that node:
+# kube-apiserver 250m, kube-controller-manager 200m, kube-scheduler 100m, etcd
+# 100m/100Mi, coredns 100m/70Mi.
+SYSTEM_CPU_M = 750
+SYSTEM_MEMORY = 170 * MIB
+
+# Envoy Gateway's defaults for the proxy Deployment it creates per Gateway.
+ENVOY_PROXY_DEFAULT_CPU_M = 100
+ENVOY_PROXY_DEFAULT_MEMORY = 512 * MIB
+
+
+@dataclass(frozen=True)
+class Requests:
+    cpu_m: int = 0
+    memory: int = 0
+    unrequested: tuple[str, ...] = ()
+    """Containers that set no CPU or no memory request."""
+
+    def __add__(self, other: Requests) -> Requests:
+        return Requests(
+            self.cpu_m + other.cpu_m,
+            self.memory + other.memory,
+            self.unrequested + other.unrequested,
+        )
+
+
+@dataclass(frozen=True)
+class PodGroup:
+    """Identical pods from one source."""
+
+    source: str
+    replicas: int
+    per_pod: Requests
+    per_node: bool = False
+    transient: bool = False
+
+
+@dataclass
+class Footprint:
+    groups: list[PodGroup] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    nodes: int = 1
+
+    def _count(self, group: PodGroup) -> int:
+        return group.replicas * (self.nodes if group.per_node else 1)
+
+    @property
+    def steady(self) -> list[PodGroup]:
+        return [group for group in self.groups if not group.transient]
+
+    @property
+    def cpu_m(self) -> int:
+        return sum(self._count(g) * g.per_pod.cpu_m for g in self.steady)
+
+    @property
+    def memory(self) -> int:
+        return sum(self._count(g) * g.per_pod.memory for g in self.steady)
+
+    @property
+    def pods(self) -> int:
+        return sum(self._count(g) for g in self.steady)
+
+    @property
+    def unrequested(self) -> list[str]:
+        return [
+            f"{group.source}: {container}"
+            for group in self.steady
+            for container in group.per_pod.unrequested
+        ]
+
+    def fits(self, cpu_m: int = MINIKUBE_CPU_M, memory: int = MINIKUBE_MEMORY) -> bool:
+        return self.cpu_m + SYSTEM_CPU_M <= cpu_m and self.memory + SYSTEM_MEMORY <= memory
+
+
+def _get(values: Mapping[str, Any], path: str, default: Any = None) -> Any:
+    current: Any = values
+    for key in path.split("."):
+        if not isinstance(current, Mapping) or key not in current:
+            return default
+        current = current[key]
+    return current
+
+
+def container_requests(container: Mapping[str, Any], label: str) -> Requests:
+    requests = _get(container, "resources.requests", {}) or {}
+    limits = _get(container, "resources.limits", {}) or {}
+    # Kubernetes defaults a missing request to the limit when a limit is set.
+    cpu = requests.get("cpu", limits.get("cpu"))
+    memory = requests.get("memory", limits.get("memory"))
+    try:
+        cpu_m = millicores(cpu) if cpu is not None else 0
+        memory_b = bytes_of(memory) if memory is not None else 0
+    except QuantityError:
+        cpu_m, memory_b = 0, 0
+    missing = () if cpu is not None and memory is not None else (label,)
+    return Requests(cpu_m, memory_b, missing)
+
+
+def resources_requests(resources: Any, label: str) -> Requests:
+    """Requests from a bare `resources:` block (Helm values, CR specs)."""
+    return container_requests({"resources": resources or {}}, label)
+
+
+def _dapr_sidecar(annotations: Mapping[str, Any]) -> Requests:
+    if str(annotations.get("dapr.io/enabled", "")).lower() != "true":
+        return Requests()
+    sidecar = {
+        "resources": {
+            "requests": {
+                key: annotations[f"dapr.io/sidecar-{key}-request"]
+                for key in ("cpu", "memory")
+                if f"dapr.io/sidecar-{key}-request" in annotations
+            },
+            "limits": {
+                key: annotations[f"dapr.io/sidecar-{key}-limit"]
+                for key in ("cpu", "memory")
+                if f"dapr.io/sidecar-{key}-limit" in annotations
+            },
+        }
+    }
+    return container_requests(sidecar, "daprd (sidecar)")
+
+
+def pod_requests(template: Mapping[str, Any]) -> Requests:
+    """The scheduler's view of one pod built from a pod template (or a Pod)."""
+    spec = template.get("spec") or {}
+    annotations = _get(template, "metadata.annotations", {}) or {}
+    app = Requests()
+    for container in spec.get("containers") or []:
+        app += container_requests(container, str(container.get("name", "?")))
+    largest_init = Requests()
+    for container in spec.get("initContainers") or []:
+        requests = container_requests(container, f"{container.get('name', '?')} (init)")
+        if container.get("restartPolicy") == "Always":  # a native sidecar runs throughout
+            app += requests
+        elif (requests.cpu_m, requests.memory) > (largest_init.cpu_m, largest_init.memory):
+            largest_init = requests
+    app += _dapr_sidecar(annotations)
+    return Requests(
+        max(app.cpu_m, largest_init.cpu_m),
+        max(app.memory, largest_init.memory),
+        app.unrequested,
+    )
+
+
+def _label(obj: KubernetesObject) -> str:
+    return f"{obj.kind} {obj.namespace + '/' if obj.namespace else ''}{obj.name}"
+
+
+def _hpa_min_replicas(objects: Iterable[KubernetesObject]) -> dict[tuple[str | None, str], int]:
+    scaled: dict[tuple[str | None, str], int] = {}
+    for obj in objects:
+        if obj.kind == "HorizontalPodAutoscaler":
+            target = _get(obj.body, "spec.scaleTargetRef", {}) or {}
+            minimum = int(_get(obj.body, "spec.minReplicas", 1) or 1)
+            scaled[(obj.namespace, str(target.get("name")))] = minimum
+    return scaled
+
+
+def _workload_groups(objects: list[KubernetesObject]) -> list[PodGroup]:
+    hpa = _hpa_min_replicas(objects)
+    groups: list[PodGroup] = []
+    for obj in objects:
+        template = _get(obj.body, "spec.template", {}) or {}
+        if obj.kind == "Deployment":
+            replicas = hpa.get((obj.namespace, obj.name), _get(obj.body, "spec.replicas", 1))
+            groups.append(PodGroup(_label(obj), int(replicas), pod_requests(template)))
+        elif obj.kind == "StatefulSet":
+            replicas = int(_get(obj.body, "spec.replicas", 1))
+            groups.append(PodGroup(_label(obj), replicas, pod_requests(template)))
+        elif obj.kind == "DaemonSet":
+            groups.append(PodGroup(_label(obj), 1, pod_requests(template), per_node=True))
+        elif obj.kind == "Pod":
+            groups.append(PodGroup(_label(obj), 1, pod_requests(obj.body)))
+        elif obj.kind == "Job":
+            parallelism = int(_get(obj.body, "spec.parallelism", 1))
+            groups.append(
+                PodGroup(_label(obj), parallelism, pod_requests(template), transient=True)
+            )
+        elif obj.kind == "CronJob":
+            job_template = _get(obj.body, "spec.jobTemplate.spec.template", {}) or {}
+            groups.append(PodGroup(_label(obj), 1, pod_requests(job_template), transient=True))
+    return groups
+
+
+def _strimzi_groups(objects: list[KubernetesObject]) -> list[PodGroup]:
+    groups: list[PodGroup] = []
+    kafkas = {(o.namespace, o.name): o for o in objects if o.kind == "Kafka"}
+    for obj in objects:
+        if obj.kind == "KafkaNodePool" and obj.group == "kafka.strimzi.io":
+            cluster = _get(obj.body, "metadata.labels", {}).get("strimzi.io/cluster")
+            kafka = kafkas.get((obj.namespace, str(cluster)))
+            resources = _get(obj.body, "spec.resources") or (
+                _get(kafka.body, "spec.kafka.resources") if kafka else None
+            )
+            groups.append(
+                PodGroup(
+                    _label(obj),
+                    int(_get(obj.body, "spec.replicas", 1)),
+                    resources_requests(resources, "kafka"),
+                )
+            )
+    for kafka in kafkas.values():
+        spec = kafka.body.get("spec") or {}
+        entity = spec.get("entityOperator")
+        if isinstance(entity, Mapping):
+            requests = Requests()
+            for operator in ("topicOperator", "userOperator"):
+                if operator in entity:
+                    requests += resources_requests(_get(entity, f"{operator}.resources"), operator)
+            groups.append(PodGroup(f"{_label(kafka)} entity operator", 1, requests))
+        for part, label in (("kafkaExporter", "exporter"), ("cruiseControl", "cruise control")):
+            if isinstance(spec.get(part), Mapping):
+                requests = resources_requests(_get(spec, f"{part}.resources"), part)
+                groups.append(PodGroup(f"{_label(kafka)} {label}", 1, requests))
+    return groups
+
+
+def _gateway_groups(objects: list[KubernetesObject]) -> list[PodGroup]:
+    proxies = [o for o in objects if o.kind == "EnvoyProxy"]
+    deployment = (
+        _get(proxies[0].body, "spec.provider.kubernetes.envoyDeployment", {}) if proxies else {}
+    )
+    replicas = int((deployment or {}).get("replicas", 1))
+    resources = _get(deployment or {}, "container.resources")
+    per_pod = (
+        resources_requests(resources, "envoy")
+        if resources
+        else Requests(ENVOY_PROXY_DEFAULT_CPU_M, ENVOY_PROXY_DEFAULT_MEMORY)
+    )
+    return [
+        PodGroup(f"{_label(obj)} (Envoy proxy)", replicas, per_pod)
+        for obj in objects
+        if obj.kind == "Gateway" and obj.group == "gateway.networking.k8s.io"
+    ]
+
+
+ChartModel = Callable[[str, Mapping[str, Any]], list[PodGroup]]
+
+
+def _dapr_model(release: str, values: Mapping[str, Any]) -> list[PodGroup]:
+    ha = bool(_get(values, "global.ha.enabled", False))
+    ha_count = int(_get(values, "global.ha.replicaCount", 3))
+    groups = []
+    for component in ("operator", "sentry", "sidecar_injector", "placement", "scheduler"):
+        sub = f"dapr_{component}"
+        if _get(values, f"{sub}.enabled", True) is False:
+            continue
+        replicas = ha_count if ha else int(_get(values, f"{sub}.replicaCount", 1))
+        requests = resources_requests(_get(values, f"{sub}.resources"), component)
+        groups.append(
+            PodGroup(f"helm {release}: dapr-{component.replace('_', '-')}", replicas, requests)
+        )
+    return groups
+
+
+def _strimzi_operator_model(release: str, values: Mapping[str, Any]) -> list[PodGroup]:
+    requests = resources_requests(values.get("resources"), "strimzi-cluster-operator")
+    return [PodGroup(f"helm {release}: cluster operator", int(values.get("replicas", 1)), requests)]
+
+
+def _kube_prometheus_model(release: str, values: Mapping[str, Any]) -> list[PodGroup]:
+    reloader = resources_requests(
+        _get(values, "prometheusOperator.prometheusConfigReloader.resources"), "config-reloader"
+    )
+    groups: list[PodGroup] = []
+
+    def add(
+        enabled: str, name: str, replicas: int, requests: Requests, per_node: bool = False
+    ) -> None:
+        if _get(values, enabled, True):
+            groups.append(PodGroup(f"helm {release}: {name}", replicas, requests, per_node))
+
+    add(
+        "prometheus.enabled",
+        "prometheus",
+        int(_get(values, "prometheus.prometheusSpec.replicas", 1) or 1),
+        resources_requests(_get(values, "prometheus.prometheusSpec.resources"), "prometheus")
+        + reloader,
+    )
+    add(
+        "alertmanager.enabled",
+        "alertmanager",
+        int(_get(values, "alertmanager.alertmanagerSpec.replicas", 1) or 1),
+        resources_requests(_get(values, "alertmanager.alertmanagerSpec.resources"), "alertmanager")
+        + reloader,
+    )
+    add(
+        "prometheusOperator.enabled",
+        "prometheus-operator",
+        1,
+        resources_requests(_get(values, "prometheusOperator.resources"), "operator"),
+    )
+    add(
+        "grafana.enabled",
+        "grafana",
+        int(_get(values, "grafana.replicas", 1) or 1),
+        resources_requests(_get(values, "grafana.resources"), "grafana"),
+    )
+    add(
+        "kubeStateMetrics.enabled",
+        "kube-state-metrics",
+        int(_get(values, "kube-state-metrics.replicas", 1) or 1),
+        resources_requests(_get(values, "kube-state-metrics.resources"), "kube-state-metrics"),
+    )
+    add(
+        "nodeExporter.enabled",
+        "node-exporter",
+        1,
+        resources_requests(_get(values, "prometheus-node-exporter.resources"), "node-exporter"),
+        per_node=True,
+    )
+    return groups
+
+
+def _cert_manager_model(release: str, values: Mapping[str, Any]) -> list[PodGroup]:
+    groups = [
+        PodGroup(
+            f"helm {release}: controller",
+            int(values.get("replicaCount", 1)),
+            resources_requests(values.get("resources"), "controller"),
+        ),
+        PodGroup(
+            f"helm {release}: webhook",
+            int(_get(values, "webhook.replicaCount", 1)),
+            resources_requests(_get(values, "webhook.resources"), "webhook"),
+        ),
+    ]
+    if _get(values, "cainjector.enabled", True):
+        groups.append(
+            PodGroup(
+                f"helm {release}: cainjector",
+                int(_get(values, "cainjector.replicaCount", 1)),
+                resources_requests(_get(values, "cainjector.resources"), "cainjector"),
+            )
+        )
+    return groups
+
+
+def _envoy_gateway_model(release: str, values: Mapping[str, Any]) -> list[PodGroup]:
+    return [
+        PodGroup(
+            f"helm {release}: envoy-gateway",
+            int(_get(values, "deployment.replicas", 1) or 1),
+            resources_requests(_get(values, "deployment.envoyGateway.resources"), "envoy-gateway"),
+        )
+    ]
+
+
+CHART_MODELS: dict[str, ChartModel] = {
+    "dapr": _dapr_model,
+    "strimzi-kafka-operator": _strimzi_operator_model,
+    "kube-prometheus-stack": _kube_prometheus_model,
+    "cert-manager": _cert_manager_model,
+    "gateway-helm": _envoy_gateway_model,
+}
+
+
+def release_values(obj: KubernetesObject) -> tuple[dict[str, Any], bool]:
+    """The release's effective values and whether chart defaults were found for them."""
+    spec = obj.body["spec"]
+    defaults = chart_defaults(str(spec.get("chart", "")), str(spec.get("version", "")))
+    values = helm_release_values(obj)
+    if defaults is None:
+        return values, False
+    return deep_merge(defaults, values), True
+
+
+def _helm_groups(objects: list[KubernetesObject], notes: list[str]) -> list[PodGroup]:
+    groups: list[PodGroup] = []
+    for obj in objects:
+        if not obj.is_helm_release:
+            continue
+        chart = str(obj.body["spec"].get("chart", "")).rsplit("/", 1)[-1]
+        model = CHART_MODELS.get(chart)
+        if model is None:
+            notes.append(
+                f"helm release {obj.name}: chart {chart!r} has no workload model; not counted"
+            )
+            continue
+        values, with_defaults = release_values(obj)
+        if not with_defaults:
+            notes.append(
+                f"helm release {obj.name}: no default values for {chart} "
+                f"{obj.body['spec'].get('version')}; counted from the release's values only"
+            )
+        groups.extend(model(obj.name, values))
+    return groups
+
+
+def compute_footprint(objects: list[KubernetesObject], nodes: int = 1) -> Footprint:
+    footprint = Footprint(nodes=nodes)
+    footprint.groups.extend(_workload_groups(objects))
+    footprint.groups.extend(_strimzi_groups(objects))
+    footprint.groups.extend(_gateway_groups(objects))
+    footprint.groups.extend(_helm_groups(objects, footprint.notes))
+    return footprint

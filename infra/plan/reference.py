@@ -1,0 +1,94 @@
+"""Reference data outside the repository: CRD schemas and Helm charts' default values.
+
+The team keeps byte-for-byte copies of upstream CRDs and chart `values.yaml` files in
+`../shared/k8s-reference` (next to the repository; `K8S_REFERENCE_DIR` overrides it).
+They are read from there at run time and never copied into the repository. When the
+folder is absent, callers get `None` and say what they could not check.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from infra.plan.runner import PROJECT_ROOT
+
+ENV_VAR = "K8S_REFERENCE_DIR"
+
+
+def reference_dir() -> Path | None:
+    """The reference folder, or None when it is not there."""
+    configured = os.environ.get(ENV_VAR)
+    path = Path(configured) if configured else PROJECT_ROOT.parent / "shared" / "k8s-reference"
+    return path if (path / "values").is_dir() or (path / "crds").is_dir() else None
+
+
+def missing_reference_message() -> str:
+    return (
+        "k8s-reference data not found (set K8S_REFERENCE_DIR or place it at "
+        "../shared/k8s-reference next to the repository)"
+    )
+
+
+@cache
+def _load_yaml(path: Path) -> Any:
+    return yaml.safe_load(path.read_text())
+
+
+def chart_defaults(chart: str, version: str, root: Path | None = None) -> dict[str, Any] | None:
+    """A chart's default values with its subcharts' defaults under their keys.
+
+    `chart` may be a repository path (`oci://.../gateway-helm`); the last segment is the
+    chart name. Returns None when the reference data has no file for this chart version.
+    """
+    base = root or reference_dir()
+    if base is None:
+        return None
+    name = chart.rstrip("/").rsplit("/", 1)[-1]
+    values_dir = base / "values"
+    # Some charts are published both as `v1.2.3` and `1.2.3` (Envoy Gateway).
+    bare = version.removeprefix("v")
+    candidates = [version, bare, f"v{bare}"]
+    found = [v for v in candidates if (values_dir / f"{name}-{v}.values.yaml").is_file()]
+    if not found:
+        return None
+    version = found[0]
+    main = values_dir / f"{name}-{version}.values.yaml"
+    defaults: dict[str, Any] = dict(_load_yaml(main) or {})
+    # Subcharts are stored as <chart>-<subchart>-<version>.values.yaml; in the parent
+    # chart their values live under the subchart's name.
+    for sub_file in sorted(values_dir.glob(f"{name}-*-{version}.values.yaml")):
+        subchart = sub_file.name.removeprefix(f"{name}-").removesuffix(f"-{version}.values.yaml")
+        sub_defaults = _load_yaml(sub_file) or {}
+        merged = deep_merge(sub_defaults, defaults.get(subchart) or {})
+        defaults[subchart] = merged
+    return defaults
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Helm's value merge: mappings merge key by key, anything else replaces."""
+    merged: dict[str, Any] = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def crd_documents(root: Path | None = None) -> list[dict[str, Any]]:
+    """Every CRD in the reference folder."""
+    base = root or reference_dir()
+    if base is None:
+        return []
+    documents: list[dict[str, Any]] = []
+    for path in sorted((base / "crds").rglob("*.yaml")):
+        for document in yaml.safe_load_all(path.read_text()):
+            if isinstance(document, dict) and document.get("kind") == "CustomResourceDefinition":
+                documents.append(document)
+    return documents
