@@ -50,6 +50,7 @@ DATA_DIR = Path(__file__).resolve().parent.parent / "observability"
 DASHBOARDS_DIR = DATA_DIR / "dashboards"
 ALERT_RULES_FILE = DATA_DIR / "alert-rules.yaml"
 NAMESPACES_PLACEHOLDER = "__APPS_NAMESPACES__"
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 """Stands in the rules file for the regex of the apps' namespaces."""
 
 DEFAULT_PROMETHEUS_RESOURCES: Mapping[str, Any] = {
@@ -104,10 +105,17 @@ class ObservabilityArgs:
 
 
 def namespaces_regex(namespaces: Sequence[str]) -> str:
-    """An anchored-by-PromQL regex matching exactly these namespace names."""
+    """A regex (PromQL anchors it) matching exactly these namespace names.
+
+    Namespace names are DNS labels, which hold no regex metacharacters; they are checked
+    rather than escaped, because PromQL strings reject escapes such as `\\-`.
+    """
     if not namespaces:
         raise ValueError("apps_namespaces must name at least one namespace")
-    return "|".join(re.escape(ns) for ns in sorted(set(namespaces)))
+    for namespace in namespaces:
+        if not _DNS_LABEL.fullmatch(namespace):
+            raise ValueError(f"apps_namespaces: {namespace!r} is not a namespace name")
+    return "|".join(sorted(set(namespaces)))
 
 
 def load_alert_rules(apps_namespaces: Sequence[str]) -> list[dict[str, Any]]:

@@ -197,10 +197,12 @@ def test_dashboards_are_labelled_configmaps_the_sidecar_finds(minikube: PlanRun)
 def test_alert_rules_watch_the_apps_namespaces(cloud: PlanRun) -> None:
     rule = by_name(cloud)["obs-alerts"].raw_inputs
     exprs = {r["alert"]: r["expr"] for g in rule["spec"]["groups"] for r in g["rules"]}
-    assert 'namespace=~"todo|todo\\-dev\\-ann"' in exprs["TodoPodsNotReady"]
+    assert 'namespace=~"todo|todo-dev-ann"' in exprs["TodoPodsNotReady"]
     assert obs.NAMESPACES_PLACEHOLDER not in dumps(rule)
     with pytest.raises(ValueError, match="at least one namespace"):
         obs.namespaces_regex([])
+    with pytest.raises(ValueError, match="not a namespace name"):
+        obs.namespaces_regex(["todo.*"])
 
 
 def test_minikube_footprint_is_small(minikube: PlanRun) -> None:
