@@ -1,0 +1,121 @@
+"""The sidecar's HTTP API (DAPR_HTTP_PORT): health, service invocation, publish, metadata.
+
+The SDK waits on `GET /v1.0/healthz/outbound` before its first call and uses
+`/v1.0/invoke/<app-id>/method/<path>` for `invoke_method`. Publish over HTTP is served
+too, for curl users. Every route but health needs `dapr-api-token` when the sidecar
+has an API token (daprd's `DAPR_API_TOKEN`).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from apps.local.standin.errors import DaprError
+
+if TYPE_CHECKING:
+    from apps.local.standin.sidecar import Sidecar
+
+TOKEN_HEADER = "dapr-api-token"
+# Headers that belong to one hop and are not forwarded to the target app.
+_HOP_HEADERS = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "transfer-encoding",
+        "te",
+        "upgrade",
+        "host",
+        "content-length",
+        TOKEN_HEADER,
+    }
+)
+_VERBS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+
+
+def _error(error: DaprError) -> JSONResponse:
+    return JSONResponse(
+        {"errorCode": error.code, "message": error.message}, status_code=error.http_status
+    )
+
+
+def build_http_api(sidecar: Sidecar) -> Starlette:
+    mesh = sidecar.mesh
+
+    def authorized(request: Request) -> bool:
+        token = sidecar.spec.api_token
+        return not token or request.headers.get(TOKEN_HEADER) == token
+
+    async def healthz(request: Request) -> Response:
+        return Response(status_code=204)
+
+    async def metadata(request: Request) -> Response:
+        if not authorized(request):
+            return _error(DaprError.unauthorized())
+        return JSONResponse(mesh.describe(sidecar))
+
+    async def publish(request: Request) -> Response:
+        if not authorized(request):
+            return _error(DaprError.unauthorized())
+        params = request.query_params
+        try:
+            await mesh.publish(
+                source=sidecar.app_id,
+                pubsub_name=request.path_params["pubsub"],
+                topic=request.path_params["topic"],
+                data=await request.body(),
+                content_type=request.headers.get("content-type", ""),
+                metadata={
+                    key.removeprefix("metadata."): value
+                    for key, value in params.items()
+                    if key.startswith("metadata.")
+                },
+            )
+        except DaprError as error:
+            return _error(error)
+        return Response(status_code=204)
+
+    async def invoke(request: Request) -> Response:
+        if not authorized(request):
+            return _error(DaprError.unauthorized())
+        headers = {
+            name: value for name, value in request.headers.items() if name not in _HOP_HEADERS
+        }
+        try:
+            result = await mesh.invoke(
+                caller=sidecar,
+                target_app=request.path_params["app_id"].split(".", 1)[0],
+                verb=request.method,
+                path="/" + request.path_params["method"],
+                query=request.url.query,
+                headers=headers,
+                body=await request.body(),
+            )
+        except DaprError as error:
+            return _error(error)
+        passthrough = {
+            name: value
+            for name, value in result.headers.items()
+            if name.lower() not in _HOP_HEADERS
+        }
+        return Response(content=result.body, status_code=result.status, headers=passthrough)
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        body = {"errorCode": "ERR_DIRECT_INVOKE", "message": f"unknown API {request.url.path}"}
+        return Response(json.dumps(body), status_code=404, media_type="application/json")
+
+    return Starlette(
+        routes=[
+            Route("/v1.0/healthz", healthz, methods=["GET"]),
+            Route("/v1.0/healthz/outbound", healthz, methods=["GET"]),
+            Route("/v1.0/metadata", metadata, methods=["GET"]),
+            Route("/v1.0/publish/{pubsub}/{topic:path}", publish, methods=["POST"]),
+            Route("/v1.0/invoke/{app_id}/method/{method:path}", invoke, methods=_VERBS),
+        ],
+        exception_handlers={404: not_found},
+    )

@@ -1,0 +1,289 @@
+"""The cluster-side picture the sidecars share: broker, app instances, state, faults.
+
+In the cluster each sidecar talks to Kafka and to the other sidecars; here one `Mesh`
+object plays both, so a message published through any sidecar reaches the consumer
+groups of every app, and an invocation through any sidecar reaches an instance of the
+target app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import structlog
+
+from apps.local.standin.broker import Broker, ConsumerGroup, Message
+from apps.local.standin.cloudevents import InvalidCloudEvent, build_envelope
+from apps.local.standin.config import MeshConfig, SidecarSpec
+from apps.local.standin.delivery import Deliverer, JournalEntry, Member
+from apps.local.standin.errors import DaprError
+from apps.local.standin.faults import Faults
+from apps.local.standin.routing import Subscription
+from apps.local.standin.sidecar import Sidecar
+from apps.local.standin.state import StateStore
+
+log = structlog.get_logger("standin.mesh")
+
+PARTITION_KEY = "partitionKey"
+
+
+@dataclass(frozen=True)
+class InvokeResult:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+@dataclass
+class Mesh:
+    config: MeshConfig = field(default_factory=MeshConfig)
+    faults: Faults = field(default_factory=Faults)
+
+    def __post_init__(self) -> None:
+        self.broker = Broker(self.config.partitions)
+        self.state = StateStore()
+        self.sidecars: dict[str, Sidecar] = {}
+        self.groups: dict[tuple[str, str], ConsumerGroup[Member]] = {}
+        self.deliverer = Deliverer(self)
+        self._rng = random.Random(self.config.seed)
+        self._instance_numbers: dict[str, itertools.count[int]] = {}
+        self._round_robin = itertools.count()
+        self._downtime: dict[str, asyncio.Task[None]] = {}
+
+    # -- instances -------------------------------------------------------------------------
+
+    async def add_sidecar(self, spec: SidecarSpec) -> Sidecar:
+        """Start the sidecar of one more instance of `spec.app_id`."""
+        number = next(self._instance_numbers.setdefault(spec.app_id, itertools.count()))
+        sidecar = Sidecar(self, spec, f"{spec.app_id}-{number}")
+        self.sidecars[sidecar.instance_id] = sidecar
+        await sidecar.start()
+        return sidecar
+
+    async def remove_sidecar(self, sidecar: Sidecar) -> None:
+        await self.bring_up_cancel(sidecar)
+        await sidecar.stop()
+        self.sidecars.pop(sidecar.instance_id, None)
+
+    async def take_down(self, sidecar: Sidecar, seconds: float | None = None) -> None:
+        """The sidecar is absent (ports closed) — for `seconds`, or until `bring_up`."""
+        await self.bring_up_cancel(sidecar)
+        await sidecar.stop()
+        log.warning("sidecar taken down", instance=sidecar.instance_id, seconds=seconds)
+        if seconds is not None:
+            self._downtime[sidecar.instance_id] = asyncio.create_task(
+                self._bring_up_later(sidecar, seconds)
+            )
+
+    async def _bring_up_later(self, sidecar: Sidecar, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        self._downtime.pop(sidecar.instance_id, None)
+        await sidecar.start()
+        log.warning("sidecar back", instance=sidecar.instance_id)
+
+    async def bring_up_cancel(self, sidecar: Sidecar) -> None:
+        pending = self._downtime.pop(sidecar.instance_id, None)
+        if pending is not None:
+            pending.cancel()
+            await asyncio.gather(pending, return_exceptions=True)
+
+    async def bring_up(self, sidecar: Sidecar) -> None:
+        await self.bring_up_cancel(sidecar)
+        if not sidecar.alive:
+            await sidecar.start()
+
+    async def join(self, sidecar: Sidecar, subscription: Subscription) -> None:
+        """The instance joins its app's consumer group on the subscribed topic."""
+        key = (sidecar.app_id, subscription.topic)
+        group = self.groups.get(key)
+        if group is None:
+            group = ConsumerGroup[Member](sidecar.app_id, self.broker.topic(subscription.topic))
+            self.groups[key] = group
+            self.deliverer.start_group(group)
+        await group.join(sidecar.instance_id, Member(sidecar, subscription))
+
+    async def detach(self, sidecar: Sidecar) -> None:
+        for (app_id, _), group in self.groups.items():
+            if app_id == sidecar.app_id:
+                await group.leave(sidecar.instance_id)
+
+    async def close(self) -> None:
+        for sidecar in list(self.sidecars.values()):
+            await self.remove_sidecar(sidecar)
+        await self.deliverer.close()
+
+    # -- pub/sub ---------------------------------------------------------------------------
+
+    async def publish(
+        self,
+        *,
+        source: str,
+        pubsub_name: str,
+        topic: str,
+        data: bytes,
+        content_type: str,
+        metadata: Mapping[str, str],
+    ) -> Message:
+        """A publish call from an app through its sidecar."""
+        if pubsub_name != self.config.pubsub_name:
+            raise DaprError.pubsub_not_found(pubsub_name)
+        if not topic:
+            raise DaprError.topic_empty(pubsub_name)
+        self._inject_publish_fault(topic)
+        try:
+            envelope = build_envelope(
+                data=data,
+                content_type=content_type,
+                topic=topic,
+                pubsub_name=pubsub_name,
+                source=source,
+                metadata=metadata,
+            )
+        except InvalidCloudEvent as exc:
+            raise DaprError.bad_cloudevent(str(exc)) from exc
+        broker_metadata = {k: v for k, v in metadata.items() if not k.startswith("cloudevent.")}
+        return await self.broker_publish(
+            topic=topic,
+            key=metadata.get(PARTITION_KEY) or None,
+            data=json.dumps(envelope).encode("utf-8"),
+            content_type="application/cloudevents+json",
+            metadata=broker_metadata,
+        )
+
+    def _inject_publish_fault(self, topic: str) -> None:
+        faults = self.faults
+        if faults.broker_down:
+            raise DaprError.publish_failed(topic, "kafka: client has run out of available brokers")
+        if faults.publish_failures > 0:
+            faults.publish_failures -= 1
+            raise DaprError.publish_failed(topic, "kafka: injected transient failure")
+        if faults.publish_failure_rate > 0 and self._rng.random() < faults.publish_failure_rate:
+            raise DaprError.publish_failed(topic, "kafka: injected transient failure")
+
+    async def broker_publish(
+        self,
+        *,
+        topic: str,
+        key: str | None,
+        data: bytes,
+        content_type: str,
+        metadata: Mapping[str, str],
+    ) -> Message:
+        """Write straight to the broker (the runtime's own publishes, e.g. dead letters)."""
+        if self.faults.broker_down:
+            raise DaprError.publish_failed(topic, "kafka: client has run out of available brokers")
+        return await self.broker.topic(topic).append(
+            key=key, data=data, content_type=content_type, metadata=metadata
+        )
+
+    def messages(self, topic: str) -> list[Message]:
+        """Everything on `topic`, in publish order (the dead-letter topics included)."""
+        return self.broker.topic(topic).messages()
+
+    def events(self, topic: str) -> list[dict[str, Any]]:
+        """The CloudEvents on `topic`, parsed."""
+        return [json.loads(message.data) for message in self.messages(topic)]
+
+    @property
+    def journal(self) -> list[JournalEntry]:
+        return list(self.deliverer.journal)
+
+    def lag(self, app_id: str, topic: str) -> int:
+        group = self.groups.get((app_id, topic))
+        return len(self.messages(topic)) if group is None else group.lag()
+
+    # -- service invocation ----------------------------------------------------------------
+
+    def _allowed(self, caller: str, target: str, verb: str, path: str) -> bool:
+        rules = self.config.access_control.get(target)
+        if rules is None:
+            return True
+        return any(
+            rule.caller == caller
+            and rule.verb.upper() in (verb.upper(), "*")
+            and path.startswith(rule.path_prefix)
+            for rule in rules
+        )
+
+    def _instances(self, app_id: str) -> list[Sidecar]:
+        return [s for s in self.sidecars.values() if s.app_id == app_id and s.alive]
+
+    async def invoke(
+        self,
+        *,
+        caller: Sidecar,
+        target_app: str,
+        verb: str,
+        path: str,
+        query: str,
+        headers: Mapping[str, str],
+        body: bytes,
+    ) -> InvokeResult:
+        """Route one invocation to an instance of `target_app`, with its app token."""
+        if not self._allowed(caller.app_id, target_app, verb, path):
+            raise DaprError.invoke_denied(caller.app_id, target_app)
+        forwarded = {
+            **headers,
+            "dapr-caller-app-id": caller.app_id,
+            "dapr-callee-app-id": target_app,
+        }
+        policy = self.config.service_retry
+        retries = 0
+        while True:
+            instances = self._instances(target_app)
+            reason = f"no healthy instance of app {target_app}"
+            if instances:
+                target = instances[next(self._round_robin) % len(instances)]
+                try:
+                    response = await target.channel.request(
+                        verb, path, content=body, headers=forwarded, query=query
+                    )
+                    return InvokeResult(response.status_code, response.headers, response.content)
+                except httpx.ConnectError as exc:
+                    reason = f"connection refused by {target.instance_id}: {exc!r}"
+                except httpx.HTTPError as exc:
+                    # The request may have reached the app: never resend it.
+                    raise DaprError.invoke_failed(target_app, repr(exc)) from exc
+            if not policy.allows(retries):
+                raise DaprError.invoke_failed(target_app, reason)
+            await asyncio.sleep(policy.delay(retries, self._rng))
+            retries += 1
+
+    # -- introspection ---------------------------------------------------------------------
+
+    def describe(self, sidecar: Sidecar) -> dict[str, Any]:
+        """What `GET /v1.0/metadata` reports for `sidecar`."""
+        config = self.config
+        return {
+            "id": sidecar.app_id,
+            "runtimeVersion": "standin",
+            "components": [
+                {"name": config.pubsub_name, "type": "pubsub.kafka", "version": "v1"},
+                {"name": config.state_store_name, "type": "state.postgresql", "version": "v1"},
+                {
+                    "name": config.secret_store_name,
+                    "type": "secretstores.kubernetes",
+                    "version": "v1",
+                },
+                *(
+                    {"name": binding.name, "type": "bindings.cron", "version": "v1"}
+                    for binding in sidecar.spec.bindings
+                ),
+            ],
+            "subscriptions": [
+                {
+                    "pubsubname": s.pubsub_name,
+                    "topic": s.topic,
+                    "deadLetterTopic": s.dead_letter_topic,
+                    "rules": [{"match": r.match, "path": r.path} for r in s.rules],
+                }
+                for s in sidecar.subscriptions
+            ],
+        }
