@@ -128,7 +128,10 @@ def diff_command(
             base_label, head_label = f"`{base_dir}`", f"`{head_dir}`"
         else:
             raise typer.BadParameter("give BASE_DIR and HEAD_DIR, or --base REF")
-    except (PlanFileError, RevisionPlanError) as error:
+    except PlanFileError as error:  # a wrong directory: the user's to fix
+        err.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from None
+    except RevisionPlanError as error:
         err.print(f"[red]error:[/red] {error}")
         raise typer.Exit(1) from None
 
@@ -142,3 +145,8 @@ def diff_command(
             console.print(text, markup=False, highlight=False, soft_wrap=True)
     if exit_code and any(d.has_changes for d in diffs.values()):
         raise typer.Exit(2)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `todo-infra diff` to the CLI (see infra/cli.py)."""
+    app.command("diff")(diff_command)

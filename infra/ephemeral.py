@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 import yaml
@@ -37,17 +37,11 @@ from infra.delivery.ephemeral_names import (
     pr_stack_name,
     remaining,
 )
-from infra.delivery.ephemeral_ops import EphemeralError, EphemeralStacks, Progress
-from infra.delivery.progress import live_progress
-from infra.delivery.pulumi_access import (
-    PROJECT_ROOT,
-    PulumiUnavailableError,
-    check_login,
-    local_workspace,
-    require_cloud_token,
-    stack_opener,
-)
-from infra.settings import SettingsError, ephemeral_stack_config
+
+if TYPE_CHECKING:
+    from infra.delivery.ephemeral_ops import EphemeralStacks, Progress
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 app = typer.Typer(
     help="Ephemeral stacks (dev-<name>, pr-<n>): apps only, on the base stack's cluster.",
@@ -70,10 +64,18 @@ PrOption = Annotated[int | None, typer.Option("--pr", help="pr-<N> stack of a pu
 
 @contextmanager
 def _friendly_errors() -> Iterator[None]:
-    """Turn expected failures into one red line and exit code 1 (no traceback)."""
+    """Expected failures become one red line (no traceback): exit 2 for a mistake in the
+    input, 1 when Pulumi is unavailable or an operation failed."""
+    from infra.delivery.ephemeral_ops import EphemeralError
+    from infra.delivery.pulumi_access import PulumiUnavailableError
+    from infra.settings import SettingsError
+
     try:
         yield
-    except (EphemeralInputError, SettingsError, PulumiUnavailableError, EphemeralError) as error:
+    except (EphemeralInputError, SettingsError) as error:
+        err.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from None
+    except (PulumiUnavailableError, EphemeralError) as error:
         err.print(f"[red]error:[/red] {error}")
         raise typer.Exit(1) from None
 
@@ -131,6 +133,9 @@ def _parse_digests(values: list[str]) -> dict[str, str]:
 
 
 def _stacks(base_stack: str) -> EphemeralStacks:
+    from infra.delivery.ephemeral_ops import EphemeralStacks
+    from infra.delivery.pulumi_access import local_workspace, stack_opener
+
     workspace = local_workspace()
     return EphemeralStacks(workspace, stack_opener(workspace), qualify=_qualifier(base_stack))
 
@@ -160,6 +165,9 @@ def up(
     ] = False,
 ) -> None:
     """Create or update an ephemeral stack and (re)start its TTL."""
+    from infra.delivery.progress import live_progress
+    from infra.delivery.pulumi_access import check_login, require_cloud_token
+
     with _friendly_errors():
         stack_name = _stack_name(name, pr)
         lifetime = parse_ttl(ttl)
@@ -204,6 +212,7 @@ def _config_builder(
     now: datetime,
 ) -> Callable[[str], dict[str, Any]]:
     """The stack config for a given owner (validated by the settings model)."""
+    from infra.settings import ephemeral_stack_config
 
     def build(owner: str) -> dict[str, Any]:
         return ephemeral_stack_config(
@@ -224,6 +233,9 @@ def _config_builder(
 @app.command()
 def down(base_stack: BaseStackOption, name: NameOption = None, pr: PrOption = None) -> None:
     """Destroy an ephemeral stack's resources, then remove the stack."""
+    from infra.delivery.progress import live_progress
+    from infra.delivery.pulumi_access import require_cloud_token
+
     with _friendly_errors():
         stack_name = _stack_name(name, pr)
         _qualifier(base_stack)
@@ -261,6 +273,8 @@ def reap(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what would go.")] = False,
 ) -> None:
     """Destroy and remove every ephemeral stack whose expiry has passed."""
+    from infra.delivery.pulumi_access import require_cloud_token
+
     with _friendly_errors():
         _qualifier(base_stack)
         if not dry_run:
@@ -285,11 +299,12 @@ def reap(
 @contextmanager
 def _progress_per_stack() -> Iterator[Callable[[str], Progress]]:
     """A progress line per reaped stack, printed as each one finishes."""
-    trackers = []
+    from infra.delivery.ephemeral_ops import Progress
+    from infra.delivery.progress import EventProgress
+
+    trackers: list[EventProgress] = []
 
     def progress_for(stack: str) -> Progress:
-        from infra.delivery.progress import EventProgress
-
         tracker = EventProgress("destroy", stack)
         trackers.append(tracker)
         return Progress(on_event=tracker.on_event)
@@ -298,3 +313,8 @@ def _progress_per_stack() -> Iterator[Callable[[str], Progress]]:
         yield progress_for
     for tracker in trackers:
         console.print(f"  {tracker.stack}: {tracker.summary()}")
+
+
+def register(root: typer.Typer) -> None:
+    """Add `todo-infra ephemeral ...` to the CLI (see infra/cli.py)."""
+    root.add_typer(app, name="ephemeral")

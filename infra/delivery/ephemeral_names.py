@@ -11,10 +11,9 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from infra.settings import EPHEMERAL_MAX_TTL
-
 MIN_TTL = timedelta(minutes=10)
-MAX_TTL = EPHEMERAL_MAX_TTL
+MAX_TTL = timedelta(days=7)
+"""Equal to `infra.settings.EPHEMERAL_MAX_TTL` (kept import-free for a fast CLI)."""
 DEFAULT_TTL = "8h"
 MAX_NAME_LENGTH = 20
 

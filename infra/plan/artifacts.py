@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from infra.delivery.secret_digest import secret_digests
 from infra.plan.graph import CriticalPath, mermaid
 from infra.plan.objects import KubernetesObject, normalize_numbers
 from infra.plan.runner import PlanRun
@@ -45,6 +46,13 @@ def resources_document(run: PlanRun) -> dict[str, Any]:
                 "dependencies": list(resource.dependencies),
                 "custom": resource.custom,
                 "inputs": normalize_numbers(resource.inputs),
+                # Digests of the masked (stand-in) values, so that `todo-infra diff` can
+                # tell a changed secret without seeing it (infra/delivery/secret_digest.py).
+                **(
+                    {"secretDigests": secret_digests(resource.inputs, resource.raw_inputs)}
+                    if resource.has_secrets
+                    else {}
+                ),
             }
             for resource in run.resources.values()
         ],

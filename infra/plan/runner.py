@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import hashlib
 import json
 import runpy
 from collections.abc import Mapping
@@ -53,9 +54,17 @@ class PlanRun:
     stack_urn: str
 
 
-def secret_placeholder(key: str) -> str:
-    """The stand-in value for an encrypted config value."""
-    return f"plan-placeholder-{key.replace(':', '-')}"
+def secret_placeholder(key: str, ciphertext: str | None = None) -> str:
+    """The stand-in value for an encrypted config value.
+
+    With the ciphertext, the stand-in carries a short digest of it, so that a rotated
+    secret plans as a different (still fake) value and `todo-infra diff` can report it as
+    changed without ever seeing it (see infra/delivery/secret_digest.py).
+    """
+    placeholder = f"plan-placeholder-{key.replace(':', '-')}"
+    if ciphertext is None:
+        return placeholder
+    return f"{placeholder}-{hashlib.sha256(ciphertext.encode()).hexdigest()[:12]}"
 
 
 def config_from_mapping(raw: Mapping[str, Any]) -> StackConfig:
@@ -65,7 +74,7 @@ def config_from_mapping(raw: Mapping[str, Any]) -> StackConfig:
     for key, value in raw.items():
         full_key = key if ":" in key else f"{PROJECT_NAME}:{key}"
         if isinstance(value, Mapping) and set(value) == {"secure"}:
-            values[full_key] = secret_placeholder(full_key)
+            values[full_key] = secret_placeholder(full_key, str(value["secure"]))
             secret_keys.add(full_key)
         elif isinstance(value, str):
             values[full_key] = value

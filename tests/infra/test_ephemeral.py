@@ -572,7 +572,7 @@ def test_bad_input_fails_before_pulumi(args: list[str], message: str) -> None:
     if "--base-stack" not in args:
         args = [*args, "--base-stack", BASE]
     result = CliRunner().invoke(app, args)
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 2, result.output
     assert message in " ".join(result.output.split())
     assert "Traceback" not in result.output
 
@@ -613,3 +613,10 @@ def test_print_config_generates_a_valid_stack_file() -> None:
     # The registry defaults to the base stack's (stacks/Pulumi.staging.yaml).
     assert images["registry"] == default_registry(BASE)
     parse_settings("pr-42", {k.removeprefix("todo:"): v for k, v in config.items()})
+
+
+def test_ttl_bound_matches_the_settings() -> None:
+    from infra.delivery.ephemeral_names import MAX_TTL
+    from infra.settings import EPHEMERAL_MAX_TTL
+
+    assert MAX_TTL == EPHEMERAL_MAX_TTL
