@@ -1,0 +1,330 @@
+"""The edge component under the offline harness: Envoy Gateway, the one Gateway, its
+routes, cert-manager and the Let's Encrypt issuer, per stack shape."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from infra.components import edge
+from infra.plan.runner import PlanRun
+from tests.infra.components.obs_edge_checks import (
+    by_name,
+    chart_defaults,
+    kubernetes_objects,
+    of_kind,
+    run_component,
+    unknown_value_keys,
+    validate_builtin,
+    validate_custom_resource,
+)
+
+PROGRAM = """
+import json
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from infra.components.edge import Edge, EdgeArgs
+
+args = json.loads(pulumi.Config().require("args"))
+provider = k8s.Provider("k8s", context="minikube")
+component = Edge("edge", EdgeArgs(**args), opts=pulumi.ResourceOptions(providers=[provider]))
+pulumi.export("api_url", component.api_url)
+pulumi.export("grafana_url", component.grafana_url)
+"""
+
+COMMON: dict[str, Any] = {
+    "namespace": "envoy-gateway-system",
+    "backend_service": "backend",
+    "backend_namespace": "todo",
+    "backend_port": 8000,
+    "grafana_service": "kube-prometheus-stack-grafana",
+    "grafana_namespace": "monitoring",
+    "grafana_port": 80,
+}
+CLOUD: dict[str, Any] = {
+    **COMMON,
+    "api_hostname": "api.todo.example.com",
+    "grafana_hostname": "grafana.todo.example.com",
+    "install_gateway_api_crds": False,
+    "tls": True,
+    "acme_email": "ops@example.com",
+    "load_balancer_name": "todo-prod-edge",
+    "envoy_replicas": 2,
+}
+MINIKUBE: dict[str, Any] = {
+    **COMMON,
+    "api_hostname": "api.todo.localhost",
+    "grafana_hostname": "grafana.todo.localhost",
+    "install_gateway_api_crds": True,
+    "tls": False,
+    "service_type": "NodePort",
+}
+GATEWAY_API = "gateway.networking.k8s.io/v1"
+
+
+@pytest.fixture(scope="module")
+def cloud(tmp_path_factory: pytest.TempPathFactory) -> PlanRun:
+    return run_component(tmp_path_factory.mktemp("edge"), PROGRAM, {"args": CLOUD})
+
+
+@pytest.fixture(scope="module")
+def minikube(tmp_path_factory: pytest.TempPathFactory) -> PlanRun:
+    return run_component(tmp_path_factory.mktemp("edge"), PROGRAM, {"args": MINIKUBE})
+
+
+def _spec(run: PlanRun, name: str) -> Any:
+    return by_name(run)[name].raw_inputs["spec"]
+
+
+def test_charts_are_pinned_and_use_the_callers_provider(cloud: PlanRun) -> None:
+    names = by_name(cloud)
+    crds, controller, cert_manager = (
+        names["edge-gateway-crds"],
+        names["edge-envoy-gateway"],
+        names["edge-cert-manager"],
+    )
+    assert crds.type == "kubernetes:helm.sh/v4:Chart"
+    assert crds.inputs["chart"] == "oci://docker.io/envoyproxy/gateway-crds-helm"
+    assert controller.inputs["chart"] == "oci://docker.io/envoyproxy/gateway-helm"
+    assert crds.inputs["version"] == controller.inputs["version"] == "v1.9.0"
+    assert cert_manager.inputs["chart"] == "cert-manager"
+    assert cert_manager.inputs["version"] == "v1.21.1"
+    assert cert_manager.inputs["repositoryOpts"] == {"repo": "https://charts.jetstack.io"}
+    component, provider = names["edge"], names["k8s"].urn
+    assert component.type == "todo:edge:Edge"
+    for res in cloud.resources.values():
+        if res.name in ("k8s", "edge"):
+            continue
+        assert res.parent == component.urn, res.name
+        if res.custom:
+            assert res.provider_urn == provider, res.name
+
+
+def test_doks_gateway_api_crds_are_left_alone(cloud: PlanRun) -> None:
+    names = by_name(cloud)
+    crd_values = names["edge-gateway-crds"].raw_inputs["values"]["crds"]
+    assert crd_values["envoyGateway"] == {"enabled": True}
+    assert crd_values["gatewayAPI"]["enabled"] is False
+    # The controller chart's crds subchart would bring the experimental channel.
+    assert names["edge-envoy-gateway"].raw_inputs["values"]["crds"] == {"enabled": False}
+
+
+def test_minikube_gets_standard_channel_crds(minikube: PlanRun) -> None:
+    crd_values = by_name(minikube)["edge-gateway-crds"].raw_inputs["values"]["crds"]
+    assert crd_values["gatewayAPI"] == {"enabled": True, "channel": "standard"}
+
+
+def test_one_gateway_of_our_class_backed_by_the_envoy_proxy_config(cloud: PlanRun) -> None:
+    (gateway_class,) = of_kind(cloud, "GatewayClass")
+    (gateway,) = of_kind(cloud, "Gateway")
+    (proxy,) = of_kind(cloud, "EnvoyProxy")
+    assert gateway_class.raw_inputs["metadata"]["name"] == "envoy"
+    spec = gateway_class.raw_inputs["spec"]
+    assert spec["controllerName"] == "gateway.envoyproxy.io/gatewayclass-controller"
+    assert spec["parametersRef"] == {
+        "group": "gateway.envoyproxy.io",
+        "kind": "EnvoyProxy",
+        "name": proxy.raw_inputs["metadata"]["name"],
+        "namespace": "envoy-gateway-system",
+    }
+    assert gateway.raw_inputs["spec"]["gatewayClassName"] == "envoy"
+    assert proxy.urn in gateway_class.dependencies
+    assert gateway_class.urn in gateway.dependencies
+
+
+def test_envoy_service_is_the_one_do_load_balancer(cloud: PlanRun) -> None:
+    (proxy,) = of_kind(cloud, "EnvoyProxy")
+    kubernetes = proxy.raw_inputs["spec"]["provider"]["kubernetes"]
+    service = kubernetes["envoyService"]
+    assert service["type"] == "LoadBalancer"
+    assert service["externalTrafficPolicy"] == "Local"
+    annotations = service["annotations"]
+    assert annotations["service.beta.kubernetes.io/do-loadbalancer-name"] == "todo-prod-edge"
+    assert all(key.startswith("service.beta.kubernetes.io/do-") for key in annotations)
+    deployment = kubernetes["envoyDeployment"]
+    assert deployment["replicas"] == 2
+    container = deployment["container"]
+    assert container["resources"]["limits"]["memory"]
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert deployment["pod"]["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    # We create no Service ourselves, let alone one of type LoadBalancer.
+    assert of_kind(cloud, "Service") == []
+
+
+def test_minikube_uses_a_node_port_and_no_load_balancer_settings(minikube: PlanRun) -> None:
+    (proxy,) = of_kind(minikube, "EnvoyProxy")
+    service = proxy.raw_inputs["spec"]["provider"]["kubernetes"]["envoyService"]
+    assert service == {"type": "NodePort", "externalTrafficPolicy": "Local"}
+
+
+def test_https_listener_uses_the_certificate_cert_manager_fills(cloud: PlanRun) -> None:
+    listeners = {lst["name"]: lst for lst in _spec(cloud, "edge-gateway")["listeners"]}
+    assert set(listeners) == {"http", "https"}
+    https = listeners["https"]
+    assert https["port"] == 443 and https["protocol"] == "HTTPS"
+    assert https["tls"] == {
+        "mode": "Terminate",
+        "certificateRefs": [{"kind": "Secret", "name": "todo-edge-tls"}],
+    }
+    assert https["allowedRoutes"]["namespaces"]["selector"]["matchExpressions"][0]["values"] == [
+        "monitoring",
+        "todo",
+    ]
+    # Port 80 only carries the redirect and the ACME solver, both in the Gateway's namespace.
+    http = listeners["http"]["allowedRoutes"]["namespaces"]["selector"]["matchExpressions"][0]
+    assert http["values"] == ["envoy-gateway-system"]
+    certificate = _spec(cloud, "edge-certificate")
+    assert certificate["secretName"] == "todo-edge-tls"
+    assert certificate["dnsNames"] == ["api.todo.example.com", "grafana.todo.example.com"]
+    assert certificate["issuerRef"] == {
+        "group": "cert-manager.io",
+        "kind": "ClusterIssuer",
+        "name": "letsencrypt",
+    }
+
+
+def test_issuer_solves_http01_through_the_gateway(cloud: PlanRun) -> None:
+    acme = _spec(cloud, "edge-issuer")["acme"]
+    assert acme["server"] == edge.LETS_ENCRYPT_PRODUCTION
+    assert acme["email"] == "ops@example.com"
+    (solver,) = acme["solvers"]
+    (parent,) = solver["http01"]["gatewayHTTPRoute"]["parentRefs"]
+    assert parent == {
+        "group": "gateway.networking.k8s.io",
+        "kind": "Gateway",
+        "name": "todo",
+        "namespace": "envoy-gateway-system",
+        "sectionName": "http",
+    }
+    values = by_name(cloud)["edge-cert-manager"].raw_inputs["values"]
+    assert values["config"]["gatewayAPI"] == {"enabled": True}
+    assert values["crds"] == {"enabled": True}
+
+
+def test_http_redirects_to_https_and_routes_expose_only_the_public_api(cloud: PlanRun) -> None:
+    redirect = _spec(cloud, "edge-https-redirect")
+    assert redirect["parentRefs"][0]["sectionName"] == "http"
+    (rule,) = redirect["rules"]
+    assert rule["filters"] == [
+        {"type": "RequestRedirect", "requestRedirect": {"scheme": "https", "statusCode": 301}}
+    ]
+    # The ACME solver's Exact path match outranks this prefix match (Gateway API precedence).
+    assert rule["matches"] == [{"path": {"type": "PathPrefix", "value": "/"}}]
+
+    api = by_name(cloud)["edge-api-route"].raw_inputs
+    assert api["metadata"]["namespace"] == "todo"
+    assert api["spec"]["hostnames"] == ["api.todo.example.com"]
+    assert api["spec"]["parentRefs"][0]["sectionName"] == "https"
+    (api_rule,) = api["spec"]["rules"]
+    assert api_rule["matches"] == [{"path": {"type": "PathPrefix", "value": "/api"}}]
+    assert api_rule["backendRefs"] == [{"name": "backend", "port": 8000}]
+
+    grafana = by_name(cloud)["edge-grafana-route"].raw_inputs
+    assert grafana["metadata"]["namespace"] == "monitoring"
+    assert grafana["spec"]["rules"][0]["backendRefs"] == [
+        {"name": "kube-prometheus-stack-grafana", "port": 80}
+    ]
+    # Every route references a backend in its own namespace: no ReferenceGrant needed.
+    assert of_kind(cloud, "ReferenceGrant") == []
+    assert cloud.outputs == {
+        "api_url": "https://api.todo.example.com/api/v1",
+        "grafana_url": "https://grafana.todo.example.com",
+    }
+
+
+def test_minikube_serves_plain_http_without_cert_manager(minikube: PlanRun) -> None:
+    names = by_name(minikube)
+    assert "edge-cert-manager" not in names
+    assert of_kind(minikube, "ClusterIssuer") == of_kind(minikube, "Certificate") == []
+    (listener,) = _spec(minikube, "edge-gateway")["listeners"]
+    assert listener["name"] == "http" and "tls" not in listener
+    assert sorted(
+        listener["allowedRoutes"]["namespaces"]["selector"]["matchExpressions"][0]["values"]
+    ) == [
+        "envoy-gateway-system",
+        "monitoring",
+        "todo",
+    ]
+    for route in ("edge-api-route", "edge-grafana-route"):
+        assert _spec(minikube, route)["parentRefs"][0]["sectionName"] == "http"
+    assert "edge-https-redirect" not in names
+    assert minikube.outputs["api_url"] == "http://api.todo.localhost/api/v1"
+
+
+def test_custom_resources_wait_for_their_crds_and_nothing_more(cloud: PlanRun) -> None:
+    names = by_name(cloud)
+    crds, controller = names["edge-gateway-crds"].urn, names["edge-envoy-gateway"]
+    cert_manager = names["edge-cert-manager"].urn
+    assert crds in controller.dependencies
+    for kind in ("EnvoyProxy", "GatewayClass", "Gateway", "HTTPRoute"):
+        for res in of_kind(cloud, kind):
+            assert crds in res.dependencies, res.name
+            # The controller reconciles them whenever it comes up: no need to wait for it.
+            assert controller.urn not in res.dependencies, res.name
+    for kind in ("ClusterIssuer", "Certificate"):
+        (res,) = of_kind(cloud, kind)
+        assert cert_manager in res.dependencies, res.name
+    # DOKS ships the Gateway API CRDs: cert-manager need not wait for our CRD chart.
+    assert crds not in names["edge-cert-manager"].dependencies
+    assert names["edge-issuer"].urn in names["edge-certificate"].dependencies
+
+
+def test_cert_manager_waits_for_gateway_api_crds_we_install(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    config = {**CLOUD, "install_gateway_api_crds": True}
+    run = run_component(tmp_path_factory.mktemp("edge"), PROGRAM, {"args": config})
+    names = by_name(run)
+    assert names["edge-gateway-crds"].urn in names["edge-cert-manager"].dependencies
+
+
+def test_tls_needs_an_acme_email(tmp_path_factory: pytest.TempPathFactory) -> None:
+    config = {**CLOUD, "acme_email": ""}
+    with pytest.raises(Exception, match="acme_email is required"):
+        run_component(tmp_path_factory.mktemp("edge"), PROGRAM, {"args": config})
+
+
+def test_network_policies_admit_clients_to_envoy_only_on_listener_ports(cloud: PlanRun) -> None:
+    policies = {
+        (p.raw_inputs["metadata"]["namespace"], p.raw_inputs["metadata"]["name"]): p.raw_inputs
+        for p in of_kind(cloud, "NetworkPolicy")
+    }
+    envoy = policies[("envoy-gateway-system", "allow-envoy-listeners")]["spec"]
+    assert envoy["podSelector"]["matchLabels"] == edge.ENVOY_PROXY_POD_LABELS
+    assert envoy["ingress"][0] == {
+        "ports": [{"protocol": "TCP", "port": 10080}, {"protocol": "TCP", "port": 10443}]
+    }
+    assert ("cert-manager", "allow-webhook") in policies
+    assert ("cert-manager", "allow-namespace-and-monitoring") in policies
+
+
+def test_values_use_only_keys_the_charts_have(cloud: PlanRun) -> None:
+    names = by_name(cloud)
+    gateway_defaults = chart_defaults("gateway-helm-v1.9.0.values.yaml")
+    assert (
+        unknown_value_keys(names["edge-envoy-gateway"].raw_inputs["values"], gateway_defaults) == []
+    )
+    cert_defaults = chart_defaults("cert-manager-v1.21.1.values.yaml")
+    assert unknown_value_keys(names["edge-cert-manager"].raw_inputs["values"], cert_defaults) == []
+
+
+def test_objects_validate_against_crd_schemas_and_kubernetes(
+    cloud: PlanRun, minikube: PlanRun
+) -> None:
+    checked = 0
+    for run in (cloud, minikube):
+        for res in kubernetes_objects(run):
+            api_version = res.raw_inputs["apiVersion"]
+            if api_version.startswith(("gateway.networking.k8s.io/", "cert-manager.io/")):
+                validate_custom_resource(res)
+                checked += 1
+            elif api_version == "gateway.envoyproxy.io/v1alpha1":
+                continue  # no EnvoyProxy CRD in the reference data (see the report)
+            else:
+                validate_builtin(res)
+                checked += 1
+    assert checked >= 15
