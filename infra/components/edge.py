@@ -43,6 +43,16 @@ CERT_MANAGER_CHART = "cert-manager"
 CERT_MANAGER_REPO = "https://charts.jetstack.io"
 CERT_MANAGER_VERSION = "v1.21.1"
 
+POD_SECURITY_LABELS = {
+    # Envoy Gateway's controller, Envoy, certgen, cert-manager and its ACME solver pods all
+    # run non-root with no capabilities and the runtime's seccomp profile.
+    "pod-security.kubernetes.io/enforce": "restricted",
+    "pod-security.kubernetes.io/enforce-version": "latest",
+    "pod-security.kubernetes.io/warn": "restricted",
+    "pod-security.kubernetes.io/audit": "restricted",
+    "app.kubernetes.io/part-of": "todo",
+}
+
 GATEWAY_CLASS = "envoy"
 """Ours, not DOKS's Cilium class: Gateways of that class would get a second load balancer."""
 CONTROLLER_NAME = "gateway.envoyproxy.io/gatewayclass-controller"
@@ -221,6 +231,12 @@ class Edge(pulumi.ComponentResource):
             raise TypeError("EdgeArgs.tls and install_gateway_api_crds must be plain booleans")
         self._name = name
         self._args = args
+        self._namespace = self._create_namespace("gateway", args.namespace)
+        self._cert_manager_namespace = (
+            self._create_namespace("cert-manager", args.cert_manager_namespace)
+            if args.tls
+            else pulumi.Output.from_input(args.cert_manager_namespace)
+        )
 
         self.gateway_crds = self._create_gateway_crds()
         self.controller = self._create_controller()
@@ -241,6 +257,16 @@ class Edge(pulumi.ComponentResource):
     def _child(self, **kwargs: Any) -> pulumi.ResourceOptions:
         return pulumi.ResourceOptions(parent=self, **kwargs)
 
+    def _create_namespace(self, role: str, name: pulumi.Input[str]) -> pulumi.Output[str]:
+        """A platform namespace held to the restricted Pod Security profile."""
+        namespace = k8s.core.v1.Namespace(
+            f"{self._name}-{role}-namespace",
+            metadata={"name": name, "labels": POD_SECURITY_LABELS},
+            opts=self._child(),
+        )
+        # The name as an output, so that everything in the namespace waits for it.
+        return namespace.metadata.apply(lambda m: str(m["name"]))
+
     def _crd_dependent(self, *extra: pulumi.Resource) -> pulumi.ResourceOptions:
         """Options for a custom resource whose CRD the CRD chart installs."""
         return self._child(depends_on=[self.gateway_crds, *extra])
@@ -252,7 +278,7 @@ class Edge(pulumi.ComponentResource):
             f"{self._name}-gateway-crds",
             chart=GATEWAY_CRDS_CHART,
             version=ENVOY_GATEWAY_VERSION,
-            namespace=self._args.namespace,
+            namespace=self._namespace,
             values=gateway_crds_values(self._args.install_gateway_api_crds),
             opts=self._child(),
         )
@@ -263,7 +289,7 @@ class Edge(pulumi.ComponentResource):
             name="envoy-gateway",
             chart=GATEWAY_CHART,
             version=ENVOY_GATEWAY_VERSION,
-            namespace=self._args.namespace,
+            namespace=self._namespace,
             values=envoy_gateway_values(),
             timeout=600,
             atomic=True,
@@ -297,7 +323,7 @@ class Edge(pulumi.ComponentResource):
             f"{self._name}-proxy-config",
             api_version="gateway.envoyproxy.io/v1alpha1",
             kind="EnvoyProxy",
-            metadata={"name": ENVOY_PROXY_NAME, "namespace": args.namespace},
+            metadata={"name": ENVOY_PROXY_NAME, "namespace": self._namespace},
             spec={
                 "provider": {
                     "type": "Kubernetes",
@@ -337,7 +363,7 @@ class Edge(pulumi.ComponentResource):
                     "group": "gateway.envoyproxy.io",
                     "kind": "EnvoyProxy",
                     "name": ENVOY_PROXY_NAME,
-                    "namespace": self._args.namespace,
+                    "namespace": self._namespace,
                 },
             },
             # Upstream advises creating the EnvoyProxy first, or the first Envoy Service is
@@ -350,7 +376,7 @@ class Edge(pulumi.ComponentResource):
     ) -> k8s.apiextensions.CustomResource:
         args = self._args
         route_namespaces = pulumi.Output.all(args.backend_namespace, args.grafana_namespace)
-        http_from = pulumi.Output.all(route_namespaces, args.namespace).apply(
+        http_from = pulumi.Output.all(route_namespaces, self._namespace).apply(
             # With TLS only the redirect and the ACME solver routes (both in the Gateway's
             # namespace) use port 80; without it the app routes do.
             lambda v: _namespace_selector([v[1]] if args.tls else [*v[0], v[1]])
@@ -383,7 +409,7 @@ class Edge(pulumi.ComponentResource):
             f"{self._name}-gateway",
             api_version="gateway.networking.k8s.io/v1",
             kind="Gateway",
-            metadata={"name": GATEWAY_NAME, "namespace": args.namespace},
+            metadata={"name": GATEWAY_NAME, "namespace": self._namespace},
             spec={"gatewayClassName": GATEWAY_CLASS, "listeners": listeners},
             opts=self._crd_dependent(gateway_class),
         )
@@ -400,7 +426,7 @@ class Edge(pulumi.ComponentResource):
             chart=CERT_MANAGER_CHART,
             version=CERT_MANAGER_VERSION,
             repository_opts={"repo": CERT_MANAGER_REPO},
-            namespace=args.cert_manager_namespace,
+            namespace=self._cert_manager_namespace,
             values=cert_manager_values(),
             timeout=600,
             atomic=True,
@@ -431,7 +457,7 @@ class Edge(pulumi.ComponentResource):
                                             "group": "gateway.networking.k8s.io",
                                             "kind": "Gateway",
                                             "name": GATEWAY_NAME,
-                                            "namespace": args.namespace,
+                                            "namespace": self._namespace,
                                             "sectionName": HTTP_LISTENER,
                                         }
                                     ]
@@ -447,7 +473,7 @@ class Edge(pulumi.ComponentResource):
             f"{self._name}-certificate",
             api_version="cert-manager.io/v1",
             kind="Certificate",
-            metadata={"name": "todo-edge", "namespace": args.namespace},
+            metadata={"name": "todo-edge", "namespace": self._namespace},
             spec={
                 "secretName": TLS_SECRET,
                 "issuerRef": {
@@ -473,7 +499,7 @@ class Edge(pulumi.ComponentResource):
             "group": "gateway.networking.k8s.io",
             "kind": "Gateway",
             "name": GATEWAY_NAME,
-            "namespace": args.namespace,
+            "namespace": self._namespace,
             "sectionName": app_listener,
         }
         if args.tls:
@@ -481,7 +507,7 @@ class Edge(pulumi.ComponentResource):
                 f"{self._name}-https-redirect",
                 api_version="gateway.networking.k8s.io/v1",
                 kind="HTTPRoute",
-                metadata={"name": "https-redirect", "namespace": args.namespace},
+                metadata={"name": "https-redirect", "namespace": self._namespace},
                 spec={
                     "parentRefs": [parent | {"sectionName": HTTP_LISTENER}],
                     "hostnames": [args.api_hostname, args.grafana_hostname],
@@ -544,7 +570,7 @@ class Edge(pulumi.ComponentResource):
         args = self._args
         _network_policy(
             f"{self._name}-allow-envoy",
-            namespace=args.namespace,
+            namespace=self._namespace,
             policy_name="allow-envoy-listeners",
             spec={
                 "podSelector": {"matchLabels": ENVOY_PROXY_POD_LABELS},
@@ -560,12 +586,12 @@ class Edge(pulumi.ComponentResource):
             },
             opts=self._child(),
         )
-        namespaces = [("gateway", args.namespace)]
+        namespaces = [("gateway", self._namespace)]
         if args.tls:
-            namespaces.append(("cert-manager", args.cert_manager_namespace))
+            namespaces.append(("cert-manager", self._cert_manager_namespace))
             _network_policy(
                 f"{self._name}-allow-cert-manager-webhook",
-                namespace=args.cert_manager_namespace,
+                namespace=self._cert_manager_namespace,
                 policy_name="allow-webhook",
                 spec={
                     # The API server calls the webhook from outside the pod network.
@@ -581,7 +607,7 @@ class Edge(pulumi.ComponentResource):
             # server and the Gateway's public address (its self-check). No user code runs
             # here.
             _network_policy(
-                f"{self._name}-{role}-namespace",
+                f"{self._name}-{role}-namespace-policy",
                 namespace=namespace,
                 policy_name="allow-namespace-and-monitoring",
                 spec={

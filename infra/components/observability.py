@@ -42,6 +42,16 @@ DASHBOARD_LABEL = ("grafana_dashboard", "1")
 PROMETHEUS_POD_LABELS = {"app.kubernetes.io/name": "prometheus"}
 """Labels the operator puts on Prometheus pods: what NetworkPolicies admit for scraping."""
 GRAFANA_POD_LABELS = {"app.kubernetes.io/name": "grafana"}
+POD_SECURITY_LABELS = {
+    # Enforce baseline, report restricted: not every pod of the chart (its admission-webhook
+    # jobs, kube-state-metrics) is guaranteed restricted-clean across chart versions, and a
+    # rejected monitoring stack is worse than a warning. Nothing here needs host access.
+    "pod-security.kubernetes.io/enforce": "baseline",
+    "pod-security.kubernetes.io/enforce-version": "latest",
+    "pod-security.kubernetes.io/warn": "restricted",
+    "pod-security.kubernetes.io/audit": "restricted",
+    "app.kubernetes.io/part-of": "todo",
+}
 
 DAPR_METRICS_PORT_NAME = "dapr-metrics"
 """The daprd container's metrics port (9090) as the injector names it."""
@@ -208,8 +218,8 @@ def chart_values(
         "kubeControllerManager": {"enabled": False},
         "kubeScheduler": {"enabled": False},
         "kubeProxy": {"enabled": False},
-        # node-exporter needs hostNetwork/hostPID/hostPath, which the restricted Pod
-        # Security profile of the monitoring namespace forbids; DigitalOcean's own agent
+        # node-exporter needs hostNetwork/hostPID/hostPath, which the monitoring namespace's
+        # Pod Security level (baseline) forbids; DigitalOcean's own agent
         # reports node metrics on cloud stacks.
         "nodeExporter": {"enabled": False},
         "windowsMonitoring": {"enabled": False},
@@ -259,7 +269,13 @@ class Observability(pulumi.ComponentResource):
     ) -> None:
         super().__init__("todo:observability:Observability", name, None, opts)
         self._name = name
-        self.namespace = pulumi.Output.from_input(args.namespace)
+        namespace = k8s.core.v1.Namespace(
+            f"{name}-namespace",
+            metadata={"name": args.namespace, "labels": POD_SECURITY_LABELS},
+            opts=self._child(),
+        )
+        # The name as an output, so that everything in the namespace waits for it.
+        self.namespace = namespace.metadata.apply(lambda m: str(m["name"]))
 
         admin_secret = self._create_grafana_admin(args)
         self.release = self._create_release(args, admin_secret)
@@ -293,7 +309,7 @@ class Observability(pulumi.ComponentResource):
             f"{self._name}-grafana-admin",
             metadata={
                 "name": GRAFANA_ADMIN_SECRET,
-                "namespace": args.namespace,
+                "namespace": self.namespace,
                 "labels": {"app.kubernetes.io/part-of": "todo"},
             },
             type="Opaque",
@@ -306,7 +322,7 @@ class Observability(pulumi.ComponentResource):
     ) -> k8s.helm.v3.Release:
         values = pulumi.Output.all(
             admin_secret=admin_secret.metadata.name,
-            namespace=args.namespace,
+            namespace=self.namespace,
             retention=args.retention,
             retention_size=args.retention_size,
             storage_size=args.storage_size,
@@ -335,7 +351,7 @@ class Observability(pulumi.ComponentResource):
             chart=CHART,
             version=CHART_VERSION,
             repository_opts={"repo": CHART_REPO},
-            namespace=args.namespace,
+            namespace=self.namespace,
             values=values,
             # The chart's admission webhook and CRDs come up through hooks; give them time,
             # and roll back a failed upgrade rather than leave half a monitoring stack.
@@ -418,7 +434,7 @@ class Observability(pulumi.ComponentResource):
     def _create_network_policies(self, args: ObservabilityArgs) -> None:
         """Allows for the monitoring namespace, on top of its default-deny policies."""
         self._network_policy(
-            "namespace",
+            "namespace-policy",
             "allow-namespace-and-egress",
             {
                 "podSelector": {},

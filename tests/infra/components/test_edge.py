@@ -328,3 +328,19 @@ def test_objects_validate_against_crd_schemas_and_kubernetes(
                 validate_builtin(res)
                 checked += 1
     assert checked >= 15
+
+
+def test_platform_namespaces_are_restricted_and_come_first(
+    cloud: PlanRun, minikube: PlanRun
+) -> None:
+    names = by_name(cloud)
+    for role, namespace in (("gateway", "envoy-gateway-system"), ("cert-manager", "cert-manager")):
+        created = names[f"edge-{role}-namespace"]
+        assert created.raw_inputs["metadata"]["name"] == namespace
+        labels = created.raw_inputs["metadata"]["labels"]
+        assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+        for res in cloud.resources.values():
+            if res.custom and res.raw_inputs.get("metadata", {}).get("namespace") == namespace:
+                assert created.urn in res.dependencies, res.name
+    assert names["edge-cert-manager-namespace"].urn in names["edge-cert-manager"].dependencies
+    assert "edge-cert-manager-namespace" not in by_name(minikube)

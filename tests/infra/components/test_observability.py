@@ -288,3 +288,16 @@ def test_builtin_objects_pass_strict_validation(cloud: PlanRun) -> None:
 def test_data_files_live_next_to_the_component() -> None:
     assert obs.ALERT_RULES_FILE.is_file()
     assert Path(obs.DASHBOARDS_DIR).is_dir()
+
+
+def test_namespace_is_created_first_and_pod_security_labelled(minikube: PlanRun) -> None:
+    names = by_name(minikube)
+    namespace = names["obs-namespace"]
+    labels = namespace.raw_inputs["metadata"]["labels"]
+    assert namespace.raw_inputs["metadata"]["name"] == "monitoring"
+    assert labels["pod-security.kubernetes.io/enforce"] == "baseline"
+    assert labels["pod-security.kubernetes.io/warn"] == "restricted"
+    for res in minikube.resources.values():
+        if res.custom and res.raw_inputs.get("metadata", {}).get("namespace") == "monitoring":
+            assert namespace.urn in res.dependencies, res.name
+    assert namespace.urn in names["obs-stack"].dependencies
