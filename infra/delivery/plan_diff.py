@@ -225,7 +225,13 @@ def _resource_change(
             "its provider changes: if the new provider targets another cluster or account, "
             "the resource is replaced"
         )
-    if reasons and kubernetes_kind(head.type, head.inputs) and _physical_identity(head):
+    renamed = any(f.path in ("metadata.name", "metadata.namespace") for f in fields)
+    if (
+        reasons
+        and kubernetes_kind(head.type, head.inputs)
+        and _physical_identity(head)
+        and not renamed
+    ):
         notes.append(
             "it has a fixed name, so the old object is deleted before the new one is created"
         )
