@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 import uuid
 from datetime import datetime
 
@@ -10,6 +9,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 from sqlmodel import Field, SQLModel
 
+from apps.backend.fields import Priority
+from apps.backend.schemas import TaskBase
 from apps.shared.timeutil import utcnow
 
 # Weighted so title matches rank above description matches. 'english' stems words
@@ -18,19 +19,6 @@ SEARCH_VECTOR_SQL = (
     "setweight(to_tsvector('english'::regconfig, title), 'A') || "
     "setweight(to_tsvector('english'::regconfig, description), 'B')"
 )
-
-
-class Priority(enum.StrEnum):
-    # Declaration order is the sort order of the PostgreSQL enum.
-    low = "low"
-    medium = "medium"
-    high = "high"
-    urgent = "urgent"
-
-
-class RecurrenceAnchor(enum.StrEnum):
-    due = "due"
-    completion = "completion"
 
 
 PRIORITY_TYPE = sa.Enum(
@@ -42,7 +30,7 @@ def _timestamp(*, nullable: bool) -> sa.Column[datetime]:
     return sa.Column(sa.DateTime(timezone=True), nullable=nullable)
 
 
-class Task(SQLModel, table=True):
+class Task(TaskBase, table=True):
     __tablename__ = "tasks"
     __table_args__ = (
         sa.CheckConstraint(

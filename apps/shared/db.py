@@ -13,8 +13,12 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 _PLAIN_SCHEMES = {"postgresql", "postgres", "postgresql+psycopg"}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from sqlalchemy.dialects.postgresql import insert
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps.shared.models import ProcessedEvent
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps.shared.events.contracts import TOPIC_OF, new_envelope
 from apps.shared.events.validation import validate_envelope

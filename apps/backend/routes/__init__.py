@@ -1,0 +1,1 @@
+"""HTTP routes of the backend; each module holds one router."""

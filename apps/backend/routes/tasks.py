@@ -1,0 +1,83 @@
+"""Task endpoints of /api/v1: thin wrappers that commit around the data-access calls."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+
+from apps.backend import tasks
+from apps.backend.schemas import TagList, TaskCreate, TaskList, TaskPublic, TaskQuery, TaskUpdate
+from apps.shared.auth import CurrentUser
+from apps.shared.db import SessionDep
+from apps.shared.errors import error_responses
+
+router = APIRouter(prefix="/api/v1", tags=["tasks"], responses=error_responses(401, 422))
+_ONE_TASK = error_responses(404)
+
+
+@router.post(
+    "/tasks",
+    status_code=status.HTTP_201_CREATED,
+    response_model=TaskPublic,
+    summary="Create a task",
+)
+async def create_task(
+    body: TaskCreate, session: SessionDep, user: CurrentUser, response: Response
+) -> TaskPublic:
+    task = await tasks.create_task(session, user_id=user, data=body)
+    await session.commit()
+    response.headers["Location"] = f"{router.prefix}/tasks/{task.id}"
+    return task
+
+
+@router.get("/tasks", response_model=TaskList, summary="List, filter and search tasks")
+async def list_tasks(
+    query: Annotated[TaskQuery, Query()], session: SessionDep, user: CurrentUser
+) -> TaskList:
+    return await tasks.list_tasks(session, user_id=user, query=query)
+
+
+@router.get("/tasks/{task_id}", response_model=TaskPublic, responses=_ONE_TASK)
+async def read_task(task_id: uuid.UUID, session: SessionDep, user: CurrentUser) -> TaskPublic:
+    return await tasks.get_task(session, user_id=user, task_id=task_id)
+
+
+@router.patch("/tasks/{task_id}", response_model=TaskPublic, responses=_ONE_TASK)
+async def update_task(
+    task_id: uuid.UUID, body: TaskUpdate, session: SessionDep, user: CurrentUser
+) -> TaskPublic:
+    task = await tasks.update_task(session, user_id=user, task_id=task_id, changes=body)
+    await session.commit()
+    return task
+
+
+@router.delete(
+    "/tasks/{task_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=_ONE_TASK,
+)
+async def delete_task(task_id: uuid.UUID, session: SessionDep, user: CurrentUser) -> None:
+    await tasks.delete_task(session, user_id=user, task_id=task_id)
+    await session.commit()
+
+
+@router.post("/tasks/{task_id}/complete", response_model=TaskPublic, responses=_ONE_TASK)
+async def complete_task(task_id: uuid.UUID, session: SessionDep, user: CurrentUser) -> TaskPublic:
+    task = await tasks.complete_task(session, user_id=user, task_id=task_id)
+    await session.commit()
+    return task
+
+
+@router.post("/tasks/{task_id}/reopen", response_model=TaskPublic, responses=_ONE_TASK)
+async def reopen_task(task_id: uuid.UUID, session: SessionDep, user: CurrentUser) -> TaskPublic:
+    task = await tasks.reopen_task(session, user_id=user, task_id=task_id)
+    await session.commit()
+    return task
+
+
+@router.get("/tags", response_model=TagList, summary="The user's tags with task counts")
+async def list_tags(session: SessionDep, user: CurrentUser) -> TagList:
+    return TagList(items=await tasks.list_tags(session, user_id=user))

@@ -1,0 +1,166 @@
+"""The services' access to their Dapr sidecar, through the official `dapr` SDK.
+
+Publish goes over Dapr's gRPC API and service invocation over its HTTP API, both via
+`dapr.aio.clients.DaprClient`, configured by the standard `DAPR_*` variables.
+
+The SDK client checks `GET /v1.0/healthz/outbound` when it is built, with a blocking
+wait of up to `DAPR_HEALTH_TIMEOUT`. To keep the event loop free, `DaprAccess` first runs
+the SDK's async health check with a short budget and builds the client only once the
+sidecar answers; a failed call drops the client so that the next one starts from a fresh
+connection (a restarted sidecar is then picked up at once, not after gRPC's reconnect
+backoff).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+import aiohttp
+import grpc
+from dapr.aio.clients import DaprClient
+from dapr.aio.clients.health import DaprHealth
+from dapr.clients.exceptions import DaprGrpcError, DaprHttpError
+
+from apps.shared.logs import get_logger
+
+PUBSUB_NAME: Final = "pubsub"
+JSON_CONTENT_TYPE: Final = "application/json"
+
+_log = get_logger("apps.dapr")
+
+
+class SidecarUnavailable(RuntimeError):
+    """The sidecar, or the broker behind it, cannot take the call now: try again later."""
+
+
+class PublishRejected(RuntimeError):
+    """The sidecar refused the message itself (retrying the same message will not help)."""
+
+
+@dataclass(frozen=True)
+class InvokeResult:
+    """The target app's answer to a service invocation, whatever its status."""
+
+    status: int
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body) if self.body else None
+
+
+# gRPC codes daprd uses for a message it will never accept; anything else may pass later.
+_REJECTED_CODES = frozenset(
+    {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.NOT_FOUND}
+)
+
+
+def publish_metadata(
+    *, event_id: str, event_type: str, partition_key: str | None
+) -> dict[str, str]:
+    """What makes daprd use our id and type in the CloudEvent and key the Kafka message."""
+    metadata = {"cloudevent.id": event_id, "cloudevent.type": event_type}
+    if partition_key:
+        metadata["partitionKey"] = partition_key
+    return metadata
+
+
+class DaprAccess:
+    def __init__(self, *, ready_timeout_seconds: float = 2.0) -> None:
+        self._ready_timeout = ready_timeout_seconds
+        self._client: DaprClient | None = None
+        self._lock = asyncio.Lock()
+
+    async def _connected(self) -> DaprClient:
+        if self._client is not None:
+            return self._client
+        async with self._lock:
+            if self._client is None:
+                try:
+                    await asyncio.wait_for(DaprHealth.wait_for_sidecar(), self._ready_timeout)  # type: ignore[no-untyped-call]
+                except (TimeoutError, aiohttp.ClientError) as exc:
+                    raise SidecarUnavailable("the Dapr sidecar is not answering") from exc
+                self._client = DaprClient()
+            return self._client
+
+    async def _drop_client(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            try:
+                await client.close()  # type: ignore[no-untyped-call]
+            except Exception as exc:  # closing a broken channel must not mask the cause
+                _log.debug("closing the Dapr client failed", error=repr(exc))
+
+    async def ready(self) -> bool:
+        """Whether the sidecar answers its health check now."""
+        try:
+            await self._connected()
+        except SidecarUnavailable:
+            return False
+        return True
+
+    async def publish(
+        self,
+        *,
+        topic: str,
+        envelope: Mapping[str, Any],
+        partition_key: str | None,
+        pubsub_name: str = PUBSUB_NAME,
+    ) -> None:
+        """Publish one event envelope; the CloudEvent id and type are the envelope's."""
+        client = await self._connected()
+        try:
+            await client.publish_event(
+                pubsub_name,
+                topic,
+                json.dumps(envelope, separators=(",", ":")),
+                data_content_type=JSON_CONTENT_TYPE,
+                publish_metadata=publish_metadata(
+                    event_id=str(envelope["event_id"]),
+                    event_type=str(envelope["event_type"]),
+                    partition_key=partition_key,
+                ),
+            )
+        except DaprGrpcError as exc:
+            code = exc.code()  # type: ignore[no-untyped-call]
+            if code in _REJECTED_CODES:
+                raise PublishRejected(f"{code.name}: {exc.details()}") from exc  # type: ignore[no-untyped-call]
+            await self._drop_client()
+            raise SidecarUnavailable(f"publish failed: {code.name}") from exc
+
+    async def invoke(
+        self,
+        app_id: str,
+        method: str,
+        *,
+        body: Mapping[str, Any] | None = None,
+        verb: str = "POST",
+        headers: Mapping[str, str] | None = None,
+        timeout_seconds: int = 30,
+    ) -> InvokeResult:
+        """Call `method` on `app_id` through Dapr; any HTTP status comes back as a result."""
+        client = await self._connected()
+        data = json.dumps(body).encode() if body is not None else b""
+        try:
+            response = await client.invoke_method(
+                app_id,
+                method,
+                data,
+                content_type=JSON_CONTENT_TYPE,
+                metadata=tuple((headers or {}).items()),
+                http_verb=verb,
+                timeout=timeout_seconds,
+            )
+        except DaprHttpError as exc:
+            raw = exc.as_dict().get("raw_response_bytes") or b""  # type: ignore[no-untyped-call]
+            return InvokeResult(status=exc.status_code or 500, body=raw)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            await self._drop_client()
+            raise SidecarUnavailable(f"invocation of {app_id} failed: {exc!r}") from exc
+        return InvokeResult(status=response.status_code or 200, body=response.data)
+
+    async def close(self) -> None:
+        await self._drop_client()
