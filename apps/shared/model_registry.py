@@ -13,6 +13,7 @@ from sqlmodel import SQLModel
 MODEL_MODULES = (
     "apps.shared.models",
     "apps.backend.models",
+    "apps.notification.models",
 )
 
 

@@ -27,6 +27,13 @@ class OutboxEvent(SQLModel, table=True):
             "id",
             postgresql_where=sa.text("published_at IS NULL"),
         ),
+        # The relay's "oldest unpublished event of this key" lookup (migration 0002).
+        sa.Index(
+            "ix_outbox_pending_key",
+            "partition_key",
+            "id",
+            postgresql_where=sa.text("published_at IS NULL"),
+        ),
     )
 
     id: int | None = Field(
