@@ -79,7 +79,12 @@ def task_list_select(*, user_id: str, query: TaskQuery) -> sa.Select[Any]:
     if query.due_to is not None:
         statement = statement.where(_TASKS.c.due_at <= query.due_to)
     if query.overdue is not None:
-        overdue = sa.and_(_TASKS.c.due_at < sa.func.now(), _TASKS.c.completed.is_(False))
+        # due_at IS NOT NULL keeps the negation two-valued for undated tasks.
+        overdue = sa.and_(
+            _TASKS.c.due_at.is_not(None),
+            _TASKS.c.due_at < sa.func.now(),
+            _TASKS.c.completed.is_(False),
+        )
         statement = statement.where(overdue if query.overdue else sa.not_(overdue))
     tsquery = None
     if query.q is not None:
