@@ -1,0 +1,102 @@
+"""Plan files: resources.json, one manifest per object, Helm records, no secret values."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+from infra.plan.artifacts import write_plan
+from infra.plan.build import Plan
+from infra.plan.mocks import SECRET_MASK
+from infra.plan.objects import HELM_RECORD_KIND, normalize_numbers
+
+
+def _write(plan: Plan, out: Path) -> Path:
+    write_plan(plan.run, plan.objects, plan.critical, out)
+    return out
+
+
+def test_resources_json_has_every_resource_with_its_graph(
+    sample_plan: Plan, tmp_path: Path
+) -> None:
+    document = json.loads((_write(sample_plan, tmp_path) / "resources.json").read_text())
+    by_name = {entry["name"]: entry for entry in document["resources"]}
+
+    assert len(document["resources"]) == sample_plan.resource_count
+    assert set(by_name["backend"]) >= {
+        "type",
+        "name",
+        "parent",
+        "provider",
+        "dependencies",
+        "inputs",
+    }
+    assert by_name["backend"]["type"] == "kubernetes:apps/v1:Deployment"
+    assert by_name["backend"]["parent"] == next(
+        r.urn for r in sample_plan.run.resources.values() if r.type == "todo:test:App"
+    )
+    assert by_name["backend"]["provider"] == by_name["k8s"]["urn"]
+    assert by_name["dapr"]["urn"] in by_name["backend"]["dependencies"]
+    # Numbers come back as the integers they were, not the engine's floats.
+    assert by_name["backend"]["inputs"]["spec"]["replicas"] == 2
+    assert document["outputs"]["kubeconfig"] == SECRET_MASK
+
+
+def test_no_secret_value_reaches_any_file(sample_plan: Plan, tmp_path: Path) -> None:
+    out = _write(sample_plan, tmp_path)
+    # The mocks' placeholders are what the secrets hold in this run; none may be written.
+    secret_values = ["plan-placeholder-backend-password", "plan-placeholder-token"]
+    for path in out.rglob("*"):
+        if path.is_file():
+            text = path.read_text()
+            for value in secret_values:
+                assert value not in text, f"{value} leaked into {path.relative_to(out)}"
+
+
+def test_one_manifest_per_object_and_secrets_keep_their_keys(
+    sample_plan: Plan, tmp_path: Path
+) -> None:
+    out = _write(sample_plan, tmp_path)
+    manifests = sorted((out / "manifests").iterdir())
+    bodies = [yaml.safe_load(path.read_text()) for path in manifests]
+    kinds = sorted(body["kind"] for body in bodies)
+
+    assert kinds == sorted(o.kind for o in sample_plan.objects if not o.is_helm_release)
+    assert "HorizontalPodAutoscaler" in kinds and "KafkaNodePool" in kinds
+    secret = next(body for body in bodies if body["kind"] == "Secret")
+    assert secret["apiVersion"] == "v1"
+    assert secret["stringData"] == {"DATABASE_URL": SECRET_MASK}
+    deployment = next(body for body in bodies if body["kind"] == "Deployment")
+    assert deployment["metadata"] == {"name": "backend", "namespace": "todo"}
+
+
+def test_helm_releases_are_records_with_their_values(sample_plan: Plan, tmp_path: Path) -> None:
+    out = _write(sample_plan, tmp_path)
+    records = {
+        path.name: yaml.safe_load(path.read_text()) for path in (out / "helm-releases").iterdir()
+    }
+    assert set(records) == {"dapr-system_helmrelease_dapr.yaml", "kafka_helmrelease_strimzi.yaml"}
+    dapr = records["dapr-system_helmrelease_dapr.yaml"]
+    assert dapr["kind"] == HELM_RECORD_KIND
+    assert dapr["spec"]["chart"] == "dapr" and dapr["spec"]["version"] == "1.18.3"
+    assert dapr["spec"]["values"]["global"] == {"ha": {"enabled": True}}
+    text = (out / "helm-releases" / "dapr-system_helmrelease_dapr.yaml").read_text()
+    assert text.startswith("# Helm release record")
+
+
+def test_replanning_replaces_stale_files(sample_plan: Plan, tmp_path: Path) -> None:
+    stale = tmp_path / "manifests" / "old_configmap_gone.yaml"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("kind: ConfigMap\n")
+    _write(sample_plan, tmp_path)
+    assert not stale.exists()
+    assert (tmp_path / "graph.mmd").read_text().startswith("flowchart")
+
+
+def test_normalize_numbers() -> None:
+    assert normalize_numbers({"a": [1.0, 1.5, "2"], "b": {"c": 3.0}}) == {
+        "a": [1, 1.5, "2"],
+        "b": {"c": 3},
+    }

@@ -1,0 +1,188 @@
+"""Offline validation of rendered objects: built-in kinds, custom resources, Helm values.
+
+- Built-in kinds: kubernetes-validate's bundled OpenAPI schemas in strict mode (unknown
+  fields are errors), for the stack's Kubernetes minor version.
+- Custom resources: the CRD's `openAPIV3Schema` for the object's version, from
+  k8s-reference, made strict the way `kubectl --validate=strict` is: an object schema
+  that lists its properties rejects others unless it says
+  `x-kubernetes-preserve-unknown-fields`. (The API server would silently prune them,
+  which is how a misspelt field goes unnoticed.) A kind with no CRD is an error.
+- Helm values: every key path must exist in the chart's default values (with subcharts'
+  defaults under their names); Helm ignores unknown keys, so a typo silently changes
+  nothing. Where a default is an empty map or a list, or the chart declares free-form
+  maps, the keys below are the user's and are not checked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+
+from infra.plan.reference import crd_documents
+
+# Group/version pairs served by the API server itself (everything else needs a CRD).
+BUILTIN_GROUPS = frozenset(
+    {
+        "",
+        "apps",
+        "batch",
+        "autoscaling",
+        "policy",
+        "networking.k8s.io",
+        "rbac.authorization.k8s.io",
+        "storage.k8s.io",
+        "scheduling.k8s.io",
+        "coordination.k8s.io",
+        "admissionregistration.k8s.io",
+        "apiextensions.k8s.io",
+        "certificates.k8s.io",
+        "discovery.k8s.io",
+        "node.k8s.io",
+    }
+)
+# Helm values whose keys are free-form by design (maps of user-chosen names).
+FREE_FORM_VALUE_KEYS = frozenset(
+    {
+        "annotations",
+        "podAnnotations",
+        "labels",
+        "podLabels",
+        "commonLabels",
+        "nodeSelector",
+        "extraArgs",
+        "extraEnv",
+        "env",
+        "additionalLabels",
+        "matchLabels",
+        "data",
+        "stringData",
+        "grafana.ini",
+        "datasources",
+        "dashboards",
+        "dashboardProviders",
+        "additionalPrometheusRulesMap",
+        "ruleSelector",
+        "serviceMonitorSelector",
+        "podMonitorSelector",
+        "probeSelector",
+        "scrapeConfigSelector",
+        "ruleNamespaceSelector",
+        "serviceMonitorNamespaceSelector",
+        "podMonitorNamespaceSelector",
+        "resources",
+        "requests",
+        "limits",
+        "securityContext",
+        "containerSecurityContext",
+        "podSecurityContext",
+        "affinity",
+        "storageSpec",
+        "volumeClaimTemplate",
+        "config",
+    }
+)
+
+
+def api_group(api_version: str) -> str:
+    return api_version.rpartition("/")[0]
+
+
+def is_builtin(body: Mapping[str, Any]) -> bool:
+    return api_group(str(body.get("apiVersion", ""))) in BUILTIN_GROUPS
+
+
+def validate_builtin(body: Mapping[str, Any], kubernetes_version: str) -> list[str]:
+    """kubernetes-validate --strict on one object; messages with the failing path."""
+    try:
+        kubernetes_validate.validate(dict(body), kubernetes_version, strict=True)
+    except kubernetes_validate.ValidationError as error:
+        path = ".".join(str(part) for part in error.path)
+        return [f"{path or '<root>'}: {error.message}"]
+    except kubernetes_validate.SchemaNotFoundError as error:
+        return [f"no schema: {error.message}"]
+    return []
+
+
+def supported_kubernetes_versions() -> list[str]:
+    return list(kubernetes_validate.all_versions())
+
+
+@dataclass(frozen=True)
+class CrdVersion:
+    group: str
+    kind: str
+    version: str
+    schema: dict[str, Any]
+
+
+@cache
+def crd_index() -> dict[tuple[str, str, str], CrdVersion]:
+    """(group, version, kind) → schema, for every served version in k8s-reference."""
+    index: dict[tuple[str, str, str], CrdVersion] = {}
+    for crd in crd_documents():
+        spec = crd["spec"]
+        for version in spec["versions"]:
+            if not version.get("served", True):
+                continue
+            schema = strict_schema(version["schema"]["openAPIV3Schema"])
+            key = (spec["group"], version["name"], spec["names"]["kind"])
+            index[key] = CrdVersion(spec["group"], spec["names"]["kind"], version["name"], schema)
+    return index
+
+
+def strict_schema(schema: Any) -> Any:
+    """The schema with `additionalProperties: false` wherever properties are closed."""
+    if isinstance(schema, list):
+        return [strict_schema(item) for item in schema]
+    if not isinstance(schema, Mapping):
+        return schema
+    result = {key: strict_schema(value) for key, value in schema.items()}
+    if (
+        "properties" in result
+        and "additionalProperties" not in result
+        and not result.get("x-kubernetes-preserve-unknown-fields")
+    ):
+        # `metadata` of the CR is the API server's ObjectMeta, not the CRD's to close.
+        result["additionalProperties"] = False
+    return result
+
+
+def validate_custom(body: Mapping[str, Any]) -> list[str]:
+    """The object against its CRD's schema; an unknown kind is itself an error."""
+    api_version = str(body.get("apiVersion", ""))
+    group, _, version = api_version.rpartition("/")
+    key = (group, version, str(body.get("kind")))
+    crd = crd_index().get(key)
+    if crd is None:
+        return [f"no CRD in k8s-reference for {api_version} {body.get('kind')}"]
+    document = {k: v for k, v in body.items() if k != "metadata"}
+    schema = dict(crd.schema)
+    properties = dict(schema.get("properties") or {})
+    properties.pop("metadata", None)  # ObjectMeta: validated by the API server, not the CRD
+    schema["properties"] = properties
+    validator = jsonschema.Draft7Validator(schema)
+    return [
+        f"{'.'.join(str(p) for p in error.absolute_path) or '<root>'}: {error.message}"
+        for error in sorted(validator.iter_errors(document), key=lambda e: list(e.absolute_path))
+    ]
+
+
+def unknown_value_keys(
+    values: Mapping[str, Any], defaults: Mapping[str, Any], prefix: str = ""
+) -> Iterator[str]:
+    """Key paths in `values` that the chart's defaults do not have."""
+    for key, value in values.items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if key not in defaults:
+            yield path
+            continue
+        default = defaults[key]
+        if key in FREE_FORM_VALUE_KEYS or not isinstance(default, Mapping) or not default:
+            continue  # free-form, a list, a scalar, or an empty map the user fills
+        if isinstance(value, Mapping):
+            yield from unknown_value_keys(value, default, path)
