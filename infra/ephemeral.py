@@ -231,7 +231,14 @@ def _config_builder(
 
 
 @app.command()
-def down(base_stack: BaseStackOption, name: NameOption = None, pr: PrOption = None) -> None:
+def down(
+    base_stack: BaseStackOption,
+    name: NameOption = None,
+    pr: PrOption = None,
+    missing_ok: Annotated[
+        bool, typer.Option("--missing-ok", help="Succeed when there is no such stack.")
+    ] = False,
+) -> None:
     """Destroy an ephemeral stack's resources, then remove the stack."""
     from infra.delivery.progress import live_progress
     from infra.delivery.pulumi_access import require_cloud_token
@@ -241,6 +248,9 @@ def down(base_stack: BaseStackOption, name: NameOption = None, pr: PrOption = No
         _qualifier(base_stack)
         require_cloud_token()
         stacks = _stacks(base_stack)
+        if missing_ok and not stacks.exists(stack_name):
+            console.print(f"no stack {stack_name}: nothing to destroy")
+            return
         with live_progress(console, "destroy", stack_name) as (progress, tracker):
             stacks.down(stack_name, progress)
         console.print(f"[green]{stack_name}[/green] destroyed and removed ({tracker.summary()})")

@@ -147,6 +147,15 @@ class EphemeralStacks:
             ) from None
         return {key: value.value for key, value in result.outputs.items() if not value.secret}
 
+    def exists(self, stack_name: str) -> bool:
+        """Whether the backend has the stack (by listing, so nothing is created)."""
+        check_login(self.workspace)
+        try:
+            summaries = self.workspace.list_stacks()
+        except CommandError as error:
+            raise EphemeralError(f"could not list stacks: {last_line(error)}") from None
+        return any(_short(summary.name) == _short(stack_name) for summary in summaries)
+
     def down(self, stack_name: str, progress: Progress = Progress()) -> None:
         """Destroy every resource of the stack, then remove the stack itself."""
         check_login(self.workspace)

@@ -448,6 +448,13 @@ def test_down_of_a_missing_stack_creates_nothing() -> None:
     assert workspace.calls == [("who_am_i",), ("select_stack", "acme/todo/dev-ghost")]
 
 
+def test_exists_lists_without_creating() -> None:
+    workspace = FakeWorkspace({"acme/todo/pr-9": {}})
+    stacks = _ephemeral(workspace)
+    assert stacks.exists("pr-9") and not stacks.exists("pr-10")
+    assert workspace.calls == [("who_am_i",), ("list_stacks",)] * 2
+
+
 def test_failed_destroy_keeps_the_stack_for_a_retry() -> None:
     name = "acme/todo/dev-alice"
     workspace = FakeWorkspace({name: _tags("alice", NOW)})
