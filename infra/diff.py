@@ -7,6 +7,7 @@ todo-infra diff --base origin/main --stack staging --format markdown --output di
 
 from __future__ import annotations
 
+import json
 import tempfile
 from enum import StrEnum
 from pathlib import Path
@@ -69,23 +70,54 @@ def _write_empty_plan(directory: Path) -> None:
     (directory / "resources.json").write_text("[]\n")
 
 
+def diff_stack_dirs(
+    base_root: Path, head_root: Path, stacks: list[str]
+) -> tuple[dict[str, PlanDiff], dict[str, str]]:
+    """Diff `BASE_ROOT/<stack>` with `HEAD_ROOT/<stack>` for each stack.
+
+    When a side has no plan, planning failed there (or the stack exists on one side only):
+    that is reported instead of a diff, since an empty plan would read as "delete all".
+    """
+    diffs: dict[str, PlanDiff] = {}
+    missing: dict[str, str] = {}
+    for stack in dict.fromkeys(stacks):
+        sides = {"base": base_root / stack, "head": head_root / stack}
+        absent = [side for side, path in sides.items() if not (path / "resources.json").is_file()]
+        if absent:
+            missing[stack] = f"no plan on the {' and '.join(absent)} side (see the job log)"
+            continue
+        diffs[stack] = diff_plans(load_plan(sides["base"]), load_plan(sides["head"]))
+    return diffs, missing
+
+
 def render(
-    diffs: dict[str, PlanDiff], fmt: OutputFormat, base: str, head: str, console: Console
+    diffs: dict[str, PlanDiff],
+    fmt: OutputFormat,
+    base: str,
+    head: str,
+    console: Console,
+    missing: dict[str, str] | None = None,
 ) -> str | None:
     """Print (text) or return (Markdown, JSON) the diffs of one or more stacks."""
+    missing = missing or {}
     if fmt is OutputFormat.TEXT:
         for stack, diff in diffs.items():
             render_text(diff, console, title=_title(stack or None, base, head))
             console.print()
+        for stack, reason in missing.items():
+            console.print(f"[yellow]{stack}: {reason}[/yellow]")
         return None
     if fmt is OutputFormat.JSON:
-        if list(diffs) == [""]:
+        if list(diffs) == [""] and not missing:
             return render_json(diffs[""])
-        return "{\n" + ",\n".join(f'"{s}": {render_json(d)}' for s, d in diffs.items()) + "\n}\n"
+        parts = [f"{json.dumps(s)}: {render_json(d)}" for s, d in diffs.items()]
+        parts += [f"{json.dumps(s)}: {json.dumps({'error': r})}" for s, r in missing.items()]
+        return "{\n" + ",\n".join(parts) + "\n}\n"
     sections = [
         render_markdown(diff, title=_title(stack or None, base, head))
         for stack, diff in diffs.items()
     ]
+    sections += [f"### ⚠️ `{stack}`: {reason}\n" for stack, reason in missing.items()]
     return f"<!-- {COMMENT_MARKER} -->\n" + "\n---\n\n".join(sections)
 
 
@@ -100,7 +132,12 @@ def diff_command(
     ] = None,
     stack: Annotated[
         list[str] | None,
-        typer.Option("--stack", "-s", help="Stack(s) to plan with --base (default: all)."),
+        typer.Option(
+            "--stack",
+            "-s",
+            help="Stack(s): with --base, plan these (default: all); with directories, "
+            "compare BASE_DIR/<stack> with HEAD_DIR/<stack>.",
+        ),
     ] = None,
     fmt: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.TEXT,
     output: Annotated[
@@ -116,6 +153,7 @@ def diff_command(
     """Compare two offline plans: resources added, removed, replaced and changed."""
     console = Console()
     err = Console(stderr=True)
+    missing: dict[str, str] = {}
     try:
         if base is not None:
             if base_dir or head_dir:
@@ -123,6 +161,9 @@ def diff_command(
             commit = resolve_revision(PROJECT_ROOT, base)[:12]
             diffs = diff_revision(base, stack or [], keep=keep_plans)
             base_label, head_label = f"`{base}` ({commit})", "working tree"
+        elif base_dir and head_dir and stack:
+            diffs, missing = diff_stack_dirs(base_dir, head_dir, stack)
+            base_label, head_label = "base", "head"
         elif base_dir and head_dir:
             diffs = {"": diff_plans(load_plan(base_dir), load_plan(head_dir))}
             base_label, head_label = f"`{base_dir}`", f"`{head_dir}`"
@@ -135,7 +176,7 @@ def diff_command(
         err.print(f"[red]error:[/red] {error}")
         raise typer.Exit(1) from None
 
-    text = render(diffs, fmt, base_label, head_label, console)
+    text = render(diffs, fmt, base_label, head_label, console, missing)
     if text is not None:
         if output:
             output.parent.mkdir(parents=True, exist_ok=True)

@@ -425,3 +425,37 @@ def test_short_types() -> None:
         short_type("todo:fastapi_service:FastApiService") == "todo:fastapi_service:FastApiService"
     )
     assert short_type("pulumi:pulumi:Stack") == "pulumi:pulumi:Stack"
+
+
+def test_cli_per_stack_directories_report_a_missing_side(tmp_path: Path) -> None:
+    service = "kubernetes:core/v1:Service"
+    for side, port in (("base", 80), ("head", 8080)):
+        for stack in ("staging", "prod"):
+            if side == "base" and stack == "prod":
+                continue  # planning prod failed on the base side
+            document = {"resources": [_resource("svc", service, {"spec": {"port": port}})]}
+            directory = tmp_path / side / stack
+            directory.mkdir(parents=True)
+            (directory / "resources.json").write_text(json.dumps(document))
+    out = tmp_path / "comment.md"
+    result = CliRunner().invoke(
+        cli_app,
+        [
+            "diff",
+            str(tmp_path / "base"),
+            str(tmp_path / "head"),
+            "--stack",
+            "staging",
+            "--stack",
+            "prod",
+            "--format",
+            "markdown",
+            "--output",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    body = out.read_text()
+    assert "`staging`" in body and "`8080`" in body
+    assert "`prod`: no plan on the base side" in body
+    assert "to delete" not in body.split("`prod`")[1]  # no fake "delete everything"
