@@ -13,10 +13,13 @@ from __future__ import annotations
 import importlib
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+
+if TYPE_CHECKING:
+    from infra.plan.build import Plan
 
 _STARTED = time.perf_counter()
 
@@ -33,6 +36,21 @@ console = Console()
 errors = Console(stderr=True)
 
 StackOption = Annotated[str, typer.Option("--stack", "-s", help="Stack name, e.g. minikube.")]
+# For tests and for trying a change to the program or a stack file in a copy.
+ProgramOption = Annotated[Path | None, typer.Option("--program", hidden=True)]
+StacksDirOption = Annotated[Path | None, typer.Option("--stacks-dir", hidden=True)]
+
+
+def _execute(stack: str, program: Path | None, stacks_dir: Path | None) -> Plan:
+    """Plan `stack`, or exit 2 with the config problem named."""
+    from infra.plan.build import PlanUserError, execute
+    from infra.plan.runner import PROGRAM, STACKS_DIR
+
+    try:
+        return execute(stack, program=program or PROGRAM, stacks_dir=stacks_dir or STACKS_DIR)
+    except PlanUserError as error:
+        errors.print(f"[red]error:[/red] stack {stack!r}: {error}")
+        raise typer.Exit(2) from None
 
 
 def _process_seconds() -> float:
@@ -64,24 +82,22 @@ def plan(
         Path | None,
         typer.Option("--out", "-o", help="Output folder (default: build/plan/<stack>)."),
     ] = None,
+    program: ProgramOption = None,
+    stacks_dir: StacksDirOption = None,
 ) -> None:
     """Run the real program offline under mocks; write resources.json, manifests/, graph.mmd."""
     _prepare_imports()
     from infra.cost import estimate
     from infra.plan.artifacts import write_plan
-    from infra.plan.build import PlanUserError, default_out_dir, execute
+    from infra.plan.build import default_out_dir
     from infra.plan.checks import policy_violations
     from infra.plan.footprint import compute_footprint
     from infra.plan.summary import print_plan
 
-    try:
-        result = execute(stack)
-    except PlanUserError as error:
-        errors.print(f"[red]error:[/red] stack {stack!r}: {error}")
-        raise typer.Exit(2) from None
+    result = _execute(stack, program, stacks_dir)
     out_dir = out or default_out_dir(stack)
     write_plan(result.run, result.objects, result.critical, out_dir)
-    footprint = compute_footprint(result.objects)
+    footprint = compute_footprint(result.objects, result.run.resources.values())
     cost = estimate(result.run.resources, result.objects)
     violations = policy_violations(result)
     print_plan(
@@ -98,18 +114,15 @@ def plan(
 
 
 @app.command()
-def cost(stack: StackOption) -> None:
+def cost(
+    stack: StackOption, program: ProgramOption = None, stacks_dir: StacksDirOption = None
+) -> None:
     """Monthly cost estimate of a stack from DigitalOcean's list prices (planned offline)."""
     _prepare_imports()
     from infra.cost import estimate, load_prices
-    from infra.plan.build import PlanUserError, execute
     from infra.plan.summary import print_cost
 
-    try:
-        result = execute(stack)
-    except PlanUserError as error:
-        errors.print(f"[red]error:[/red] stack {stack!r}: {error}")
-        raise typer.Exit(2) from None
+    result = _execute(stack, program, stacks_dir)
     prices = load_prices()
     print_cost(
         console, stack, estimate(result.run.resources, result.objects, prices), prices.sources

@@ -16,6 +16,7 @@ from infra.plan.objects import KubernetesObject, kubernetes_objects
 from infra.plan.runner import (
     PROGRAM,
     PROJECT_ROOT,
+    STACKS_DIR,
     PlanRun,
     StackConfig,
     StackConfigError,
@@ -77,13 +78,14 @@ def execute(
     *,
     config: StackConfig | None = None,
     program: Path = PROGRAM,
+    stacks_dir: Path = STACKS_DIR,
     stack_outputs: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Plan:
     """Run the program for `stack` under mocks and derive the plan (writes nothing)."""
     lazy_sdk.install()
     started = time.perf_counter()
     try:
-        stack_config = config if config is not None else load_stack_config(stack)
+        stack_config = config if config is not None else load_stack_config(stack, stacks_dir)
         run = run_program(stack, stack_config, program=program, stack_outputs=stack_outputs)
     except Exception as error:  # noqa: BLE001 (sorted into user and program errors)
         cause = _user_error(error)

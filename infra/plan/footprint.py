@@ -21,10 +21,12 @@ Containers with no request reserve nothing; they are counted and named, not gues
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from infra.plan.mocks import RecordedResource
 from infra.plan.objects import KubernetesObject, helm_release_values
 from infra.plan.quantities import GIB, MIB, QuantityError, bytes_of, millicores
 from infra.plan.reference import chart_defaults, deep_merge
@@ -69,11 +71,62 @@ class PodGroup:
     transient: bool = False
 
 
+@dataclass(frozen=True)
+class Capacity:
+    """Where the pods must fit: the nodes' size minus what the system itself requests."""
+
+    label: str
+    nodes: int
+    cpu_m: int
+    memory: int
+    system_cpu_m: int
+    system_memory: int
+
+
+MINIKUBE = Capacity(
+    "`minikube start --cpus 4 --memory 8g`",
+    1,
+    MINIKUBE_CPU_M,
+    MINIKUBE_MEMORY,
+    SYSTEM_CPU_M,
+    SYSTEM_MEMORY,
+)
+_DROPLET_SIZE = re.compile(r"(\d+)vcpu-(\d+)gb")
+CLUSTER_TYPE = "digitalocean:index/kubernetesCluster:KubernetesCluster"
+
+
+def capacity_of(resources: Iterable[RecordedResource]) -> Capacity:
+    """The planned cluster's node pool at its minimum size, or minikube's VM."""
+    for resource in resources:
+        if resource.type != CLUSTER_TYPE:
+            continue
+        pool = resource.inputs.get("nodePool") or {}
+        size = str(pool.get("size", ""))
+        match = _DROPLET_SIZE.search(size)
+        nodes = int(pool.get("minNodes") or pool.get("nodeCount") or 1)
+        if match:
+            # DOKS' own pods (cilium, coredns, csi, konnectivity) are not in the plan;
+            # the same allowance as minikube's control plane is kept free per node.
+            return Capacity(
+                f"{nodes} × {size} (node pool minimum)",
+                nodes,
+                nodes * int(match.group(1)) * 1000,
+                nodes * int(match.group(2)) * GIB,
+                nodes * SYSTEM_CPU_M,
+                nodes * SYSTEM_MEMORY,
+            )
+    return MINIKUBE
+
+
 @dataclass
 class Footprint:
     groups: list[PodGroup] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    nodes: int = 1
+    capacity: Capacity = MINIKUBE
+
+    @property
+    def nodes(self) -> int:
+        return self.capacity.nodes
 
     def _count(self, group: PodGroup) -> int:
         return group.replicas * (self.nodes if group.per_node else 1)
@@ -102,8 +155,16 @@ class Footprint:
             for container in group.per_pod.unrequested
         ]
 
-    def fits(self, cpu_m: int = MINIKUBE_CPU_M, memory: int = MINIKUBE_MEMORY) -> bool:
-        return self.cpu_m + SYSTEM_CPU_M <= cpu_m and self.memory + SYSTEM_MEMORY <= memory
+    @property
+    def headroom_cpu_m(self) -> int:
+        return self.capacity.cpu_m - self.capacity.system_cpu_m - self.cpu_m
+
+    @property
+    def headroom_memory(self) -> int:
+        return self.capacity.memory - self.capacity.system_memory - self.memory
+
+    def fits(self) -> bool:
+        return self.headroom_cpu_m >= 0 and self.headroom_memory >= 0
 
 
 def _get(values: Mapping[str, Any], path: str, default: Any = None) -> Any:
@@ -422,8 +483,10 @@ def _helm_groups(objects: list[KubernetesObject], notes: list[str]) -> list[PodG
     return groups
 
 
-def compute_footprint(objects: list[KubernetesObject], nodes: int = 1) -> Footprint:
-    footprint = Footprint(nodes=nodes)
+def compute_footprint(
+    objects: list[KubernetesObject], resources: Iterable[RecordedResource] = ()
+) -> Footprint:
+    footprint = Footprint(capacity=capacity_of(resources))
     footprint.groups.extend(_workload_groups(objects))
     footprint.groups.extend(_strimzi_groups(objects))
     footprint.groups.extend(_gateway_groups(objects))

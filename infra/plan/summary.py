@@ -11,13 +11,7 @@ from rich.table import Table
 from infra.cost import CostEstimate
 from infra.plan.build import Plan
 from infra.plan.durations import estimate_minutes
-from infra.plan.footprint import (
-    MINIKUBE_CPU_M,
-    MINIKUBE_MEMORY,
-    SYSTEM_CPU_M,
-    SYSTEM_MEMORY,
-    Footprint,
-)
+from infra.plan.footprint import Footprint
 from infra.plan.graph import short_type
 from infra.plan.quantities import GIB, MIB
 from infra.policy.rules import Violation
@@ -86,7 +80,7 @@ def print_plan(
         "footprint (requests)",
         f"{footprint.cpu_m / 1000:.2f} CPU, {footprint.memory / GIB:.2f} GiB "
         f"in {footprint.pods} pods"
-        + ("" if footprint.fits() else "  [red]does not fit minikube 4 CPU / 8 GiB[/red]"),
+        + ("" if footprint.fits() else f"  [red]does not fit {footprint.capacity.label}[/red]"),
     )
     if cost.lines:
         figures.add_row(
@@ -130,14 +124,13 @@ def _print_footprint(console: Console, footprint: Footprint) -> None:
             str(group.per_pod.memory // MIB),
         )
     console.print(table)
-    fits = footprint.fits()
+    capacity = footprint.capacity
     console.print(
         f"Steady total: {footprint.cpu_m}m CPU, {footprint.memory // MIB} Mi "
-        f"in {footprint.pods} pods; "
-        f"with the control plane's own {SYSTEM_CPU_M}m / {SYSTEM_MEMORY // MIB} Mi, "
-        f"{'fits' if fits else 'does NOT fit'} `minikube start --cpus 4 --memory 8g` "
-        f"(headroom {MINIKUBE_CPU_M - SYSTEM_CPU_M - footprint.cpu_m}m CPU, "
-        f"{(MINIKUBE_MEMORY - SYSTEM_MEMORY - footprint.memory) // MIB} Mi)."
+        f"in {footprint.pods} pods; with the system's own {capacity.system_cpu_m}m / "
+        f"{capacity.system_memory // MIB} Mi, "
+        f"{'fits' if footprint.fits() else 'does NOT fit'} {capacity.label} "
+        f"(headroom {footprint.headroom_cpu_m}m CPU, {footprint.headroom_memory // MIB} Mi)."
     )
     unrequested = footprint.unrequested
     if unrequested:
