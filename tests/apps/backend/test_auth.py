@@ -1,0 +1,104 @@
+"""Bearer JWT: missing, expired, forged or malformed tokens answer 401 with a JSON body."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+from fastapi.testclient import TestClient
+
+from apps.backend.main import create_app
+from apps.backend.settings import BackendSettings
+from tests.apps.backend.conftest import make_token
+
+
+@pytest.mark.parametrize(
+    ("headers", "error_type"),
+    [
+        ({}, "token_missing"),
+        ({"Authorization": "Basic YWxpY2U6cHc="}, "token_missing"),
+        ({"Authorization": "Bearer "}, "token_missing"),
+        ({"Authorization": "Bearer not.a.jwt"}, "token_invalid"),
+        ({"Authorization": f"Bearer {make_token('alice', ttl=-120)}"}, "token_expired"),
+        ({"Authorization": f"Bearer {make_token('alice', secret='x' * 40)}"}, "token_invalid"),
+        ({"Authorization": f"Bearer {make_token('')}"}, "token_invalid"),
+    ],
+)
+def test_bad_credentials_answer_401(
+    client: TestClient, headers: dict[str, str], error_type: str
+) -> None:
+    response = client.get("/api/v1/tasks", headers=headers)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+    [item] = response.json()["detail"]
+    assert item["loc"] == ["header", "authorization"] and item["type"] == error_type
+
+
+def test_unsigned_token_is_refused(client: TestClient) -> None:
+    def part(obj: dict[str, object]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
+
+    token = (
+        part({"alg": "none", "typ": "JWT"}) + "." + part({"sub": "alice", "exp": 4102444800}) + "."
+    )
+    response = client.get("/api/v1/tasks", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 401
+
+
+def test_token_without_expiry_is_refused(client: TestClient) -> None:
+    token = jwt.encode({"sub": "alice"}, "test-secret-that-is-long-enough-for-hs256!", "HS256")
+    response = client.get("/api/v1/tasks", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 401
+    assert "exp" in response.json()["detail"][0]["msg"]
+
+
+@pytest.fixture
+def jwks_server() -> Iterator[tuple[str, rsa.RSAPrivateKey]]:
+    """A JWKS endpoint on loopback serving one RSA public key (kid 'k1')."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
+    body = json.dumps({"keys": [{**jwk, "kid": "k1", "use": "sig", "alg": "RS256"}]}).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/jwks.json", key
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_jwks_signed_tokens(database_url: str, jwks_server: tuple[str, rsa.RSAPrivateKey]) -> None:
+    url, key = jwks_server
+    settings = BackendSettings(database_url=database_url, auth_jwks_url=url, log_level="WARNING")
+    claims = {"sub": "carol", "exp": 4102444800}
+    good = jwt.encode(claims, key, algorithm="RS256", headers={"kid": "k1"})
+    other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    forged = jwt.encode(claims, other_key, algorithm="RS256", headers={"kid": "k1"})
+    unknown_kid = jwt.encode(claims, key, algorithm="RS256", headers={"kid": "k2"})
+    with TestClient(create_app(settings)) as client:
+        ok = client.post(
+            "/api/v1/tasks", json={"title": "t"}, headers={"Authorization": f"Bearer {good}"}
+        )
+        assert ok.status_code == 201
+        for token in (forged, unknown_kid):
+            refused = client.get("/api/v1/tasks", headers={"Authorization": f"Bearer {token}"})
+            assert refused.status_code == 401
