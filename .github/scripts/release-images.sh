@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Which images a stack runs, kept where deploys can read it back: as stack config (what
+# the program deploys) and as stack tags (what the last *proven* release was).
+#
+#   release-images.sh set    STACK REGISTRY RELEASE DIGEST_DIR  # config from built images
+#   release-images.sh use    FROM_STACK TO_STACK [--require]    # config from FROM's tags
+#   release-images.sh record STACK                              # tags from STACK's config
+#
+# DIGEST_DIR holds one file per service (backend, notification, recurring) whose content is
+# the image digest (sha256:...). The committed stack files keep a placeholder tag; only
+# deploys choose images, and `record` runs after a release passed its smoke test.
+set -euo pipefail
+
+apps=(backend notification recurring)
+
+valid_digest() {
+    [[ "$1" =~ ^sha256:[0-9a-f]{64}$ ]] || { echo "::error::not an image digest: '$1'"; exit 1; }
+}
+
+set_images() {
+    local stack="$1" registry="$2" release="$3" digests="$4" digest
+    pulumi config set --path apps.images.registry "$registry" --stack "$stack"
+    pulumi config set --path apps.images.tag "$release" --stack "$stack"
+    for app in "${apps[@]}"; do
+        digest="$(tr -d '[:space:]' < "$digests/$app")"
+        valid_digest "$digest"
+        pulumi config set --path "apps.images.digests.$app" "$digest" --stack "$stack"
+    done
+}
+
+use_release() {
+    local from="$1" to="$2" required="${3:-}" release registry digest
+    release="$(pulumi stack tag get todo:release --stack "$from" 2>/dev/null || true)"
+    if [ -z "$release" ]; then
+        if [ "$required" = "--require" ]; then
+            echo "::error::$from has no proven release (todo:release tag): deploy it first"
+            exit 1
+        fi
+        echo "::notice::$from has no recorded release; keeping the images of its stack file"
+        return 0
+    fi
+    registry="$(pulumi stack tag get todo:registry --stack "$from")"
+    local dir
+    dir="$(mktemp -d)"
+    for app in "${apps[@]}"; do
+        pulumi stack tag get "todo:digest-$app" --stack "$from" > "$dir/$app"
+    done
+    set_images "$to" "$registry" "$release" "$dir"
+    rm -rf "$dir"
+    echo "release=$release" >> "${GITHUB_OUTPUT:-/dev/null}"
+}
+
+record_release() {
+    local stack="$1" digest
+    pulumi stack tag set todo:release "$(pulumi config get --path apps.images.tag --stack "$stack")" --stack "$stack"
+    pulumi stack tag set todo:registry "$(pulumi config get --path apps.images.registry --stack "$stack")" --stack "$stack"
+    for app in "${apps[@]}"; do
+        digest="$(pulumi config get --path "apps.images.digests.$app" --stack "$stack")"
+        valid_digest "$digest"
+        pulumi stack tag set "todo:digest-$app" "$digest" --stack "$stack"
+    done
+}
+
+command="${1:-}"
+shift || true
+case "$command" in
+    set) set_images "$@" ;;
+    use) use_release "$@" ;;
+    record) record_release "$@" ;;
+    *) echo "usage: $0 set|use|record ..." >&2; exit 2 ;;
+esac
