@@ -1,0 +1,126 @@
+"""Footprint: the scheduler's view of every pod the plan leads to."""
+
+from __future__ import annotations
+
+import pytest
+
+from infra.plan.build import Plan
+from infra.plan.footprint import (
+    MINIKUBE,
+    Footprint,
+    PodGroup,
+    Requests,
+    compute_footprint,
+    pod_requests,
+)
+from infra.plan.quantities import GIB, MIB, QuantityError, bytes_of, millicores
+from infra.plan.reference import chart_defaults, missing_reference_message
+
+
+def _container(
+    name: str, cpu: str | None, memory: str | None, **extra: object
+) -> dict[str, object]:
+    requests = {k: v for k, v in (("cpu", cpu), ("memory", memory)) if v is not None}
+    return {"name": name, "resources": {"requests": requests}, **extra}
+
+
+def test_quantities() -> None:
+    assert millicores("250m") == 250 and millicores("1.5") == 1500 and millicores(2) == 2000
+    assert bytes_of("512Mi") == 512 * MIB and bytes_of("1G") == 10**9 and bytes_of("1Gi") == GIB
+    with pytest.raises(QuantityError):
+        bytes_of("lots")
+
+
+def test_pod_request_is_the_larger_of_app_containers_and_the_biggest_init() -> None:
+    template = {
+        "spec": {
+            "initContainers": [_container("migrate", "800m", "64Mi")],
+            "containers": [_container("app", "100m", "128Mi"), _container("log", "50m", "32Mi")],
+        }
+    }
+    requests = pod_requests(template)
+    assert (requests.cpu_m, requests.memory) == (800, 160 * MIB)
+    assert requests.unrequested == ()
+
+
+def test_restartable_init_containers_and_the_dapr_sidecar_add_up() -> None:
+    template = {
+        "metadata": {
+            "annotations": {
+                "dapr.io/enabled": "true",
+                "dapr.io/sidecar-cpu-request": "50m",
+                "dapr.io/sidecar-memory-request": "64Mi",
+            }
+        },
+        "spec": {
+            "initContainers": [_container("proxy", "20m", "16Mi", restartPolicy="Always")],
+            "containers": [_container("app", "100m", "128Mi")],
+        },
+    }
+    requests = pod_requests(template)
+    assert (requests.cpu_m, requests.memory) == (170, 208 * MIB)
+
+
+def test_missing_requests_are_named_and_limits_stand_in_for_requests() -> None:
+    template = {
+        "metadata": {"annotations": {"dapr.io/enabled": "true"}},
+        "spec": {
+            "containers": [
+                {"name": "bare"},
+                {"name": "limited", "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}},
+            ]
+        },
+    }
+    requests = pod_requests(template)
+    assert (requests.cpu_m, requests.memory) == (1000, GIB)
+    assert requests.unrequested == ("bare", "daprd (sidecar)")
+
+
+def test_totals_count_replicas_daemonsets_per_node_and_leave_jobs_out() -> None:
+    footprint = Footprint(
+        groups=[
+            PodGroup("web", 3, Requests(100, 100 * MIB)),
+            PodGroup("agent", 1, Requests(10, 10 * MIB), per_node=True),
+            PodGroup("migrate", 1, Requests(5000, 50 * GIB), transient=True),
+        ],
+        capacity=MINIKUBE,
+    )
+    assert footprint.cpu_m == 310 and footprint.memory == 310 * MIB and footprint.pods == 4
+    assert footprint.fits()
+    heavy = Footprint(groups=[PodGroup("huge", 1, Requests(3500, GIB))], capacity=MINIKUBE)
+    assert not heavy.fits()  # 3.5 CPU + the control plane's 0.75 > 4 CPU
+
+
+def test_sample_plan_footprint(sample_plan: Plan) -> None:
+    footprint = compute_footprint(sample_plan.objects, sample_plan.run.resources.values())
+    by_source = {group.source: group for group in footprint.groups}
+
+    # The HPA's minReplicas (3) decides, not the Deployment's replicas (2); the init
+    # container (500m) outweighs app + sidecar (150m); memory is app + sidecar (192Mi).
+    backend = by_source["Deployment todo/backend"]
+    assert backend.replicas == 3
+    assert (backend.per_pod.cpu_m, backend.per_pod.memory) == (500, 192 * MIB)
+    brokers = by_source["KafkaNodePool kafka/broker"]
+    assert (brokers.replicas, brokers.per_pod.cpu_m, brokers.per_pod.memory) == (3, 250, GIB)
+    assert footprint.capacity.nodes == 2
+    assert footprint.capacity.cpu_m == 2 * 2000 and footprint.capacity.memory == 2 * 4 * GIB
+
+
+def test_helm_pods_come_from_values_over_chart_defaults(sample_plan: Plan) -> None:
+    if chart_defaults("dapr", "1.18.3") is None:
+        pytest.skip(missing_reference_message())
+    footprint = compute_footprint(sample_plan.objects)
+    by_source = {group.source: group for group in footprint.groups}
+
+    # global.ha.enabled → the chart's global.ha.replicaCount (3) for every control plane part.
+    operator = by_source["helm dapr: dapr-operator"]
+    assert operator.replicas == 3
+    assert (operator.per_pod.cpu_m, operator.per_pod.memory) == (50, 64 * MIB)
+    assert by_source["helm dapr: dapr-placement"].per_pod.unrequested == ("placement",)
+    # Strimzi's operator sets no resources in the release: the chart's defaults apply.
+    defaults = chart_defaults("strimzi-kafka-operator", "1.2.0")
+    assert defaults is not None
+    operator_requests = defaults["resources"]["requests"]
+    strimzi = by_source["helm strimzi: cluster operator"]
+    assert strimzi.per_pod.cpu_m == millicores(operator_requests["cpu"])
+    assert strimzi.per_pod.memory == bytes_of(operator_requests["memory"])
