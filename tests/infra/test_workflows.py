@@ -1,0 +1,90 @@
+"""Delivery invariants the linters do not know about (they run in .ci/lint-delivery).
+
+actionlint, zizmor and checkov judge each workflow on its own; these tests pin what ties
+the workflows to the rest of the repository: the same uv and Pulumi versions everywhere,
+secrets only inside environments, and the comment poster never touching PR code.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
+
+
+def _load(path: Path) -> dict[Any, Any]:
+    document: dict[Any, Any] = yaml.safe_load(path.read_text())
+    return document
+
+
+def _steps(workflow: dict[Any, Any]) -> list[dict[str, Any]]:
+    return [step for job in workflow["jobs"].values() for step in job.get("steps", [])]
+
+
+def test_there_are_the_promised_workflows() -> None:
+    names = {path.stem for path in WORKFLOWS}
+    assert {"checks", "preview", "preview-comment", "deploy", "ephemeral"} <= names
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_actions_are_pinned_by_sha_with_their_version(path: Path) -> None:
+    uses = re.findall(r"uses:\s*(\S+)(.*)", path.read_text())
+    for target, rest in uses:
+        if target.startswith("$/"):
+            continue  # this repository, at the running commit
+        assert re.fullmatch(r"[\w.-]+/[\w./-]+@[0-9a-f]{40}", target), target
+        assert re.search(r"#\s*v\d+(\.\d+)*", rest), f"{target} lacks a `# vX.Y.Z` comment"
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_secrets_only_inside_environments(path: Path) -> None:
+    workflow = _load(path)
+    assert "pull_request_target" not in workflow[True]  # YAML reads `on:` as True
+    assert "permissions" in workflow, "a workflow sets its default permissions"
+    for name, job in workflow["jobs"].items():
+        if "secrets." in yaml.safe_dump(job):
+            assert "environment" in job, f"{path.name}:{name} uses secrets outside an environment"
+
+
+def test_the_comment_poster_never_runs_pull_request_code() -> None:
+    workflow = _load(ROOT / ".github" / "workflows" / "preview-comment.yml")
+    assert set(workflow[True]) == {"workflow_run"}
+    for step in _steps(workflow):
+        assert "actions/checkout" not in step.get("uses", "")
+        assert not re.search(r"\b(uv|python3?|pip|npm|make)\b|bash \S+\.sh", step.get("run", ""))
+    (job,) = workflow["jobs"].values()
+    assert job["permissions"] == {"actions": "read", "pull-requests": "write"}
+
+
+def test_one_uv_and_one_pulumi_version_everywhere() -> None:
+    dockerfile_uv = re.search(r"ARG UV_VERSION=(\S+)", (ROOT / "Dockerfile").read_text())
+    assert dockerfile_uv is not None
+    lock = (ROOT / "uv.lock").read_text()
+    sdk = re.search(r'name = "pulumi"\nversion = "([^"]+)"', lock)
+    assert sdk is not None
+    for path in WORKFLOWS:
+        env = _load(path).get("env", {})
+        if "UV_VERSION" in env:
+            assert env["UV_VERSION"] == dockerfile_uv.group(1), path.name
+        if "PULUMI_VERSION" in env:
+            # The CLI must be at least as new as the SDK the program is locked to.
+            assert env["PULUMI_VERSION"] == sdk.group(1), path.name
+
+
+def test_prod_deploys_only_what_staging_proved() -> None:
+    deploy = _load(ROOT / ".github" / "workflows" / "deploy.yml")
+    jobs = deploy["jobs"]
+    assert jobs["prod"]["environment"]["name"] == "production"
+    assert jobs["prod"]["needs"] == "resolve"
+    runs = " ".join(step.get("run", "") for step in jobs["prod"]["steps"])
+    assert 'release-images.sh use "$STAGING" "$STACK" --require' in runs
+    assert "docker" not in runs and "build-push" not in yaml.safe_dump(jobs["prod"])
+    staging_steps = [step.get("name", "") for step in jobs["staging"]["steps"]]
+    # The release is recorded only after the smoke test passed.
+    assert staging_steps.index("Record the proven release") > staging_steps.index("Smoke test")
