@@ -2,9 +2,11 @@
 # Which images a stack runs, kept where deploys can read it back: as stack config (what
 # the program deploys) and as stack tags (what the last *proven* release was).
 #
-#   release-images.sh set    STACK REGISTRY RELEASE DIGEST_DIR  # config from built images
-#   release-images.sh use    FROM_STACK TO_STACK [--require]    # config from FROM's tags
-#   release-images.sh record STACK                              # tags from STACK's config
+#   release-images.sh set      STACK REGISTRY RELEASE DIGEST_DIR # config from built images
+#   release-images.sh use      FROM_STACK TO_STACK [--require]   # config from FROM's tags
+#   release-images.sh record   STACK                             # tags from STACK's config
+#   release-images.sh rollback STACK                             # config from the release
+#                                                                # recorded before the last
 #
 # DIGEST_DIR holds one file per service (backend, notification, recurring) whose content is
 # the image digest (sha256:...). The committed stack files keep a placeholder tag; only
@@ -29,8 +31,8 @@ set_images() {
 }
 
 use_release() {
-    local from="$1" to="$2" required="${3:-}" release registry digest
-    release="$(pulumi stack tag get todo:release --stack "$from" 2>/dev/null || true)"
+    local from="$1" to="$2" required="${3:-}" prefix="${4:-todo:}" release registry
+    release="$(pulumi stack tag get "${prefix}release" --stack "$from" 2>/dev/null || true)"
     if [ -z "$release" ]; then
         if [ "$required" = "--require" ]; then
             echo "::error::$from has no proven release (todo:release tag): deploy it first"
@@ -39,11 +41,11 @@ use_release() {
         echo "::notice::$from has no recorded release; keeping the images of its stack file"
         return 0
     fi
-    registry="$(pulumi stack tag get todo:registry --stack "$from")"
+    registry="$(pulumi stack tag get "${prefix}registry" --stack "$from")"
     local dir
     dir="$(mktemp -d)"
     for app in "${apps[@]}"; do
-        pulumi stack tag get "todo:digest-$app" --stack "$from" > "$dir/$app"
+        pulumi stack tag get "${prefix}digest-$app" --stack "$from" > "$dir/$app"
     done
     set_images "$to" "$registry" "$release" "$dir"
     rm -rf "$dir"
@@ -51,7 +53,16 @@ use_release() {
 }
 
 record_release() {
-    local stack="$1" digest
+    local stack="$1" digest previous current
+    # Keep the release being replaced, for `rollback`.
+    previous="$(pulumi stack tag get todo:release --stack "$stack" 2>/dev/null || true)"
+    current="$(pulumi config get --path apps.images.tag --stack "$stack")"
+    if [ -n "$previous" ] && [ "$previous" != "$current" ]; then
+        for key in release registry "${apps[@]/#/digest-}"; do
+            pulumi stack tag set "todo:previous-$key" \
+                "$(pulumi stack tag get "todo:$key" --stack "$stack")" --stack "$stack"
+        done
+    fi
     pulumi stack tag set todo:release "$(pulumi config get --path apps.images.tag --stack "$stack")" --stack "$stack"
     pulumi stack tag set todo:registry "$(pulumi config get --path apps.images.registry --stack "$stack")" --stack "$stack"
     for app in "${apps[@]}"; do
@@ -67,5 +78,6 @@ case "$command" in
     set) set_images "$@" ;;
     use) use_release "$@" ;;
     record) record_release "$@" ;;
-    *) echo "usage: $0 set|use|record ..." >&2; exit 2 ;;
+    rollback) use_release "$1" "$1" --require todo:previous- ;;
+    *) echo "usage: $0 set|use|record|rollback ..." >&2; exit 2 ;;
 esac
