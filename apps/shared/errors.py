@@ -87,8 +87,10 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    # Starlette's own errors (unknown path, wrong method) concern the request line.
-    item = ErrorItem(loc=["request"], msg=str(exc.detail), type=f"http_{exc.status_code}")
+    # Starlette's own errors concern the request line (unknown path, wrong method) or,
+    # for 400, a body that could not even be decoded.
+    loc: list[str | int] = ["body"] if exc.status_code == 400 else ["request"]
+    item = ErrorItem(loc=loc, msg=str(exc.detail), type=f"http_{exc.status_code}")
     return JSONResponse(_body([item]), status_code=exc.status_code, headers=exc.headers)
 
 

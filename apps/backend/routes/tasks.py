@@ -13,7 +13,8 @@ from apps.shared.auth import CurrentUser
 from apps.shared.db import SessionDep
 from apps.shared.errors import error_responses
 
-router = APIRouter(prefix="/api/v1", tags=["tasks"], responses=error_responses(401, 422))
+# 400: a body that is not decodable text; 422: anything that fails validation.
+router = APIRouter(prefix="/api/v1", tags=["tasks"], responses=error_responses(400, 401, 422))
 _ONE_TASK = error_responses(404)
 
 
