@@ -43,11 +43,15 @@ StacksDirOption = Annotated[Path | None, typer.Option("--stacks-dir", hidden=Tru
 
 def _execute(stack: str, program: Path | None, stacks_dir: Path | None) -> Plan:
     """Plan `stack`, or exit 2 with the config problem named."""
-    from infra.plan.build import PlanUserError, execute
+    from infra.plan.build import PlanUserError, execute, execute_ephemeral, is_ephemeral
     from infra.plan.runner import PROGRAM, STACKS_DIR
 
+    stacks_dir = stacks_dir or STACKS_DIR
     try:
-        return execute(stack, program=program or PROGRAM, stacks_dir=stacks_dir or STACKS_DIR)
+        if is_ephemeral(stack, stacks_dir):
+            # dev-<name>/pr-<n>: planned on top of staging's planned outputs.
+            return execute_ephemeral(stack, program=program or PROGRAM, stacks_dir=stacks_dir)
+        return execute(stack, program=program or PROGRAM, stacks_dir=stacks_dir)
     except PlanUserError as error:
         errors.print(f"[red]error:[/red] stack {stack!r}: {error}")
         raise typer.Exit(2) from None

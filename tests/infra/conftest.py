@@ -13,11 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from infra.plan.build import Plan, execute
+from infra.plan.build import EPHEMERAL_BASE, Plan, execute, execute_ephemeral, is_ephemeral
 from infra.plan.runner import PROGRAM, config_from_mapping
 
 SAMPLE_PROGRAM = Path(__file__).parent / "sample_program" / "__main__.py"
 STACKS = ("minikube", "staging", "prod")
+EPHEMERAL_STACK = "dev-alice"
+"""A developer's stack: generated config, planned on top of staging's planned outputs."""
 
 
 @pytest.fixture(scope="session")
@@ -27,7 +29,10 @@ def planned() -> Iterator[Callable[[str], Plan]]:
 
     def plan(stack: str) -> Plan:
         if stack not in cache:
-            cache[stack] = execute(stack, program=PROGRAM)
+            if is_ephemeral(stack):
+                cache[stack] = execute_ephemeral(stack, base=plan(EPHEMERAL_BASE))
+            else:
+                cache[stack] = execute(stack, program=PROGRAM)
         return cache[stack]
 
     yield plan

@@ -22,6 +22,7 @@ from typing import Any
 
 import jsonschema
 import kubernetes_validate
+import kubernetes_validate.utils
 
 from infra.plan.reference import crd_documents
 
@@ -109,7 +110,7 @@ def validate_builtin(body: Mapping[str, Any], kubernetes_version: str) -> list[s
 
 
 def supported_kubernetes_versions() -> list[str]:
-    return list(kubernetes_validate.all_versions())
+    return list(kubernetes_validate.utils.all_versions())
 
 
 @dataclass(frozen=True)

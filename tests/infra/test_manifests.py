@@ -1,0 +1,157 @@
+"""Every rendered object of every stack validates offline.
+
+Built-in kinds: kubernetes-validate --strict for the stack's Kubernetes minor version.
+Custom resources: their CRD schema from k8s-reference (unknown kinds fail). Helm
+releases: every value key exists in the chart's defaults. The reference checks skip
+with a clear message when ../shared/k8s-reference is absent.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from typing import Any
+
+import pytest
+
+from infra.plan.build import Plan
+from infra.plan.objects import KubernetesObject
+from infra.plan.reference import chart_defaults, missing_reference_message, reference_dir
+from tests.infra.conftest import EPHEMERAL_STACK, STACKS
+from tests.infra.validation import (
+    is_builtin,
+    supported_kubernetes_versions,
+    unknown_value_keys,
+    validate_builtin,
+    validate_custom,
+)
+
+# minikube v1.37 starts Kubernetes v1.34 unless told otherwise (`--kubernetes-version`).
+MINIKUBE_KUBERNETES = "1.34"
+ALL_STACKS = (*STACKS, EPHEMERAL_STACK)
+CLUSTER_TYPE = "digitalocean:index/kubernetesCluster:KubernetesCluster"
+
+needs_reference = pytest.mark.skipif(reference_dir() is None, reason=missing_reference_message())
+
+
+def kubernetes_version(plan: Plan, staging: Plan) -> str:
+    """The cluster's minor version: the planned DOKS version, the base's, or minikube's."""
+    source = staging if plan.stack == EPHEMERAL_STACK else plan
+    for resource in source.run.resources.values():
+        if resource.type == CLUSTER_TYPE:
+            match = re.match(r"(\d+\.\d+)\.", str(resource.inputs["version"]))
+            assert match, resource.inputs["version"]
+            return match.group(1)
+    return MINIKUBE_KUBERNETES
+
+
+def _objects(plan: Plan, *, builtin: bool) -> list[KubernetesObject]:
+    return [o for o in plan.objects if not o.is_helm_release and is_builtin(o.body) == builtin]
+
+
+@pytest.mark.parametrize("stack", ALL_STACKS)
+def test_builtin_objects_pass_kubernetes_validate_strict(planned: Any, stack: str) -> None:
+    plan = planned(stack)
+    version = kubernetes_version(plan, planned("staging"))
+    assert version in {v.rsplit(".", 1)[0] for v in supported_kubernetes_versions()}
+    objects = _objects(plan, builtin=True)
+    assert len(objects) > 20  # namespaces, workloads, services, policies, ...
+    failures = {
+        f"{o.kind} {o.namespace}/{o.name}": errors
+        for o in objects
+        if (errors := validate_builtin(o.body, version))
+    }
+    assert failures == {}
+
+
+@needs_reference
+@pytest.mark.parametrize("stack", ALL_STACKS)
+def test_custom_resources_match_their_crd_schemas(planned: Any, stack: str) -> None:
+    objects = _objects(planned(stack), builtin=False)
+    assert {o.kind for o in objects} >= {"Component", "Subscription", "Kafka", "KafkaTopic"}
+    failures = {
+        f"{o.api_version} {o.kind} {o.namespace}/{o.name}": errors
+        for o in objects
+        if (errors := validate_custom(o.body))
+    }
+    assert failures == {}
+
+
+@needs_reference
+@pytest.mark.parametrize("stack", STACKS)
+def test_helm_values_exist_in_the_charts_defaults(planned: Any, stack: str) -> None:
+    releases = [o for o in planned(stack).objects if o.is_helm_release]
+    assert releases
+    unknown: dict[str, list[str]] = {}
+    for release in releases:
+        spec = release.body["spec"]
+        defaults = chart_defaults(str(spec["chart"]), str(spec["version"]))
+        assert defaults is not None, f"no default values for {spec['chart']} {spec['version']}"
+        if keys := list(unknown_value_keys(spec["values"], defaults)):
+            unknown[release.name] = keys
+    assert unknown == {}
+
+
+# --- the checks catch what they are for -------------------------------------------------
+
+
+@needs_reference
+def test_a_misspelt_helm_value_key_is_reported() -> None:
+    defaults = chart_defaults("dapr", "1.18.3")
+    assert defaults is not None
+    values = {
+        "global": {"ha": {"enabled": True, "replicaCount": 3}, "mtls": {"enabeld": True}},
+        "dapr_sidecar_injector": {"sidecarRunAsNonRoot": True},
+        "dapr_operatr": {"replicaCount": 2},
+    }
+    assert sorted(unknown_value_keys(values, defaults)) == [
+        "dapr_operatr",
+        "global.mtls.enabeld",
+    ]
+
+
+@needs_reference
+def test_a_misspelt_custom_resource_field_is_reported() -> None:
+    topic: dict[str, Any] = {
+        "apiVersion": "kafka.strimzi.io/v1",
+        "kind": "KafkaTopic",
+        "metadata": {"name": "reminders", "labels": {"strimzi.io/cluster": "todo"}},
+        "spec": {"partitions": 3, "replicas": 1, "config": {"retention.ms": 1}},
+    }
+    assert validate_custom(topic) == []
+    misspelt = copy.deepcopy(topic)
+    misspelt["spec"]["partitons"] = misspelt["spec"].pop("partitions")
+    [error] = validate_custom(misspelt)
+    assert "partitons" in error
+    wrong_type = copy.deepcopy(topic)
+    wrong_type["spec"]["replicas"] = "three"
+    assert any("replicas" in e for e in validate_custom(wrong_type))
+
+
+@needs_reference
+def test_an_unknown_custom_kind_fails_instead_of_being_skipped() -> None:
+    proxy = {"apiVersion": "gateway.envoyproxy.io/v1alpha1", "kind": "Widget", "metadata": {}}
+    assert validate_custom(proxy) == [
+        "no CRD in k8s-reference for gateway.envoyproxy.io/v1alpha1 Widget"
+    ]
+
+
+def test_a_misspelt_builtin_field_is_reported() -> None:
+    deployment: dict[str, Any] = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "x"},
+        "spec": {
+            "selector": {"matchLabels": {"a": "b"}},
+            "template": {
+                "metadata": {"labels": {"a": "b"}},
+                "spec": {"containers": [{"name": "c", "image": "i:1", "imagePullPolcy": "Always"}]},
+            },
+        },
+    }
+    [error] = validate_builtin(deployment, MINIKUBE_KUBERNETES)
+    assert "imagePullPolcy" in error
+    fixed = copy.deepcopy(deployment)
+    container = fixed["spec"]["template"]["spec"]["containers"][0]
+    container["imagePullPolicy"] = container.pop("imagePullPolcy")
+    assert validate_builtin(fixed, MINIKUBE_KUBERNETES) == []
