@@ -151,3 +151,7 @@ _register_commands()
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

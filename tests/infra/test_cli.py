@@ -1,0 +1,149 @@
+"""`todo-infra plan` and `todo-infra cost` as users run them."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from infra.cli import app
+from infra.plan.runner import PROJECT_ROOT, STACKS_DIR
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _no_bytecode_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    # In-process runs must not repoint this test process's bytecode cache.
+    monkeypatch.setenv("TODO_INFRA_BYTECODE_CACHE", "off")
+
+
+def test_plan_writes_the_files_and_prints_the_figures(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["plan", "--stack", "minikube", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    document = json.loads((tmp_path / "resources.json").read_text())
+    assert document["stack"] == "minikube" and document["resources"]
+    manifests = list((tmp_path / "manifests").glob("*.yaml"))
+    assert len(manifests) > 20
+    assert (tmp_path / "graph.mmd").read_text().startswith("flowchart")
+    for figure in ("plan time", "resources", "critical path", "footprint", "monthly cost"):
+        assert figure in result.output
+    assert "fits `minikube start --cpus 4 --memory 8g`" in " ".join(result.output.split())
+    assert "Policy: every rule passes." in result.output
+
+
+def _copy_stacks(tmp_path: Path) -> Path:
+    stacks = tmp_path / "stacks"
+    shutil.copytree(STACKS_DIR, stacks)
+    return stacks
+
+
+def test_bad_stack_config_exits_2_naming_the_key(tmp_path: Path) -> None:
+    stacks = _copy_stacks(tmp_path)
+    path = stacks / "Pulumi.minikube.yaml"
+    document = yaml.safe_load(path.read_text())
+    document["config"]["todo:kafka"]["brokers"] = "many"
+    path.write_text(yaml.safe_dump(document))
+
+    result = runner.invoke(
+        app, ["plan", "--stack", "minikube", "--stacks-dir", str(stacks), "--out", str(tmp_path)]
+    )
+    assert result.exit_code == 2
+    assert "kafka.brokers" in result.output and "'many'" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_unknown_stack_lists_the_known_ones() -> None:
+    result = runner.invoke(app, ["plan", "--stack", "qa"])
+    assert result.exit_code == 2
+    assert "known stacks: minikube, prod, staging" in " ".join(result.output.split())
+
+
+def test_policy_violations_fail_the_plan(tmp_path: Path) -> None:
+    program = tmp_path / "program" / "__main__.py"
+    program.parent.mkdir()
+    program.write_text(
+        textwrap.dedent(
+            """
+            import pulumi_kubernetes as k8s
+
+            k8s.core.v1.Service(
+                "public",
+                metadata={"name": "public", "namespace": "todo"},
+                spec={"type": "LoadBalancer", "ports": [{"port": 80}]},
+            )
+            """
+        )
+    )
+    stacks = tmp_path / "stacks"
+    stacks.mkdir()
+    (stacks / "Pulumi.lb.yaml").write_text("config: {}\n")
+    result = runner.invoke(
+        app,
+        [
+            "plan",
+            "-s",
+            "lb",
+            "--program",
+            str(program),
+            "--stacks-dir",
+            str(stacks),
+            "-o",
+            str(tmp_path / "out"),
+        ],
+    )
+    assert result.exit_code == 1
+    assert "Policy: 1 violation(s)" in result.output
+    assert "no-load-" in result.output and "LoadBalancer" in result.output
+    assert (tmp_path / "out" / "manifests" / "todo_service_public.yaml").is_file()
+
+
+def test_cost_prints_the_table_with_its_date() -> None:
+    result = runner.invoke(app, ["cost", "--stack", "prod"])
+    assert result.exit_code == 0, result.output
+    output = " ".join(result.output.split())
+    assert "HA control plane" in output and "total" in output and "as of 20" in output
+    assert "Main drivers at the minimum: node pool" in output
+
+
+def test_plan_runs_on_a_fresh_machine(tmp_path: Path) -> None:
+    """A new process with no Pulumi CLI, no credentials, an empty home and no network
+    settings: the plan still runs, and its bytecode goes to the private cache only."""
+    cache = tmp_path / "pycache"
+    env = {
+        "PATH": str(Path(sys.executable).parent),
+        "HOME": str(tmp_path / "home"),
+        "TODO_INFRA_BYTECODE_CACHE": str(cache),
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    env.update({k: v for k, v in os.environ.items() if k in {"LANG", "LC_ALL", "TZ"}})
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "infra.cli",
+            "plan",
+            "--stack",
+            "minikube",
+            "-o",
+            str(tmp_path / "out"),
+        ],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (tmp_path / "out" / "resources.json").is_file()
+    assert any(cache.rglob("*.pyc"))
+    assert not list((PROJECT_ROOT / "infra" / "plan").glob("__pycache__"))
