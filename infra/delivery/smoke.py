@@ -51,6 +51,11 @@ class SmokeRun:
     sleep: Callable[[float], None] = time.sleep
     created: list[str] = field(default_factory=list)
 
+    @property
+    def tag(self) -> str:
+        """Marks this run's tasks (tags are lowercase, at most 32 characters)."""
+        return f"smoke-{self.run_id}"
+
     # ------------------------------------------------------------------------- helpers
 
     def _json(self, response: httpx.Response, expected: int, what: str) -> Any:
@@ -92,7 +97,7 @@ class SmokeRun:
                 "title": title,
                 "due_at": due.isoformat(),
                 "recurrence": {"rrule": "FREQ=DAILY;COUNT=3", "anchor": "due"},
-                "tags": ["smoke"],
+                "tags": [self.tag],
             },
             "create a recurring task",
         )
@@ -105,7 +110,13 @@ class SmokeRun:
 
         def next_occurrence() -> dict[str, Any] | None:
             page = self._json(
-                self.api.get(f"{API}/tasks", params={"status": "open", "q": self.run_id}),
+                # By series, not by tag: the next occurrence need not copy the tags. The
+                # throw-away user owns only this run's tasks; a fixed SMOKE_TOKEN user's
+                # newest 200 include it.
+                self.api.get(
+                    f"{API}/tasks",
+                    params={"status": "open", "sort": "created_at", "order": "desc", "limit": 200},
+                ),
                 200,
                 "list open tasks",
             )
@@ -130,7 +141,7 @@ class SmokeRun:
                 "title": f"smoke {self.run_id} reminder",
                 "due_at": (now + timedelta(minutes=30)).isoformat(),
                 "reminders": [{"at": (now + timedelta(seconds=5)).isoformat()}],
-                "tags": ["smoke"],
+                "tags": [self.tag],
             },
             "create a task with a reminder",
         )
