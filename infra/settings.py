@@ -123,6 +123,11 @@ class LocalCluster(_Model):
     """An existing cluster reached through a kubeconfig context (minikube)."""
 
     kube_context: Annotated[str, StringConstraints(min_length=1)] = "minikube"
+    api_server_cidr: Annotated[
+        str, StringConstraints(pattern=r"^[0-9]{1,3}(\.[0-9]{1,3}){3}/[0-9]{1,2}$")
+    ] = "192.168.49.2/32"
+    """The API server as pods reach it after DNAT (minikube's docker driver default)."""
+    api_server_port: Annotated[int, Field(ge=1, le=65535)] = 8443
 
 
 class NodePool(_Model):
@@ -173,7 +178,7 @@ def _cluster_type(value: Any) -> str:
     return "local"
 
 
-_DOKS_KEYS = frozenset(
+_DOKS_KEYS = frozenset(  # keys only a DOKS cluster has
     {"region", "versionPrefix", "vpcIpRange", "ha", "autoUpgrade", "nodePool", "maintenance"}
 )
 
@@ -270,6 +275,8 @@ class StrimziKafka(_Model):
         cpu_request="250m", memory_request="1Gi", cpu_limit="1", memory_limit="1Gi"
     )
     topics: TopicSettings = TopicSettings()
+    watch_any_namespace: bool = False
+    """Let the operator reconcile Kafka clusters in any namespace (base of ephemeral stacks)."""
 
     @model_validator(mode="after")
     def _topology(self) -> Self:
@@ -442,6 +449,13 @@ class Settings(_Model):
     def is_cloud(self) -> bool:
         """Whether the stack creates DigitalOcean resources itself."""
         return self.kind is StackKind.CLOUD
+
+    @property
+    def apps_namespace(self) -> str:
+        """Ephemeral stacks get a namespace of their own on the shared cluster."""
+        if self.kind is StackKind.EPHEMERAL:
+            return f"todo-{self.stack}"
+        return self.namespaces.apps
 
     @property
     def resource_prefix(self) -> str:

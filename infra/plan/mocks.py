@@ -186,7 +186,10 @@ def _call_kubernetes_versions(args: Mapping[str, Any]) -> dict[str, Any]:
 def _call_kubernetes_cluster(args: Mapping[str, Any]) -> dict[str, Any]:
     name = str(args["name"])
     return {
+        "id": _deterministic_id("digitalocean:index/kubernetesCluster:KubernetesCluster", name),
         "name": name,
+        "ipv4Address": "203.0.113.10",
+        "urn": f"do:kubernetes:{name}",
         "endpoint": f"https://{name}.k8s.ondigitalocean.example",
         "kubeConfigs": [
             {
@@ -234,14 +237,15 @@ class PlanMocks(pulumi.runtime.Mocks):
         resource_id = args.resource_id or _deterministic_id(args.typ, args.name)
         return resource_id, _default_state(args)
 
-    def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+    def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
         handler = CALLS.get(args.token)
         if handler is None:
             raise UnmockedInvokeError(
                 f"the offline plan has no mock for invoke {args.token!r}; add one to "
                 "infra.plan.mocks.CALLS"
             )
-        return handler(unwrap_secrets(dict(args.args))), None
+        # No check failures: the SDK's mock monitor iterates this list.
+        return handler(unwrap_secrets(dict(args.args))), []
 
 
 class RecordingMonitor(MockMonitor):

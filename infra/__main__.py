@@ -1,0 +1,226 @@
+"""The Todo platform: settings → components → exports. Wiring only.
+
+Every resource in the cluster is created through the Cluster's explicit provider. Order
+comes from data flow and from the few `depends_on` that data flow cannot express (custom
+resources after the release that installs their CRDs; apps after migrations, Kafka and
+their Dapr resources).
+"""
+
+import pulumi
+
+from infra.components import base_stack as base_outputs
+from infra.components.app_secrets import AppSecrets, AppSecretsArgs
+from infra.components.base_stack import BaseStack, BaseStackArgs
+from infra.components.cluster import Cluster, ClusterArgs
+from infra.components.dapr import Dapr, DaprArgs
+from infra.components.database import Database, DatabaseArgs, SharedServer
+from infra.components.fastapi_service import FastApiService, FastApiServiceArgs
+from infra.components.kafka import Kafka, KafkaArgs
+from infra.components.migrations import Migrations, MigrationsArgs
+from infra.components.namespaces import Namespaces, NamespacesArgs
+from infra.settings import (
+    APP_IDS,
+    DoksCluster,
+    ExternalDatabase,
+    ExternalKafka,
+    InClusterDatabase,
+    LocalCluster,
+    StackKind,
+    StrimziKafka,
+    load_settings,
+)
+
+settings, stack_secrets = load_settings()
+ephemeral = settings.kind is StackKind.EPHEMERAL
+names = settings.namespaces
+apps_namespace = settings.apps_namespace
+
+base = (
+    BaseStack("base", BaseStackArgs(stack=settings.ephemeral.base_stack))
+    if settings.ephemeral is not None
+    else None
+)
+
+cluster = Cluster(
+    "cluster",
+    ClusterArgs(
+        resource_prefix=settings.resource_prefix,
+        local=settings.cluster if isinstance(settings.cluster, LocalCluster) else None,
+        doks=settings.cluster if isinstance(settings.cluster, DoksCluster) else None,
+        existing_cluster_name=base.cluster_name if base else None,
+        api_server_cidr=base.api_server_cidr if base else None,
+    ),
+)
+in_cluster = pulumi.ResourceOptions(providers=[cluster.provider])
+
+database_cidr: pulumi.Input[str] | None
+if isinstance(settings.database, InClusterDatabase):
+    database_cidr = None
+elif isinstance(settings.database, ExternalDatabase):
+    database_cidr = "0.0.0.0/0"
+else:
+    database_cidr = base.vpc_ip_range if base else cluster.vpc_ip_range
+
+namespaces = Namespaces(
+    "namespaces",
+    NamespacesArgs(
+        apps=apps_namespace,
+        dapr=base.dapr_namespace if base else names.dapr,
+        kafka=apps_namespace if ephemeral else names.kafka,
+        api_server_cidr=cluster.api_server_cidr,
+        api_server_port=cluster.api_server_port,
+        database_port=(
+            settings.database.port
+            if isinstance(settings.database, ExternalDatabase)
+            else 25060
+            if database_cidr is not None
+            else 5432
+        ),
+        database_cidr=database_cidr,
+        create_system_namespaces=not ephemeral,
+        strimzi_in_cluster=isinstance(settings.kafka, StrimziKafka),
+        external_kafka_ports=(
+            sorted({int(b.rsplit(":", 1)[1]) for b in settings.kafka.brokers.split(",")})
+            if isinstance(settings.kafka, ExternalKafka)
+            else ()
+        ),
+        monitoring=base.monitoring_namespace if base else names.monitoring,
+    ),
+    opts=in_cluster,
+)
+
+database = Database(
+    "database",
+    DatabaseArgs(
+        namespace=namespaces.apps,
+        settings=settings.database,
+        resource_prefix=settings.resource_prefix,
+        database_name=f"todo_{settings.stack.replace('-', '_')}" if ephemeral else "todo",
+        user_name=f"todo-{settings.stack}" if ephemeral else "todo",
+        region=settings.cluster.region if isinstance(settings.cluster, DoksCluster) else None,
+        vpc_id=cluster.vpc_id,
+        kubernetes_cluster_id=cluster.cluster_id,
+        shared_server=(
+            SharedServer(cluster_id=base.database_cluster_id, admin_url=base.database_admin_url)
+            if base
+            else None
+        ),
+        external_url=stack_secrets.database_url,
+    ),
+    opts=in_cluster,
+)
+
+kafka = Kafka(
+    "kafka",
+    KafkaArgs(
+        settings=settings.kafka,
+        namespace=namespaces.kafka,
+        apps_namespace=namespaces.apps,
+        install_operator=not ephemeral,
+        operator_watch_any_namespace=(
+            isinstance(settings.kafka, StrimziKafka) and settings.kafka.watch_any_namespace
+        ),
+        user_name=f"{apps_namespace}-apps",
+        external_password=stack_secrets.kafka_password,
+    ),
+    opts=in_cluster,
+)
+
+app_secrets = AppSecrets(
+    "app-secrets",
+    AppSecretsArgs(namespace=namespaces.apps, auth_jwt_secret=stack_secrets.auth_jwt_secret),
+    opts=in_cluster,
+)
+
+dapr = Dapr(
+    "dapr",
+    DaprArgs(
+        settings=settings.dapr,
+        namespace=namespaces.dapr,
+        apps_namespace=namespaces.apps,
+        kafka_bootstrap=kafka.bootstrap,
+        kafka_credentials_secret=kafka.credentials_secret,
+        kafka_sasl_mechanism=kafka.sasl_mechanism,
+        kafka_tls=kafka.tls,
+        database_secret=database.secret_name,
+        reminder_scan_schedule=settings.apps.reminder_scan_schedule,
+        install_control_plane=not ephemeral,
+    ),
+    opts=in_cluster,
+)
+
+backend_image = settings.apps.images.image("backend")
+migrations = Migrations(
+    "migrations",
+    MigrationsArgs(
+        namespace=namespaces.apps,
+        image=backend_image,
+        database_secret=database.secret_name,
+        log_level=settings.apps.log_level,
+        after=database.ready,
+    ),
+    opts=in_cluster,
+)
+
+# Extension point for the monitoring stack: its release installs the ServiceMonitor CRD.
+monitoring_release: list[pulumi.Resource] | None = None
+
+services = {
+    app: FastApiService(
+        app,
+        FastApiServiceArgs(
+            app_id=app,
+            namespace=namespaces.apps,
+            image=settings.apps.images.image(app),
+            settings=settings.apps.service(app),
+            app_env=settings.environment.value,
+            log_level=settings.apps.log_level,
+            dapr_config=dapr.config_names[app],
+            dapr_sidecar=settings.dapr.sidecar,
+            dapr_log_level=settings.dapr.log_level,
+            database_secret=database.secret_name,
+            auth_secret=app_secrets.auth_secret,
+            app_token_secret=app_secrets.app_token_secret,
+            dapr_api_token_secret=app_secrets.dapr_api_token_secret,
+            monitoring_namespace=base.monitoring_namespace if base else names.monitoring,
+            ingress_namespaces=(
+                [base.gateway_namespace if base else names.gateway] if app == "backend" else []
+            ),
+            public_egress_ports=(443, 80) if app == "notification" else (),
+            service_monitor_after=monitoring_release,
+            depends_on=[migrations.job, *kafka.ready, *dapr.ready],
+        ),
+        opts=in_cluster,
+    )
+    for app in APP_IDS
+}
+
+pulumi.export("stackKind", settings.kind.value)
+pulumi.export("appsNamespace", namespaces.apps)
+pulumi.export("backendUrl", services["backend"].url)
+pulumi.export("kafkaBootstrap", kafka.bootstrap)
+pulumi.export(
+    base_outputs.NAMESPACES,
+    {
+        "apps": namespaces.apps,
+        "dapr": namespaces.dapr,
+        "kafka": namespaces.kafka,
+        "monitoring": names.monitoring,
+        "gateway": names.gateway,
+    },
+)
+if isinstance(settings.cluster, LocalCluster):
+    pulumi.export("kubeContext", settings.cluster.kube_context)
+if cluster.kubeconfig is not None:
+    pulumi.export("kubeconfig", cluster.kubeconfig)
+if settings.is_cloud:
+    # What ephemeral stacks read through their StackReference (base_stack.py).
+    pulumi.export(base_outputs.CLUSTER_NAME, cluster.cluster_name)
+    pulumi.export(base_outputs.API_SERVER_CIDR, cluster.api_server_cidr)
+    pulumi.export(base_outputs.VPC_IP_RANGE, cluster.vpc_ip_range)
+    if database.cluster_id is not None and database.admin_url is not None:
+        pulumi.export(base_outputs.DATABASE_CLUSTER_ID, database.cluster_id)
+        pulumi.export(base_outputs.DATABASE_ADMIN_URL, database.admin_url)
+if settings.ephemeral is not None:
+    pulumi.export("owner", settings.ephemeral.owner)
+    pulumi.export("expiresAt", settings.ephemeral.expires_at.isoformat())
