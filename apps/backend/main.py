@@ -7,6 +7,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from apps.backend.pipeline import event_pipeline
+from apps.backend.routes import pipeline as pipeline_routes
 from apps.backend.routes import tasks as task_routes
 from apps.backend.settings import BackendSettings
 from apps.shared.auth import TokenVerifier
@@ -44,7 +46,7 @@ def create_app(settings: BackendSettings | None = None) -> FastAPI:
         token = resolved.app_api_token
         app.state.app_api_token = token.get_secret_value() if token else None
         app.state.settings = resolved
-        async with open_database(app, resolved):
+        async with open_database(app, resolved), event_pipeline(app, resolved, service=SERVICE):
             yield
 
     app = FastAPI(
@@ -55,6 +57,7 @@ def create_app(settings: BackendSettings | None = None) -> FastAPI:
     )
     install_common(app, service=SERVICE)
     app.include_router(task_routes.router)
+    app.include_router(pipeline_routes.router)
     return app
 
 

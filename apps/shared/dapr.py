@@ -4,11 +4,11 @@ Publish goes over Dapr's gRPC API and service invocation over its HTTP API, both
 `dapr.aio.clients.DaprClient`, configured by the standard `DAPR_*` variables.
 
 The SDK client checks `GET /v1.0/healthz/outbound` when it is built, with a blocking
-wait of up to `DAPR_HEALTH_TIMEOUT`. To keep the event loop free, `DaprAccess` first runs
-the SDK's async health check with a short budget and builds the client only once the
-sidecar answers; a failed call drops the client so that the next one starts from a fresh
-connection (a restarted sidecar is then picked up at once, not after gRPC's reconnect
-backoff).
+wait of up to `DAPR_HEALTH_TIMEOUT`. To keep the event loop free, `DaprAccess` first
+checks that the sidecar's port is open, then runs the SDK's async health check with a
+short budget, and builds the client only once the sidecar answers; a failed call drops
+the client so that the next one starts from a fresh connection (a restarted sidecar is
+then picked up at once, not after gRPC's reconnect backoff).
 """
 
 from __future__ import annotations
@@ -18,12 +18,14 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 import aiohttp
 import grpc
 from dapr.aio.clients import DaprClient
 from dapr.aio.clients.health import DaprHealth
 from dapr.clients.exceptions import DaprGrpcError, DaprHttpError
+from dapr.clients.http.helpers import get_api_url
 
 from apps.shared.logs import get_logger
 
@@ -56,6 +58,33 @@ class InvokeResult:
 _REJECTED_CODES = frozenset(
     {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.NOT_FOUND}
 )
+# Codes that say the channel to the sidecar is broken (as opposed to the broker behind it).
+_CONNECTION_CODES = frozenset(
+    {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNKNOWN}
+)
+
+
+async def _sidecar_listening(timeout: float) -> bool:
+    """Whether the sidecar's HTTP port accepts connections at all.
+
+    The SDK's health check reports each refused connection with a bare `print()` on
+    stdout, which would break the services' JSON logs; checking that the port is open
+    first means the SDK check only runs against a sidecar that is there.
+    """
+    url = urlsplit(get_api_url())
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        _, writer = await asyncio.wait_for(
+            asyncio.open_connection(url.hostname or "127.0.0.1", port), timeout
+        )
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    try:
+        await writer.wait_closed()
+    except OSError:
+        pass
+    return True
 
 
 def publish_metadata(
@@ -79,10 +108,15 @@ class DaprAccess:
             return self._client
         async with self._lock:
             if self._client is None:
+                if not await _sidecar_listening(self._ready_timeout):
+                    raise SidecarUnavailable("the Dapr sidecar is not listening")
                 try:
-                    await asyncio.wait_for(DaprHealth.wait_for_sidecar(), self._ready_timeout)  # type: ignore[no-untyped-call]
+                    await asyncio.wait_for(
+                        DaprHealth.wait_for_sidecar(),  # type: ignore[no-untyped-call]
+                        self._ready_timeout,
+                    )
                 except (TimeoutError, aiohttp.ClientError) as exc:
-                    raise SidecarUnavailable("the Dapr sidecar is not answering") from exc
+                    raise SidecarUnavailable("the Dapr sidecar is not healthy") from exc
                 self._client = DaprClient()
             return self._client
 
@@ -126,10 +160,12 @@ class DaprAccess:
             )
         except DaprGrpcError as exc:
             code = exc.code()  # type: ignore[no-untyped-call]
+            reason = f"{code.name}: {exc.details()}"  # type: ignore[no-untyped-call]
             if code in _REJECTED_CODES:
-                raise PublishRejected(f"{code.name}: {exc.details()}") from exc  # type: ignore[no-untyped-call]
-            await self._drop_client()
-            raise SidecarUnavailable(f"publish failed: {code.name}") from exc
+                raise PublishRejected(reason) from exc
+            if code in _CONNECTION_CODES:
+                await self._drop_client()
+            raise SidecarUnavailable(f"publish failed: {reason}") from exc
 
     async def invoke(
         self,

@@ -1,0 +1,84 @@
+"""Creating the next occurrence of a completed recurring task (for the recurring service).
+
+The recurring service computes when the next occurrence is due and which rule it
+carries; the backend creates it from the completed task as it stands now. Idempotent:
+`tasks.previous_task_id` is unique, and the completed task's row is locked first, so
+however many times (and from however many recurring instances) the same completion
+asks, exactly one successor exists and every answer returns it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from pydantic import Field, ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import SQLModel
+from sqlmodel._compat import SQLModelConfig
+
+from apps.backend import tasks
+from apps.backend.fields import Moment, RRule
+from apps.backend.schemas import Recurrence, ReminderCreate, ReminderPublic, TaskCreate, TaskPublic
+from apps.shared.errors import ApiError, invalid
+
+_TASK_LOC: list[str | int] = ["path", "task_id"]
+
+
+class NextOccurrenceRequest(SQLModel):
+    """What the recurring service sends for one completion."""
+
+    model_config = SQLModelConfig(extra="forbid")
+
+    user_id: str = Field(min_length=1, max_length=255, description="owner of the task")
+    due_at: Moment = Field(description="when the next occurrence is due")
+    rrule: RRule = Field(description="the rule the next occurrence carries (COUNT counted down)")
+    completion_event_id: uuid.UUID = Field(description="the task.completed.v1 event handled")
+
+
+def _carried_reminder(reminder: ReminderPublic, shift_seconds: float) -> ReminderCreate:
+    """Relative reminders carry over as they are; fixed ones move with the due time."""
+    if reminder.before_minutes is not None:
+        return ReminderCreate(before_minutes=reminder.before_minutes)
+    assert reminder.at is not None
+    return ReminderCreate(at=reminder.at + timedelta(seconds=shift_seconds))
+
+
+async def create_next_occurrence(
+    session: AsyncSession, *, task_id: uuid.UUID, request: NextOccurrenceRequest
+) -> tuple[TaskPublic, bool]:
+    """The successor of `task_id` and whether this call created it; the caller commits."""
+    current = await tasks.get_task(
+        session, user_id=request.user_id, task_id=task_id, for_update=True
+    )
+    existing = await tasks.find_successor(
+        session, user_id=request.user_id, previous_task_id=task_id
+    )
+    if existing is not None:
+        return existing, False
+    if not current.completed:
+        raise ApiError(409, _TASK_LOC, "task is not completed", "task_not_completed")
+    if current.recurrence is None or current.due_at is None:
+        raise ApiError(409, _TASK_LOC, "task has no recurrence", "task_not_recurring")
+    shift = (request.due_at - current.due_at).total_seconds()
+    try:
+        data = TaskCreate(
+            title=current.title,
+            description=current.description,
+            priority=current.priority,
+            due_at=request.due_at,
+            timezone=current.timezone,
+            tags=current.tags,
+            reminders=[_carried_reminder(r, shift) for r in current.reminders],
+            recurrence=Recurrence(rrule=request.rrule, anchor=current.recurrence.anchor),
+        )
+    except ValidationError as exc:
+        raise invalid(["body", "due_at"], f"cannot build the next occurrence: {exc}") from None
+    created = await tasks.create_task(
+        session,
+        user_id=request.user_id,
+        data=data,
+        series_id=current.series_id or current.id,
+        previous_task_id=current.id,
+    )
+    return created, True

@@ -1,0 +1,324 @@
+"""The outbox relay: publishes committed outbox rows through Dapr, in order per key.
+
+One relay runs in each backend replica. A round, in one transaction:
+
+1. claim the oldest unpublished row of as many partition keys as it can
+   (`FOR UPDATE SKIP LOCKED`, and only rows with no older unpublished row of the same
+   key — so while one replica holds a key's head, no other replica can publish any of
+   that key's later rows, and order per key holds with any number of replicas);
+2. take the claimed keys' later rows too, in id order;
+3. publish keys concurrently, each key's rows one after another, stopping a key at its
+   first failure;
+4. mark published rows, and give failed rows `attempts + 1`, `last_error` and a
+   `next_attempt_at` with exponential backoff.
+
+The relay wakes on `NOTIFY outbox_new` (a trigger on the outbox, migration 0002) and
+polls as a fallback. While the sidecar does not answer it claims nothing and backs off,
+so a long outage costs no row attempts; the API keeps accepting changes meanwhile, and
+everything is published once the sidecar is back. Published rows are deleted after a
+retention period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import psycopg
+import sqlalchemy as sa
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from apps.shared.dapr import DaprAccess, PublishRejected, SidecarUnavailable
+from apps.shared.logs import get_logger
+from apps.shared.metrics import (
+    OUTBOX_OLDEST_PENDING_AGE,
+    OUTBOX_PENDING_EVENTS,
+    OUTBOX_PUBLISH_FAILURES,
+)
+
+_log = get_logger("apps.backend.outbox_relay")
+
+NOTIFY_CHANNEL = "outbox_new"
+
+
+class RelaySettings(BaseSettings):
+    """Tuning of the relay, from `OUTBOX_RELAY_*` variables (defaults suit production)."""
+
+    model_config = SettingsConfigDict(env_prefix="OUTBOX_RELAY_", frozen=True, extra="ignore")
+
+    enabled: bool = True
+    batch_size: int = Field(default=200, ge=1, le=5000, description="keys claimed per round")
+    max_rows: int = Field(default=1000, ge=1, le=20000, description="rows published per round")
+    concurrency: int = Field(default=32, ge=1, le=256, description="keys published at once")
+    poll_seconds: float = Field(default=1.0, gt=0, description="poll when no NOTIFY arrives")
+    backoff_base_seconds: float = Field(default=0.5, gt=0)
+    backoff_max_seconds: float = Field(default=60.0, gt=0)
+    gauge_seconds: float = Field(default=5.0, gt=0, description="how often gauges refresh")
+    retention_hours: float = Field(default=72.0, ge=0, description="keep published rows")
+
+
+@dataclass(frozen=True)
+class _Row:
+    id: int
+    topic: str
+    partition_key: str
+    payload: dict[str, Any]
+    attempts: int
+
+
+_HEADS = sa.text(
+    """
+    SELECT o.id, o.topic, o.partition_key, o.payload, o.attempts
+    FROM outbox o
+    WHERE o.published_at IS NULL
+      AND o.next_attempt_at <= now()
+      AND NOT EXISTS (
+          SELECT 1 FROM outbox p
+          WHERE p.partition_key = o.partition_key
+            AND p.published_at IS NULL
+            AND p.id < o.id
+      )
+    ORDER BY o.id
+    LIMIT :limit
+    FOR UPDATE SKIP LOCKED
+    """
+)
+
+# Later rows of keys whose head this transaction holds: no other relay can claim them
+# (their head is unpublished), so a plain lock is enough.
+_FOLLOWERS = sa.text(
+    """
+    SELECT id, topic, partition_key, payload, attempts
+    FROM outbox
+    WHERE published_at IS NULL
+      AND partition_key = ANY(:keys)
+      AND id <> ALL(:heads)
+    ORDER BY id
+    LIMIT :limit
+    FOR UPDATE
+    """
+)
+
+_MARK_PUBLISHED = sa.text("UPDATE outbox SET published_at = now() WHERE id = ANY(:ids)")
+
+_MARK_FAILED = sa.text(
+    """
+    UPDATE outbox
+    SET attempts = attempts + 1,
+        last_error = :error,
+        next_attempt_at = now() + make_interval(secs => :delay)
+    WHERE id = :id
+    """
+)
+
+_PENDING = sa.text(
+    "SELECT count(*), EXTRACT(EPOCH FROM now() - min(created_at)) "
+    "FROM outbox WHERE published_at IS NULL"
+)
+
+_PURGE = sa.text(
+    """
+    DELETE FROM outbox WHERE id IN (
+        SELECT id FROM outbox
+        WHERE published_at IS NOT NULL AND published_at < now() - make_interval(secs => :age)
+        LIMIT 5000
+    )
+    """
+)
+
+
+def backoff_seconds(attempts: int, *, base: float, ceiling: float) -> float:
+    """Exponential with full jitter, so replicas do not retry in lockstep."""
+    return random.uniform(base, min(ceiling, base * 2 ** min(attempts, 30)))
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        *,
+        engine: AsyncEngine,
+        dapr: DaprAccess,
+        database_url: str,
+        service: str,
+        settings: RelaySettings | None = None,
+    ) -> None:
+        self._engine = engine
+        self._dapr = dapr
+        self._database_url = database_url
+        self._service = service
+        self.settings = settings or RelaySettings()
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._last_purge = 0.0
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._run(), name="outbox-relay"),
+            asyncio.create_task(self._listen(), name="outbox-listen"),
+            asyncio.create_task(self._report(), name="outbox-gauges"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
+    def nudge(self) -> None:
+        """Start a round now (a change was just committed in this process)."""
+        self._wake.set()
+
+    # -- the loop ----------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        outage = 0
+        while True:
+            try:
+                if not await self._dapr.ready():
+                    outage += 1
+                    await self._sleep(self._backoff(outage))
+                    continue
+                outage = 0
+                published = await self.run_once()
+                await self._purge_if_due()
+                if published >= self.settings.batch_size:
+                    continue  # more may be waiting: go again at once
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the database may be down: keep trying, never die
+                _log.error("outbox relay round failed", error=repr(exc))
+                outage += 1
+                await self._sleep(self._backoff(outage))
+                continue
+            await self._sleep(self.settings.poll_seconds)
+
+    def _backoff(self, attempts: int) -> float:
+        return backoff_seconds(
+            attempts,
+            base=self.settings.backoff_base_seconds,
+            ceiling=self.settings.backoff_max_seconds,
+        )
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
+        self._wake.clear()
+
+    async def run_once(self) -> int:
+        """One round; returns how many rows were published."""
+        async with self._engine.begin() as connection:
+            by_key = await self._claim(connection)
+            if not by_key:
+                return 0
+            published, failed = await self._publish(by_key)
+            if published:
+                await connection.execute(_MARK_PUBLISHED, {"ids": published})
+            for row, error in failed:
+                await connection.execute(
+                    _MARK_FAILED,
+                    {"id": row.id, "error": error[:2000], "delay": self._backoff(row.attempts + 1)},
+                )
+        if failed:
+            _log.warning("outbox rows failed to publish", failed=len(failed), ok=len(published))
+        return len(published)
+
+    async def _claim(self, connection: AsyncConnection) -> OrderedDict[str, list[_Row]]:
+        heads = [
+            _Row(**row)
+            for row in (
+                await connection.execute(_HEADS, {"limit": self.settings.batch_size})
+            ).mappings()
+        ]
+        by_key: OrderedDict[str, list[_Row]] = OrderedDict((h.partition_key, [h]) for h in heads)
+        room = self.settings.max_rows - len(heads)
+        if heads and room > 0:
+            followers = await connection.execute(
+                _FOLLOWERS,
+                {"keys": list(by_key), "heads": [h.id for h in heads], "limit": room},
+            )
+            for row in followers.mappings():
+                by_key[row["partition_key"]].append(_Row(**row))
+        return by_key
+
+    async def _publish(
+        self, by_key: OrderedDict[str, list[_Row]]
+    ) -> tuple[list[int], list[tuple[_Row, str]]]:
+        gate = asyncio.Semaphore(self.settings.concurrency)
+        published: list[int] = []
+        failed: list[tuple[_Row, str]] = []
+
+        async def publish_key(rows: Sequence[_Row]) -> None:
+            async with gate:
+                for row in rows:
+                    error = await self._publish_row(row)
+                    if error is not None:
+                        failed.append((row, error))
+                        return  # later rows of this key wait: order per key holds
+                    published.append(row.id)
+
+        await asyncio.gather(*(publish_key(rows) for rows in by_key.values()))
+        return published, failed
+
+    async def _publish_row(self, row: _Row) -> str | None:
+        try:
+            await self._dapr.publish(
+                topic=row.topic, envelope=row.payload, partition_key=row.partition_key
+            )
+        except (SidecarUnavailable, PublishRejected) as exc:
+            OUTBOX_PUBLISH_FAILURES.labels(self._service, row.topic).inc()
+            return str(exc) or type(exc).__name__
+        return None
+
+    async def _purge_if_due(self) -> None:
+        retention = self.settings.retention_hours
+        if retention <= 0 or time.monotonic() - self._last_purge < 300:
+            return
+        self._last_purge = time.monotonic()
+        async with self._engine.begin() as connection:
+            await connection.execute(_PURGE, {"age": timedelta(hours=retention).total_seconds()})
+
+    # -- wake-ups and gauges -------------------------------------------------------------
+
+    async def _listen(self) -> None:
+        """LISTEN for new outbox rows; reconnects with backoff, polling covers the gaps."""
+        failures = 0
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    self._database_url, autocommit=True
+                ) as connection:
+                    await connection.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    failures = 0
+                    self._wake.set()  # rows may have arrived while not listening
+                    async for _ in connection.notifies():
+                        self._wake.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                failures += 1
+                _log.warning("outbox LISTEN connection lost", error=repr(exc))
+                await asyncio.sleep(self._backoff(failures))
+
+    async def _report(self) -> None:
+        while True:
+            try:
+                async with self._engine.connect() as connection:
+                    count, age = (await connection.execute(_PENDING)).one()
+                OUTBOX_PENDING_EVENTS.labels(self._service).set(count)
+                OUTBOX_OLDEST_PENDING_AGE.labels(self._service).set(float(age or 0.0))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the gauges keep their last value meanwhile
+                _log.debug("outbox gauges not refreshed", error=repr(exc))
+            await asyncio.sleep(self.settings.gauge_seconds)

@@ -1,0 +1,76 @@
+"""The reminder scan: claim due reminders and emit `reminder.due.v1` through the outbox.
+
+Claiming is one statement per batch: it picks due, unfired reminders with
+`FOR UPDATE SKIP LOCKED` and sets their `fired_at` — so when the cron binding fires on
+several backend replicas at once, each reminder is claimed by exactly one of them — and
+the events are written to the outbox in the same transaction as the claim. A reminder is
+therefore marked fired if and only if its event is on its way.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from apps.shared.events import contracts
+from apps.shared.events.contracts import rfc3339
+from apps.shared.events.outbox import write_event
+
+_CLAIM = sa.text(
+    """
+    WITH due AS (
+        SELECT r.id
+        FROM reminders r
+        WHERE r.fired_at IS NULL
+          AND r.remind_at IS NOT NULL
+          AND r.remind_at <= now()
+        ORDER BY r.remind_at
+        LIMIT :limit
+        FOR UPDATE OF r SKIP LOCKED
+    )
+    UPDATE reminders r
+    SET fired_at = now()
+    FROM due, tasks t
+    WHERE r.id = due.id AND t.id = r.task_id
+    RETURNING r.id, r.task_id, r.user_id, r.remind_at, t.title, t.due_at
+    """
+)
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    emitted: int
+    batches: int
+
+
+def reminder_due_data(row: Any) -> dict[str, Any]:
+    """The data of a `reminder.due.v1` event (architecture §4)."""
+    due_at: datetime | None = row["due_at"]
+    return {
+        "reminder_id": str(row["id"]),
+        "task_id": str(row["task_id"]),
+        "user_id": row["user_id"],
+        "title": row["title"],
+        "due_at": rfc3339(due_at) if due_at is not None else None,
+        "remind_at": rfc3339(row["remind_at"]),
+    }
+
+
+async def claim_due_reminders(session: AsyncSession, *, limit: int) -> int:
+    """Claim up to `limit` due reminders and write their events; the caller commits."""
+    rows = (await session.execute(_CLAIM, {"limit": limit})).mappings().all()
+    for row in rows:
+        write_event(
+            session,
+            event_type=contracts.REMINDER_DUE,
+            data=reminder_due_data(row),
+            # Keyed by task: a task's reminders reach the notification service in order.
+            partition_key=str(row["task_id"]),
+            event_id=uuid.uuid4(),
+        )
+    return len(rows)

@@ -1,0 +1,129 @@
+"""POST /internal/v1/tasks/{id}/next-occurrence: platform-only, one successor per completion."""
+
+from __future__ import annotations
+
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from tests.apps.backend.conftest import APP_TOKEN
+
+PLATFORM = {"dapr-api-token": APP_TOKEN}
+
+
+def _completed_weekly_task(client: TestClient, alice: dict[str, str], **extra: Any) -> Any:
+    body = {
+        "title": "Water the plants",
+        "priority": "high",
+        "tags": ["home"],
+        "due_at": "2030-03-04T09:00:00+01:00",
+        "timezone": "Europe/Berlin",
+        "reminders": [{"before_minutes": 30}, {"at": "2030-03-04T07:00:00+00:00"}],
+        "recurrence": {"rrule": "FREQ=WEEKLY;COUNT=4", "anchor": "due"},
+        **extra,
+    }
+    task = client.post("/api/v1/tasks", json=body, headers=alice).json()
+    client.post(f"/api/v1/tasks/{task['id']}/complete", headers=alice).raise_for_status()
+    return task
+
+
+def _ask(client: TestClient, task_id: str, **overrides: Any) -> Any:
+    body = {
+        "user_id": "alice",
+        "due_at": "2030-03-11T08:00:00Z",
+        "rrule": "FREQ=WEEKLY;COUNT=3",
+        "completion_event_id": str(uuid.uuid4()),
+        **overrides,
+    }
+    return client.post(f"/internal/v1/tasks/{task_id}/next-occurrence", json=body, headers=PLATFORM)
+
+
+def test_creates_the_successor_then_returns_it_again(
+    client: TestClient, alice: dict[str, str]
+) -> None:
+    task = _completed_weekly_task(client, alice)
+
+    first = _ask(client, task["id"])
+    again = _ask(client, task["id"], completion_event_id=str(uuid.uuid4()))
+
+    assert first.status_code == 201 and again.status_code == 200
+    successor = first.json()
+    assert again.json()["id"] == successor["id"]
+    assert successor["due_at"] == "2030-03-11T08:00:00Z"
+    assert successor["recurrence"] == {"rrule": "FREQ=WEEKLY;COUNT=3", "anchor": "due"}
+    assert successor["series_id"] == task["series_id"] == task["id"]
+    assert (successor["title"], successor["priority"], successor["tags"]) == (
+        "Water the plants",
+        "high",
+        ["home"],
+    )
+    assert not successor["completed"]
+    reminders = {(r["before_minutes"], r["at"]) for r in successor["reminders"]}
+    # The fixed reminder moved with the due time (one week on); the relative one stayed.
+    assert reminders == {(30, None), (None, "2030-03-11T07:00:00Z")}
+    listed = client.get("/api/v1/tasks", headers=alice).json()
+    assert listed["total"] == 2
+
+
+def test_concurrent_requests_create_exactly_one_successor(
+    client: TestClient, alice: dict[str, str], db: Any
+) -> None:
+    task = _completed_weekly_task(client, alice)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(lambda _: _ask(client, task["id"]), range(8)))
+
+    assert sorted(a.status_code for a in answers) == [200] * 7 + [201]
+    assert len({a.json()["id"] for a in answers}) == 1
+    assert db("SELECT count(*) FROM tasks WHERE previous_task_id = %s", task["id"]) == [(1,)]
+
+
+def test_only_the_platform_may_ask(client: TestClient, alice: dict[str, str]) -> None:
+    task = _completed_weekly_task(client, alice)
+    url = f"/internal/v1/tasks/{task['id']}/next-occurrence"
+    body = {
+        "user_id": "alice",
+        "due_at": "2030-03-11T08:00:00Z",
+        "rrule": "FREQ=WEEKLY",
+        "completion_event_id": str(uuid.uuid4()),
+    }
+    assert client.post(url, json=body).status_code == 401
+    assert client.post(url, json=body, headers=alice).status_code == 401
+    wrong = client.post(url, json=body, headers={"dapr-api-token": "nope"})
+    assert wrong.status_code == 401
+    assert wrong.json()["detail"][0]["loc"] == ["header", "dapr-api-token"]
+
+
+def test_refusals_name_the_reason(client: TestClient, alice: dict[str, str]) -> None:
+    open_task = client.post(
+        "/api/v1/tasks",
+        json={
+            "title": "Not done",
+            "due_at": "2030-01-01T10:00:00Z",
+            "recurrence": {"rrule": "FREQ=DAILY"},
+        },
+        headers=alice,
+    ).json()
+    done = _completed_weekly_task(client, alice)
+
+    not_completed = _ask(client, open_task["id"])
+    someone_else = _ask(client, done["id"], user_id="bob")
+    unknown = _ask(client, str(uuid.uuid4()))
+    bad_rule = _ask(client, done["id"], rrule="FREQ=SECONDLY")
+    naive = _ask(client, done["id"], due_at="2030-03-11T08:00:00")
+
+    assert not_completed.status_code == 409
+    assert not_completed.json()["detail"][0]["type"] == "task_not_completed"
+    assert someone_else.status_code == unknown.status_code == 404
+    assert bad_rule.status_code == 422
+    assert bad_rule.json()["detail"][0]["loc"] == ["body", "rrule"]
+    assert naive.status_code == 422
+    assert naive.json()["detail"][0]["loc"] == ["body", "due_at"]
+
+
+def test_a_reopened_task_gets_no_successor(client: TestClient, alice: dict[str, str]) -> None:
+    task = _completed_weekly_task(client, alice)
+    client.post(f"/api/v1/tasks/{task['id']}/reopen", headers=alice).raise_for_status()
+    assert _ask(client, task["id"]).status_code == 409
