@@ -1,0 +1,81 @@
+"""Cached offline runs of the real program, per stack, shared by the infra tests.
+
+Running the program takes a few seconds; each stack runs once per test session.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from infra.plan.mocks import RecordedResource
+from infra.plan.runner import PlanRun, config_from_mapping, load_stack_config, run_program
+from infra.settings import ephemeral_stack_config
+
+BASE_STACK = "acme/todo/staging"
+EPHEMERAL = "dev-alice"
+
+
+@functools.cache
+def plan(stack: str) -> PlanRun:
+    """The program's run for a committed stack, or for the example ephemeral stack."""
+    if stack == EPHEMERAL:
+        config = ephemeral_stack_config(
+            EPHEMERAL,
+            owner="alice",
+            base_stack=BASE_STACK,
+            image_tag="sha-0123abc",
+            image_registry="ghcr.io/todo-platform",
+            ttl=timedelta(hours=8),
+            now=datetime(2026, 1, 4, 10, 0, tzinfo=UTC),
+        )
+        return run_program(
+            stack, config_from_mapping(config), stack_outputs={BASE_STACK: plan("staging").outputs}
+        )
+    return run_program(stack, load_stack_config(stack))
+
+
+def by_type(run: PlanRun, type_: str) -> list[RecordedResource]:
+    """Resources of one type, in registration order."""
+    return [res for res in run.resources.values() if res.type == type_]
+
+
+def one(run: PlanRun, name: str) -> RecordedResource:
+    """The resource registered under `name`."""
+    matches = [res for res in run.resources.values() if res.name == name]
+    assert len(matches) == 1, f"{len(matches)} resources named {name!r}"
+    return matches[0]
+
+
+def ancestors(run: PlanRun, res: RecordedResource) -> Iterator[RecordedResource]:
+    """Parents up to (not including) the stack."""
+    parent = res.parent
+    while parent and parent in run.resources:
+        yield run.resources[parent]
+        parent = run.resources[parent].parent
+
+
+def depends_on(run: PlanRun, res: RecordedResource, target: RecordedResource) -> bool:
+    """Whether `res` waits for `target`, directly or through other dependencies/parents."""
+    seen: set[str] = set()
+    stack = [res.urn]
+    while stack:
+        urn = stack.pop()
+        if urn in seen:
+            continue
+        seen.add(urn)
+        current = run.resources.get(urn)
+        if current is None:
+            continue
+        if target.urn in current.dependencies:
+            return True
+        stack.extend(current.dependencies)
+    return False
+
+
+def pod_spec(res: RecordedResource) -> dict[str, Any]:
+    """The pod template's spec of a workload (raw inputs)."""
+    spec: dict[str, Any] = res.raw_inputs["spec"]["template"]["spec"]
+    return spec

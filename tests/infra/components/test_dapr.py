@@ -1,0 +1,137 @@
+"""Dapr: pinned HA control plane with mTLS, and the app namespace's scoped resources."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from infra.plan.runner import PlanRun
+from tests.infra.components.plans import EPHEMERAL, by_type, one, plan
+
+COMPONENT = "kubernetes:dapr.io/v1alpha1:Component"
+
+
+def _components(run: PlanRun) -> dict[str, dict[str, Any]]:
+    return {r.raw_inputs["metadata"]["name"]: r.raw_inputs for r in by_type(run, COMPONENT)}
+
+
+def _metadata(component: dict[str, Any]) -> dict[str, Any]:
+    return {
+        item["name"]: item.get("value", item.get("secretKeyRef"))
+        for item in component["spec"]["metadata"]
+    }
+
+
+def test_control_plane_release() -> None:
+    release = one(plan("prod"), "dapr-control-plane")
+    assert (release.raw_inputs["chart"], release.raw_inputs["version"]) == ("dapr", "1.18.3")
+    values = release.raw_inputs["values"]
+    assert values["global"]["ha"] == {"enabled": True}
+    assert values["global"]["mtls"]["enabled"] is True
+    injector = values["dapr_sidecar_injector"]
+    assert injector["sidecarDropALLCapabilities"] is True
+    assert injector["sidecarReadOnlyRootFilesystem"] is True and injector["sidecarRunAsNonRoot"]
+    assert values["dapr_rbac"] == {"secretReader": {"enabled": False}}
+    assert one(plan("minikube"), "dapr-control-plane").raw_inputs["values"]["global"]["ha"] == {
+        "enabled": False
+    }
+
+
+def test_dapr_resources_wait_for_the_release_that_installs_their_crds() -> None:
+    run = plan("prod")
+    release = one(run, "dapr-control-plane")
+    dapr = [r for r in run.resources.values() if "dapr.io/" in r.type]
+    assert len(dapr) == 9
+    assert all(release.urn in r.dependencies for r in dapr)
+    # ... and nothing else waits on it without reason: the Kafka operator does not.
+    assert release.urn not in one(run, "kafka-operator").dependencies
+
+
+def test_pubsub_component() -> None:
+    pubsub = _components(plan("prod"))["pubsub"]
+    assert pubsub["spec"]["type"] == "pubsub.kafka"
+    meta = _metadata(pubsub)
+    assert meta["brokers"] == "todo-kafka-bootstrap.kafka.svc:9092"
+    assert meta["consumerGroup"] == "{appID}"
+    assert meta["initialOffset"] == "oldest" and meta["maxMessageBytes"] == "1048576"
+    assert meta["authType"] == "password" and meta["saslMechanism"] == "SHA-512"
+    assert meta["saslPassword"]["key"] == "password"
+    assert pubsub["auth"] == {"secretStore": "secretstore"}
+    assert pubsub["scopes"] == ["backend", "notification", "recurring"]
+
+
+def test_state_secret_and_cron_components() -> None:
+    components = _components(plan("minikube"))
+    assert set(components) == {"pubsub", "statestore", "secretstore", "reminder-scan"}
+    assert components["statestore"]["spec"]["type"] == "state.postgresql"
+    assert _metadata(components["statestore"])["connectionString"]["key"] == "url"
+    assert components["secretstore"]["spec"]["type"] == "secretstores.kubernetes"
+    cron = components["reminder-scan"]
+    assert cron["spec"]["type"] == "bindings.cron" and cron["scopes"] == ["backend"]
+    assert _metadata(cron)["route"] == "/reminder-scan"
+
+
+def test_subscriptions_match_the_routes_table() -> None:
+    subs = {
+        r.raw_inputs["metadata"]["name"]: r.raw_inputs
+        for r in by_type(plan("prod"), "kubernetes:dapr.io/v2alpha1:Subscription")
+    }
+    recurring = subs["recurring-task-events"]
+    assert recurring["scopes"] == ["recurring"]
+    assert recurring["spec"]["topic"] == "task-events"
+    assert recurring["spec"]["deadLetterTopic"] == "task-events-dlq"
+    assert recurring["spec"]["routes"] == {
+        "rules": [{"match": 'event.type == "task.completed.v1"', "path": "/events/task-completed"}],
+        "default": "/events/task-events",
+    }
+    notification = subs["notification-reminders"]
+    assert notification["scopes"] == ["notification"]
+    assert notification["spec"]["routes"] == {"default": "/events/reminder-due"}
+    assert notification["spec"]["deadLetterTopic"] == "reminders-dlq"
+
+
+def test_only_recurring_may_invoke_the_backend() -> None:
+    configs = {
+        r.raw_inputs["metadata"]["name"]: r.raw_inputs["spec"]
+        for r in by_type(plan("prod"), "kubernetes:dapr.io/v1alpha1:Configuration")
+    }
+    backend = configs["backend-config"]["accessControl"]
+    assert backend["defaultAction"] == "deny"
+    assert [p["appId"] for p in backend["policies"]] == ["recurring"]
+    assert backend["policies"][0]["operations"] == [
+        {"name": "/internal/v1/tasks/**", "httpVerb": ["POST"], "action": "allow"}
+    ]
+    assert configs["worker-config"]["accessControl"]["policies"] == []
+    assert configs["backend-config"]["metrics"] == {"enabled": True}
+    assert configs["backend-config"]["tracing"]["samplingRate"] == "0.05"
+
+
+def test_resiliency_bounds_retries() -> None:
+    resiliency = by_type(plan("prod"), "kubernetes:dapr.io/v1alpha1:Resiliency")[0].raw_inputs
+    retries = resiliency["spec"]["policies"]["retries"]
+    assert all(policy["maxRetries"] > 0 for policy in retries.values())
+    assert resiliency["spec"]["targets"]["components"]["pubsub"]["outbound"]["circuitBreaker"]
+    assert resiliency["spec"]["targets"]["apps"]["backend"]["circuitBreaker"] == "backend"
+
+
+def test_sidecars_read_only_the_referenced_secrets() -> None:
+    run = plan("prod")
+    (role,) = by_type(run, "kubernetes:rbac.authorization.k8s.io/v1:Role")
+    rule = role.raw_inputs["rules"][0]
+    assert rule["verbs"] == ["get"] and rule["resources"] == ["secrets"]
+    kafka = one(run, "kafka-credentials").raw_inputs["metadata"]
+    database = one(run, "database-url").raw_inputs["metadata"]
+    assert sorted(rule["resourceNames"]) == sorted(
+        [kafka.get("name", "kafka-credentials"), database.get("name", "database-url")]
+    )
+    (binding,) = by_type(run, "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding")
+    assert [s["name"] for s in binding.raw_inputs["subjects"]] == [
+        "backend",
+        "notification",
+        "recurring",
+    ]
+
+
+def test_ephemeral_stack_has_no_control_plane_of_its_own() -> None:
+    run = plan(EPHEMERAL)
+    assert not [r for r in run.resources.values() if r.type == "kubernetes:helm.sh/v3:Release"]
+    assert len(by_type(run, COMPONENT)) == 4

@@ -1,0 +1,192 @@
+"""Stack settings: the committed stacks parse, and bad config names key, value and rule."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from infra.plan.runner import config_from_mapping, load_stack_config, run_program
+from infra.settings import (
+    AppEnv,
+    DoksCluster,
+    ManagedDatabase,
+    SettingsError,
+    StackKind,
+    StrimziKafka,
+    ephemeral_stack_config,
+    parse_settings,
+)
+
+
+def _raw(stack: str) -> dict[str, Any]:
+    config = load_stack_config(stack)
+    raw: dict[str, Any] = {}
+    for key, value in config.values.items():
+        short = key.split(":", 1)[1]
+        raw[short] = json.loads(value) if value.startswith(("{", "[")) else value
+    return raw
+
+
+def _minikube(**overrides: Any) -> dict[str, Any]:
+    raw = _raw("minikube")
+    raw.update(overrides)
+    return raw
+
+
+def _error(stack: str, raw: dict[str, Any], **kwargs: Any) -> str:
+    with pytest.raises(SettingsError) as caught:
+        parse_settings(stack, raw, **kwargs)
+    return str(caught.value)
+
+
+@pytest.mark.parametrize("stack", ["minikube", "staging", "prod"])
+def test_committed_stacks_are_valid(stack: str) -> None:
+    settings = parse_settings(stack, _raw(stack))
+    assert settings.stack == stack
+    assert settings.apps.images.tag != "latest"
+
+
+def test_prod_is_highly_available() -> None:
+    settings = parse_settings("prod", _raw("prod"))
+    assert settings.kind is StackKind.CLOUD and settings.environment is AppEnv.PROD
+    assert isinstance(settings.cluster, DoksCluster) and settings.cluster.ha
+    assert isinstance(settings.database, ManagedDatabase) and settings.database.node_count >= 2
+    assert isinstance(settings.kafka, StrimziKafka)
+    assert (settings.kafka.controllers, settings.kafka.brokers) == (3, 3)
+    assert (settings.kafka.replication_factor, settings.kafka.min_insync_replicas) == (3, 2)
+    assert settings.dapr.ha
+
+
+def test_wrong_value_names_key_value_and_allowed() -> None:
+    raw = _raw("staging")
+    raw["cluster"] = {**raw["cluster"], "region": "mars1"}
+    message = _error("staging", raw)
+    assert "todo:cluster.region: got 'mars1'" in message
+    assert "'fra1'" in message and "'nyc3'" in message
+
+
+def test_missing_key_is_named() -> None:
+    raw = _minikube()
+    del raw["apps"]
+    assert "todo:apps: required but missing" in _error("minikube", raw)
+
+
+def test_misspelt_key_lists_the_allowed_ones() -> None:
+    raw = _minikube(dapr={"logLevl": "debug"})
+    message = _error("minikube", raw)
+    assert "todo:dapr.logLevl: got 'debug'; unknown key; allowed keys: ha, logLevel" in message
+
+
+def test_unknown_top_level_key() -> None:
+    message = _error("minikube", _minikube(clsuter={"kubeContext": "x"}))
+    assert "todo:clsuter: unknown key; allowed keys:" in message and "cluster" in message
+
+
+def test_bad_mode_lists_the_modes() -> None:
+    message = _error("minikube", _minikube(database={"mode": "sqlite"}))
+    assert "todo:database: got {'mode': 'sqlite'}" in message
+    assert "'inCluster', 'managed', 'external', 'shared'" in message
+
+
+def test_cross_field_rules() -> None:
+    kafka = {"mode": "strimzi", "brokers": 1, "replicationFactor": 3}
+    message = _error("minikube", _minikube(kafka=kafka))
+    assert "replicationFactor (3) must be <= brokers (1)" in message
+    pool = {
+        "region": "fra1",
+        "versionPrefix": "1.34.",
+        "vpcIpRange": "10.1.0.0/20",
+        "nodePool": {"minNodes": 4, "maxNodes": 2},
+    }
+    message = _error("staging", {**_raw("staging"), "cluster": pool})
+    assert (
+        "todo:cluster.nodePool: got" in message
+        and "maxNodes (2) must be >= minNodes (4)" in message
+    )
+
+
+def test_latest_tag_is_refused() -> None:
+    message = _error("minikube", _minikube(apps={"images": {"tag": "latest"}}))
+    assert "todo:apps.images.tag: got 'latest'; must be a version or commit tag" in message
+
+
+def test_kind_decides_what_is_allowed() -> None:
+    message = _error("minikube", _minikube(database={"mode": "managed"}))
+    assert (
+        "todo:database.mode: got 'managed'; kind 'minikube' allows ['inCluster', 'external']"
+        in message
+    )
+    raw = _raw("staging")
+    raw["cluster"] = {"kubeContext": "minikube"}
+    assert "kind 'cloud' needs a DoksCluster" in _error("staging", raw)
+
+
+def test_prod_rules_name_each_key() -> None:
+    raw = _raw("prod")
+    raw["cluster"] = {**raw["cluster"], "ha": False}
+    raw["database"] = {**raw["database"], "nodeCount": 1}
+    raw["dapr"] = {"ha": False}
+    message = _error("prod", raw)
+    assert "todo:cluster.ha: got False; environment 'prod' needs true" in message
+    assert "todo:database.nodeCount: got 1; environment 'prod' needs >= 2" in message
+    assert "todo:dapr.ha: got False" in message
+
+
+def test_secrets_must_be_secret_and_present() -> None:
+    raw = _minikube(database={"mode": "external"})
+    assert "todo:databaseUrl: required but missing for database.mode 'external'" in _error(
+        "minikube", raw
+    )
+    raw["databaseUrl"] = "postgresql://u:p@h/db"
+    assert "todo:databaseUrl: must be set as a secret" in _error("minikube", raw)
+    assert parse_settings("minikube", raw, secret_keys=["databaseUrl"]).database.mode == "external"
+
+
+def test_ephemeral_config_is_generated_and_valid() -> None:
+    now = datetime(2026, 1, 4, 10, 0, tzinfo=UTC)
+    config = ephemeral_stack_config(
+        "dev-alice",
+        owner="alice",
+        base_stack="acme/todo/staging",
+        image_tag="sha-1234567",
+        ttl=timedelta(hours=8),
+        now=now,
+    )
+    assert config["todo:kind"] == "ephemeral"
+    assert config["todo:ephemeral"]["expiresAt"] == "2026-01-04T18:00:00Z"
+    raw = {key.split(":", 1)[1]: value for key, value in config.items()}
+    settings = parse_settings("dev-alice", raw)
+    assert settings.apps_namespace == "todo-dev-alice"
+    assert settings.cluster is None and settings.database.mode == "shared"
+
+
+def test_ephemeral_rules() -> None:
+    kwargs: dict[str, Any] = {"owner": "a", "base_stack": "acme/todo/staging", "image_tag": "t"}
+    with pytest.raises(SettingsError, match="ttl: got 30 days"):
+        ephemeral_stack_config("dev-a", ttl=timedelta(days=30), **kwargs)
+    with pytest.raises(SettingsError, match="stack name: got 'alice'"):
+        ephemeral_stack_config("alice", ttl=timedelta(hours=1), **kwargs)
+    raw = {
+        k.split(":", 1)[1]: v
+        for k, v in ephemeral_stack_config("pr-42", ttl=timedelta(hours=1), **kwargs).items()
+    }
+    raw["cluster"] = {"kubeContext": "minikube"}
+    assert "an ephemeral stack uses its base stack's cluster" in _error("pr-42", raw)
+    raw.pop("cluster")
+    raw["ephemeral"] = {**raw["ephemeral"], "expiresAt": "2026-01-04T18:00:00"}
+    assert "todo:ephemeral.expiresAt: got" in _error("pr-42", raw)
+
+
+def test_the_program_fails_with_the_message() -> None:
+    raw = _minikube(kafka={"mode": "strimzi", "brokers": 0})
+    with pytest.raises(Exception, match=r"todo:kafka.brokers: got 0; Input should be greater"):
+        run_program("minikube", config_from_mapping(raw))
+
+
+def test_a_typo_in_the_stack_file_fails_the_program() -> None:
+    raw = _minikube(databse={"mode": "inCluster"})
+    with pytest.raises(Exception, match="todo:databse: unknown key"):
+        run_program("minikube", config_from_mapping(raw))
