@@ -211,6 +211,9 @@ class InClusterDatabase(_Model):
         return value
 
 
+_SINGLE_NODE_DATABASE_SIZES = frozenset({"db-s-1vcpu-1gb"})
+
+
 class ManagedDatabase(_Model):
     """DigitalOcean managed PostgreSQL, reachable only from the cluster."""
 
@@ -219,6 +222,16 @@ class ManagedDatabase(_Model):
     size: DoDatabaseSize = "db-s-1vcpu-1gb"
     node_count: Annotated[int, Field(ge=1, le=3)] = 1
     """1 = primary only; 2 or 3 = primary plus standby nodes (automatic failover)."""
+
+    @model_validator(mode="after")
+    def _standby_size(self) -> Self:
+        # DigitalOcean supports standby nodes only on plans with 2 GB of RAM or more.
+        if self.node_count > 1 and self.size in _SINGLE_NODE_DATABASE_SIZES:
+            raise ValueError(
+                f"nodeCount {self.node_count} (standby nodes) needs a plan with >= 2 GB RAM; "
+                f"size {self.size!r} allows only nodeCount 1"
+            )
+        return self
 
 
 class ExternalDatabase(_Model):
@@ -274,6 +287,12 @@ class StrimziKafka(_Model):
     resources: Resources = Resources(
         cpu_request="250m", memory_request="1Gi", cpu_limit="1", memory_limit="1Gi"
     )
+    controller_storage: KafkaStorage = KafkaStorage(size="5Gi")
+    """Storage of dedicated controllers: they hold only the cluster metadata log."""
+    controller_resources: Resources = Resources(
+        cpu_request="100m", memory_request="768Mi", cpu_limit="1", memory_limit="768Mi"
+    )
+    """Requests and limits of dedicated controllers (no client traffic, small heap)."""
     topics: TopicSettings = TopicSettings()
     watch_any_namespace: bool = False
     """Let the operator reconcile Kafka clusters in any namespace (base of ephemeral stacks)."""

@@ -30,7 +30,7 @@ from infra.components.kube import (
     KubernetesObject,
     labels,
 )
-from infra.settings import APP_IDS, TOPICS, ExternalKafka, StrimziKafka
+from infra.settings import APP_IDS, TOPICS, ExternalKafka, KafkaStorage, StrimziKafka
 
 STRIMZI_CHART = "strimzi-kafka-operator"
 STRIMZI_CHART_VERSION = "1.2.0"
@@ -192,15 +192,22 @@ class Kafka(pulumi.ComponentResource):
         cluster_labels: dict[str, str],
         opts: pulumi.ResourceOptions,
     ) -> list[pulumi.Resource]:
+        broker = (settings.storage, settings.resources)
         if settings.controllers == 0:
-            layout = [("dual-role", settings.brokers, ["controller", "broker"])]
+            layout = [("dual-role", settings.brokers, ["controller", "broker"], *broker)]
         else:
             layout = [
-                ("controllers", settings.controllers, ["controller"]),
-                ("brokers", settings.brokers, ["broker"]),
+                (
+                    "controllers",
+                    settings.controllers,
+                    ["controller"],
+                    settings.controller_storage,
+                    settings.controller_resources,
+                ),
+                ("brokers", settings.brokers, ["broker"], *broker),
             ]
         pools: list[pulumi.Resource] = []
-        for pool, replicas, roles in layout:
+        for pool, replicas, roles, storage, sizing in layout:
             pools.append(
                 KubernetesObject(
                     f"{self._name}-pool-{pool}",
@@ -214,15 +221,15 @@ class Kafka(pulumi.ComponentResource):
                     spec={
                         "replicas": replicas,
                         "roles": roles,
-                        "storage": self._storage(settings),
+                        "storage": self._storage(storage),
                         "resources": {
                             "requests": {
-                                "cpu": settings.resources.cpu_request,
-                                "memory": settings.resources.memory_request,
+                                "cpu": sizing.cpu_request,
+                                "memory": sizing.memory_request,
                             },
                             "limits": {
-                                "cpu": settings.resources.cpu_limit,
-                                "memory": settings.resources.memory_limit,
+                                "cpu": sizing.cpu_limit,
+                                "memory": sizing.memory_limit,
                             },
                         },
                         "template": {
@@ -247,16 +254,16 @@ class Kafka(pulumi.ComponentResource):
         return pools
 
     @staticmethod
-    def _storage(settings: StrimziKafka) -> dict[str, Any]:
-        if settings.storage.type == "ephemeral":
-            return {"type": "ephemeral", "sizeLimit": settings.storage.size}
+    def _storage(storage: KafkaStorage) -> dict[str, Any]:
+        if storage.type == "ephemeral":
+            return {"type": "ephemeral", "sizeLimit": storage.size}
         return {
             "type": "jbod",
             "volumes": [
                 {
                     "id": 0,
                     "type": "persistent-claim",
-                    "size": settings.storage.size,
+                    "size": storage.size,
                     "deleteClaim": False,
                     "kraftMetadata": "shared",
                 }

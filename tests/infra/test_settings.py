@@ -108,6 +108,14 @@ def test_cross_field_rules() -> None:
     )
 
 
+def test_standby_nodes_need_a_2gb_plan() -> None:
+    raw = _raw("prod")
+    raw["database"] = {**raw["database"], "size": "db-s-1vcpu-1gb"}
+    message = _error("prod", raw)
+    assert "todo:database: got" in message
+    assert "nodeCount 2 (standby nodes) needs a plan with >= 2 GB RAM" in message
+
+
 def test_latest_tag_is_refused() -> None:
     message = _error("minikube", _minikube(apps={"images": {"tag": "latest"}}))
     assert "todo:apps.images.tag: got 'latest'; must be a version or commit tag" in message

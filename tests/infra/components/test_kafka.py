@@ -38,6 +38,9 @@ def test_prod_topology() -> None:
     assert pools["controllers"]["replicas"] == 3 and pools["controllers"]["roles"] == ["controller"]
     assert pools["brokers"]["replicas"] == 3 and pools["brokers"]["roles"] == ["broker"]
     assert pools["brokers"]["storage"]["volumes"][0]["size"] == "20Gi"
+    assert pools["controllers"]["storage"]["volumes"][0]["size"] == "5Gi"
+    assert pools["controllers"]["resources"]["requests"]["memory"] == "768Mi"
+    assert pools["brokers"]["resources"]["requests"]["memory"] == "1536Mi"
     kafka = one(run, "kafka-cluster")
     config = kafka.raw_inputs["spec"]["kafka"]["config"]
     assert config["default.replication.factor"] == 3 and config["min.insync.replicas"] == 2
