@@ -511,6 +511,18 @@ def _describe(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+_TAGGED_MODELS: dict[tuple[str, str], type[BaseModel]] = {
+    ("cluster", "local"): LocalCluster,
+    ("cluster", "doks"): DoksCluster,
+    ("database", "inCluster"): InClusterDatabase,
+    ("database", "managed"): ManagedDatabase,
+    ("database", "external"): ExternalDatabase,
+    ("database", "shared"): SharedDatabase,
+    ("kafka", "strimzi"): StrimziKafka,
+    ("kafka", "external"): ExternalKafka,
+}
+
+
 def _config_key(loc: Sequence[str]) -> str:
     """`todo:<area alias>.<nested.keys>` for a pydantic error location in Settings."""
     if not loc:
@@ -523,8 +535,9 @@ def _config_key(loc: Sequence[str]) -> str:
 def _format_errors(error: ValidationError) -> list[str]:
     messages = []
     for item in error.errors(include_url=False):
+        raw_loc = [str(part) for part in item["loc"]]
         # Discriminated unions add the tag (e.g. 'managed') to the path: drop it.
-        loc = [str(part) for part in item["loc"] if str(part) not in _UNION_TAGS]
+        loc = [part for part in raw_loc if part not in _UNION_TAGS]
         key = _config_key(loc)
         kind = item["type"]
         if kind == "missing":
@@ -532,7 +545,7 @@ def _format_errors(error: ValidationError) -> list[str]:
             continue
         reason = item["msg"].removeprefix("Value error, ")
         if kind == "extra_forbidden":
-            parent = _model_at(loc[:-1])
+            parent = _model_at(raw_loc[:-1])
             reason = "unknown key" + (f"; allowed keys: {_allowed_keys(parent)}" if parent else "")
         elif kind == "union_tag_invalid":
             reason = f"must be one of {item['ctx']['expected_tags']}"
@@ -545,16 +558,24 @@ def _format_errors(error: ValidationError) -> list[str]:
 
 
 def _model_at(loc: Sequence[str]) -> type[BaseModel] | None:
-    """The settings model at a (field-name or alias) path, when it is a single model."""
+    """The settings model at a pydantic error path (union tags included), if it is one."""
     model: type[BaseModel] = Settings
-    for part in loc:
+    parts = list(loc)
+    while parts:
+        part = parts.pop(0)
         field = model.model_fields.get(part) or next(
             (f for f in model.model_fields.values() if f.alias == part), None
         )
         annotation = field.annotation if field is not None else None
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+            continue
+        # A union area (database, kafka, cluster): the next path element is its tag.
+        tagged = _TAGGED_MODELS.get((part, parts[0])) if parts else None
+        if tagged is None:
             return None
-        model = annotation
+        parts.pop(0)
+        model = tagged
     return model
 
 

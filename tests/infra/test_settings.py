@@ -80,6 +80,11 @@ def test_misspelt_key_lists_the_allowed_ones() -> None:
     assert "todo:dapr.logLevl: got 'debug'; unknown key; allowed keys: ha, logLevel" in message
 
 
+def test_misspelt_key_in_a_mode_lists_that_modes_keys() -> None:
+    message = _error("minikube", _minikube(database={"mode": "inCluster", "storag": "1Gi"}))
+    assert "todo:database.storag: got '1Gi'; unknown key; allowed keys: image, mode," in message
+
+
 def test_unknown_top_level_key() -> None:
     message = _error("minikube", _minikube(clsuter={"kubeContext": "x"}))
     assert "todo:clsuter: unknown key; allowed keys:" in message and "cluster" in message
