@@ -42,6 +42,12 @@ from infra.settings import (
 )
 
 POSTGRES_UID = 70  # the postgres user of the official Alpine images
+# checkov's per-object skip: the image's own user owns the data directory.
+LOW_UID_REASON = {
+    "checkov.io/skip1": (
+        "CKV_K8S_40=the official PostgreSQL image runs as its built-in postgres user (UID 70)"
+    )
+}
 IN_CLUSTER_PORT = 5432
 MANAGED_PORT = 25060
 GRANT_IMAGE = InClusterDatabase.model_fields["image"].default
@@ -242,6 +248,7 @@ class Database(pulumi.ComponentResource):
                     "name": f"db-grants-{digest}",
                     "namespace": args.namespace,
                     "labels": pod_labels,
+                    "annotations": LOW_UID_REASON,
                 },
             ),
             spec=cast(
@@ -375,7 +382,13 @@ class Database(pulumi.ComponentResource):
         return k8s.apps.v1.StatefulSet(
             f"{self._name}-server",
             metadata=cast(
-                Any, {"name": "postgresql", "namespace": args.namespace, "labels": server_labels}
+                Any,
+                {
+                    "name": "postgresql",
+                    "namespace": args.namespace,
+                    "labels": server_labels,
+                    "annotations": LOW_UID_REASON,
+                },
             ),
             spec=cast(
                 Any,
