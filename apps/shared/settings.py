@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal, TypeVar
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -47,6 +47,28 @@ class ServiceSettings(BaseSettings):
     @classmethod
     def _upper_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+
+class AuthSettings(ServiceSettings):
+    """A service with a user-facing API: how it verifies bearer tokens (architecture §5)."""
+
+    auth_jwt_secret: SecretStr | None = Field(
+        default=None, description="HS256 key for bearer tokens (or set AUTH_JWKS_URL)"
+    )
+    auth_jwks_url: AnyHttpUrl | None = Field(
+        default=None, description="JWKS endpoint with the RS256/ES256 keys of the issuer"
+    )
+    auth_audience: str | None = Field(default=None, description="required `aud` claim, if any")
+
+    @model_validator(mode="after")
+    def _one_auth_method(self) -> AuthSettings:
+        if (self.auth_jwt_secret is None) == (self.auth_jwks_url is None):
+            raise ValueError("set exactly one of AUTH_JWT_SECRET or AUTH_JWKS_URL")
+        secret = self.auth_jwt_secret
+        if secret is not None and len(secret.get_secret_value()) < 32:
+            # RFC 7518 §3.2: an HS256 key must be at least 256 bits.
+            raise ValueError("AUTH_JWT_SECRET must be at least 32 characters")
+        return self
 
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)
