@@ -212,6 +212,16 @@ class InClusterDatabase(_Model):
 
 
 _SINGLE_NODE_DATABASE_SIZES = frozenset({"db-s-1vcpu-1gb"})
+STATE_STORE_MAX_CONNECTIONS = 1
+"""The Dapr state store's pool per sidecar (its `maxConns`)."""
+ONE_OFF_CONNECTIONS = 2
+"""The migrations Job and the grants Job."""
+
+
+def managed_connection_limit(size: str) -> int | None:
+    """Connections a DigitalOcean PostgreSQL plan accepts: 25 per GB of RAM, 3 reserved."""
+    match = re.search(r"-([0-9]+)gb$", size)
+    return 25 * int(match.group(1)) - 3 if match else None
 
 
 class ManagedDatabase(_Model):
@@ -392,9 +402,16 @@ class ServiceSettings(_Model):
     min_replicas: Annotated[int, Field(ge=1, le=50)] = 1
     max_replicas: Annotated[int, Field(ge=1, le=100)] = 2
     target_cpu_utilization: Annotated[int, Field(ge=10, le=95)] = 70
+    db_pool_size: Annotated[int, Field(ge=1, le=20)] = 2
+    """DB_POOL_SIZE: pooled connections per pod (the apps allow as many again as overflow)."""
     resources: Resources = Resources(
         cpu_request="100m", memory_request="128Mi", cpu_limit="500m", memory_limit="256Mi"
     )
+
+    @property
+    def peak_connections(self) -> int:
+        """Database connections at max replicas: pool + overflow, plus the sidecar's state store."""
+        return self.max_replicas * (2 * self.db_pool_size + STATE_STORE_MAX_CONNECTIONS)
 
     @model_validator(mode="after")
     def _bounds(self) -> Self:
@@ -701,6 +718,7 @@ def _cross_checks(settings: Settings, secret_keys: set[str]) -> list[str]:
             f"{ns}:kafkaPassword: required but missing for kafka.mode 'external' "
             "(set it with pulumi config set --secret kafkaPassword ...)"
         )
+    errors.extend(_connection_budget(settings))
     if settings.environment is AppEnv.PROD:
         if isinstance(settings.cluster, DoksCluster) and not settings.cluster.ha:
             errors.append(f"{ns}:cluster.ha: got False; environment 'prod' needs true")
@@ -720,6 +738,26 @@ def _cross_checks(settings: Settings, secret_keys: set[str]) -> list[str]:
         if not settings.dapr.ha:
             errors.append(f"{ns}:dapr.ha: got False; environment 'prod' needs true")
     return errors
+
+
+def _connection_budget(settings: Settings) -> list[str]:
+    """The services at max replicas must fit the managed plan's connection limit."""
+    if not isinstance(settings.database, ManagedDatabase):
+        return []
+    limit = managed_connection_limit(settings.database.size)
+    if limit is None:
+        return []
+    peaks = {app: settings.apps.service(app).peak_connections for app in APP_IDS}
+    total = sum(peaks.values()) + ONE_OFF_CONNECTIONS
+    if total <= limit:
+        return []
+    detail = ", ".join(f"{app} {peak}" for app, peak in peaks.items())
+    return [
+        f"{CONFIG_NAMESPACE}:apps.*.maxReplicas/dbPoolSize: the services may open {total} "
+        f"database connections at max replicas ({detail}, jobs {ONE_OFF_CONNECTIONS}); "
+        f"database.size {settings.database.size!r} accepts {limit}: lower them or pick a "
+        "larger size"
+    ]
 
 
 # --------------------------------------------------------------------------- reading
@@ -831,7 +869,9 @@ def ephemeral_stack_config(
                 "registry": image_registry,
                 "tag": image_tag,
                 "digests": dict(digests or {}),
-            }
+            },
+            # One pod each, small pools: they share the base stack's database server.
+            **{app: {"minReplicas": 1, "maxReplicas": 1, "dbPoolSize": 1} for app in APP_IDS},
         },
     }
     parse_settings(stack, raw)

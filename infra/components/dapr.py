@@ -29,7 +29,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from infra.components.kube import KubernetesObject, labels
-from infra.settings import APP_IDS, DaprSettings
+from infra.settings import APP_IDS, STATE_STORE_MAX_CONNECTIONS, DaprSettings
 
 DAPR_CHART = "dapr"
 DAPR_CHART_VERSION = "1.18.3"
@@ -269,6 +269,9 @@ class Dapr(pulumi.ComponentResource):
                     },
                     {"name": "tableName", "value": "dapr_state"},
                     {"name": "metadataTableName", "value": "dapr_metadata"},
+                    # Counted in the database's connection budget (settings).
+                    {"name": "maxConns", "value": str(STATE_STORE_MAX_CONNECTIONS)},
+                    {"name": "connectionMaxIdleTime", "value": "5m"},
                     {"name": "timeoutInSeconds", "value": "20"},
                     {"name": "cleanupIntervalInSeconds", "value": "3600"},
                 ],

@@ -117,7 +117,13 @@ class FastApiService(pulumi.ComponentResource):
             f"{name}-config",
             metadata=cast(Any, {"namespace": args.namespace, "labels": self._labels}),
             data=cast(
-                Any, {"APP_ENV": args.app_env, "LOG_LEVEL": args.log_level, **args.extra_env}
+                Any,
+                {
+                    "APP_ENV": args.app_env,
+                    "LOG_LEVEL": args.log_level,
+                    "DB_POOL_SIZE": str(args.settings.db_pool_size),
+                    **args.extra_env,
+                },
             ),
             opts=self._child(),
         )

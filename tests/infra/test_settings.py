@@ -121,6 +121,18 @@ def test_standby_nodes_need_a_2gb_plan() -> None:
     assert "nodeCount 2 (standby nodes) needs a plan with >= 2 GB RAM" in message
 
 
+def test_peak_connections_must_fit_the_database_plan() -> None:
+    raw = _raw("prod")
+    raw["apps"] = {**raw["apps"], "backend": {"minReplicas": 3, "maxReplicas": 8, "dbPoolSize": 4}}
+    message = _error("prod", raw)
+    # backend 8 × (2 × 4 + 1) = 72, notification and recurring 3 × (2 × 1 + 1) = 9 each.
+    assert (
+        "todo:apps.*.maxReplicas/dbPoolSize: the services may open 92 database connections "
+        "at max replicas (backend 72, notification 9, recurring 9, jobs 2); "
+        "database.size 'db-s-1vcpu-2gb' accepts 47"
+    ) in message
+
+
 def test_latest_tag_is_refused() -> None:
     message = _error("minikube", _minikube(apps={"images": {"tag": "latest"}}))
     assert "todo:apps.images.tag: got 'latest'; must be a version or commit tag" in message

@@ -63,7 +63,9 @@ def test_state_secret_and_cron_components() -> None:
     components = _components(plan("minikube"))
     assert set(components) == {"pubsub", "statestore", "secretstore", "reminder-scan"}
     assert components["statestore"]["spec"]["type"] == "state.postgresql"
-    assert _metadata(components["statestore"])["connectionString"]["key"] == "url"
+    state = _metadata(components["statestore"])
+    assert state["connectionString"]["key"] == "url"
+    assert state["maxConns"] == "1"  # counted in the database's connection budget
     assert components["secretstore"]["spec"]["type"] == "secretstores.kubernetes"
     cron = components["reminder-scan"]
     assert cron["spec"]["type"] == "bindings.cron" and cron["scopes"] == ["backend"]

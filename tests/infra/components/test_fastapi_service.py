@@ -67,7 +67,7 @@ def test_environment_comes_from_secrets_and_a_configmap() -> None:
     assert set(env) == {"DATABASE_URL", "AUTH_JWT_SECRET", "APP_API_TOKEN", "DAPR_API_TOKEN"}
     assert env["DATABASE_URL"]["key"] == "url"
     config = one(run, "notification-config").raw_inputs["data"]
-    assert config == {"APP_ENV": "prod", "LOG_LEVEL": "INFO"}
+    assert config == {"APP_ENV": "prod", "LOG_LEVEL": "INFO", "DB_POOL_SIZE": "1"}
 
 
 def test_rollout_autoscaling_and_budget() -> None:
@@ -77,7 +77,7 @@ def test_rollout_autoscaling_and_budget() -> None:
     assert spec["strategy"]["rollingUpdate"] == {"maxUnavailable": 0, "maxSurge": 1}
     assert len(spec["template"]["spec"]["topologySpreadConstraints"]) == 2
     hpa = one(run, "backend-hpa").raw_inputs["spec"]
-    assert (hpa["minReplicas"], hpa["maxReplicas"]) == (3, 6)
+    assert (hpa["minReplicas"], hpa["maxReplicas"]) == (3, 5)
     assert one(run, "backend-pdb").raw_inputs["spec"]["maxUnavailable"] == 1
 
 
