@@ -69,20 +69,12 @@ namespaces = Namespaces(
         kafka=apps_namespace if ephemeral else names.kafka,
         api_server_cidr=cluster.api_server_cidr,
         api_server_port=cluster.api_server_port,
-        database_port=(
-            settings.database.port
-            if isinstance(settings.database, ExternalDatabase)
-            else 25060
-            if database_cidr is not None
-            else 5432
-        ),
+        database_port=settings.database_port,
         database_cidr=database_cidr,
         create_system_namespaces=not ephemeral,
         strimzi_in_cluster=isinstance(settings.kafka, StrimziKafka),
         external_kafka_ports=(
-            sorted({int(b.rsplit(":", 1)[1]) for b in settings.kafka.brokers.split(",")})
-            if isinstance(settings.kafka, ExternalKafka)
-            else ()
+            settings.kafka.ports if isinstance(settings.kafka, ExternalKafka) else ()
         ),
         monitoring=base.monitoring_namespace if base else names.monitoring,
     ),

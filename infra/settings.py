@@ -211,6 +211,8 @@ class InClusterDatabase(_Model):
         return value
 
 
+IN_CLUSTER_DATABASE_PORT = 5432
+MANAGED_DATABASE_PORT = 25060  # DigitalOcean's PostgreSQL port
 _SINGLE_NODE_DATABASE_SIZES = frozenset({"db-s-1vcpu-1gb"})
 STATE_STORE_MAX_CONNECTIONS = 1
 """The Dapr state store's pool per sidecar (its `maxConns`)."""
@@ -339,6 +341,11 @@ class ExternalKafka(_Model):
     sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"
     tls: bool = True
     topics: TopicSettings = TopicSettings()
+
+    @property
+    def ports(self) -> list[int]:
+        """The brokers' ports (egress NetworkPolicies)."""
+        return sorted({int(broker.rsplit(":", 1)[1]) for broker in self.brokers.split(",")})
 
     @model_validator(mode="after")
     def _tls_for_plain(self) -> Self:
@@ -485,6 +492,15 @@ class Settings(_Model):
     def is_cloud(self) -> bool:
         """Whether the stack creates DigitalOcean resources itself."""
         return self.kind is StackKind.CLOUD
+
+    @property
+    def database_port(self) -> int:
+        """The port database clients connect to."""
+        if isinstance(self.database, ExternalDatabase):
+            return self.database.port
+        if isinstance(self.database, InClusterDatabase):
+            return IN_CLUSTER_DATABASE_PORT
+        return MANAGED_DATABASE_PORT
 
     @property
     def apps_namespace(self) -> str:

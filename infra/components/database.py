@@ -35,6 +35,8 @@ from infra.components.kube import (
     resources,
 )
 from infra.settings import (
+    IN_CLUSTER_DATABASE_PORT,
+    MANAGED_DATABASE_PORT,
     ExternalDatabase,
     InClusterDatabase,
     ManagedDatabase,
@@ -48,8 +50,8 @@ LOW_UID_REASON = {
         "CKV_K8S_40=the official PostgreSQL image runs as its built-in postgres user (UID 70)"
     )
 }
-IN_CLUSTER_PORT = 5432
-MANAGED_PORT = 25060
+IN_CLUSTER_PORT = IN_CLUSTER_DATABASE_PORT
+MANAGED_PORT = MANAGED_DATABASE_PORT
 GRANT_IMAGE = InClusterDatabase.model_fields["image"].default
 
 
