@@ -41,6 +41,11 @@ class ClusterArgs:
     api_server_cidr: pulumi.Input[str] | None = None
     """Where the API server is, for egress NetworkPolicies (local and existing clusters)."""
 
+    def __post_init__(self) -> None:
+        sources = [self.local, self.doks, self.existing_cluster_name]
+        if sum(source is not None for source in sources) != 1:
+            raise ValueError("ClusterArgs needs exactly one of local, doks, existing_cluster_name")
+
 
 class Cluster(pulumi.ComponentResource):
     """A Kubernetes cluster and an explicit provider for it."""
@@ -66,10 +71,6 @@ class Cluster(pulumi.ComponentResource):
         self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("todo:cluster:Cluster", name, None, opts)
-        choices = [args.local is not None, args.doks is not None]
-        choices.append(args.existing_cluster_name is not None)
-        if sum(choices) != 1:
-            raise ValueError("ClusterArgs needs exactly one of local, doks, existing_cluster_name")
         self.kubeconfig = None
         self.cluster_id = None
         self.cluster_name = None

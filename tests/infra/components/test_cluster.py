@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
+from infra.components.cluster import ClusterArgs
 from infra.plan.runner import PlanRun
+from infra.settings import LocalCluster
 from tests.infra.components.plans import EPHEMERAL, by_type, one, plan
 
 PROVIDER = "pulumi:providers:kubernetes"
@@ -66,3 +70,12 @@ def test_ephemeral_stack_reuses_the_base_cluster() -> None:
     ref = by_type(run, "pulumi:pulumi:StackReference")
     assert [r.inputs["name"] for r in ref] == ["acme/todo/staging"]
     assert one(run, "cluster-k8s").inputs["kubeconfig"] == "[secret]"
+
+
+def test_exactly_one_source_of_cluster() -> None:
+    with pytest.raises(ValueError, match="exactly one of local, doks, existing_cluster_name"):
+        ClusterArgs(
+            resource_prefix="todo-x", local=LocalCluster(), existing_cluster_name="todo-staging"
+        )
+    with pytest.raises(ValueError, match="exactly one"):
+        ClusterArgs(resource_prefix="todo-x")
