@@ -102,7 +102,7 @@ class NotificationDelivery(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp(nullable=False))
 
 
-class NotificationSettings(SQLModel, table=True):
+class UserNotificationSettings(SQLModel, table=True):
     """Per user: where webhooks go and the key their signature is made with."""
 
     __tablename__ = "notification_settings"

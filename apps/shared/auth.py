@@ -14,6 +14,7 @@ import jwt
 from fastapi import Depends, Request
 
 from apps.shared.errors import ApiError
+from apps.shared.settings import AuthSettings
 
 _LOC: list[str | int] = ["header", "authorization"]
 _MAX_SUB_LENGTH = 255
@@ -75,6 +76,16 @@ class TokenVerifier:
         if not isinstance(subject, str) or not 0 < len(subject) <= _MAX_SUB_LENGTH:
             raise unauthorized("token subject must be a non-empty string", "token_invalid")
         return subject
+
+
+def verifier_from_settings(settings: AuthSettings) -> TokenVerifier:
+    """The verifier a service with `AuthSettings` puts on `app.state.token_verifier`."""
+    secret = settings.auth_jwt_secret
+    return TokenVerifier.from_settings(
+        secret=secret.get_secret_value() if secret else None,
+        jwks_url=str(settings.auth_jwks_url) if settings.auth_jwks_url else None,
+        audience=settings.auth_audience,
+    )
 
 
 def bearer_token(request: Request) -> str:

@@ -1,0 +1,66 @@
+"""The notification service (ASGI entry point `apps.notification.main:app`), architecture §6."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from apps.notification.consumer import ReminderHandler
+from apps.notification.routes import SERVICE, install_routes
+from apps.notification.settings import NotificationServiceSettings
+from apps.notification.webhooks import WebhookWorker
+from apps.shared.auth import verifier_from_settings
+from apps.shared.logs import configure_logging, get_logger
+from apps.shared.service import install_common, open_database
+from apps.shared.settings import SettingsError, load_settings
+
+
+def _settings_or_exit(
+    settings: NotificationServiceSettings | None,
+) -> NotificationServiceSettings:
+    if settings is not None:
+        return settings
+    try:
+        return load_settings(NotificationServiceSettings)
+    except SettingsError as exc:
+        configure_logging(SERVICE)
+        get_logger(__name__).error("startup failed", reason=str(exc))
+        raise
+
+
+def create_app(settings: NotificationServiceSettings | None = None) -> FastAPI:
+    """Build the app; settings are read from the environment at startup unless given."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        resolved = _settings_or_exit(settings)
+        configure_logging(SERVICE, resolved.log_level)
+        app.state.token_verifier = verifier_from_settings(resolved)
+        token = resolved.app_api_token
+        app.state.app_api_token = token.get_secret_value() if token else None
+        app.state.settings = resolved
+        async with open_database(app, resolved):
+            webhooks = WebhookWorker(engine=app.state.engine, settings=resolved)
+            app.state.reminder_handler = ReminderHandler(
+                session_factory=app.state.session_factory, webhooks=webhooks
+            )
+            webhooks.start()
+            try:
+                yield
+            finally:
+                await webhooks.stop()
+
+    app = FastAPI(
+        title="Todo notification service",
+        version="1.0.0",
+        description="Notifications for due reminders: in-app and signed webhooks.",
+        lifespan=lifespan,
+    )
+    install_common(app, service=SERVICE)
+    install_routes(app)
+    return app
+
+
+app = create_app()

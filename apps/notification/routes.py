@@ -1,0 +1,97 @@
+"""The notification service's routes: the user API, and what Dapr delivers."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi.responses import JSONResponse
+
+from apps.notification import store
+from apps.notification.schemas import (
+    NotificationList,
+    NotificationPublic,
+    NotificationQuery,
+    SettingsPublic,
+    SettingsUpdate,
+)
+from apps.notification.settings import NotificationServiceSettings
+from apps.notification.targets import TargetRefused, check_url
+from apps.shared.auth import CurrentUser
+from apps.shared.dapr_consumer import consume
+from apps.shared.dapr_subscriptions import SubscriptionRegistry, SubscriptionSpec
+from apps.shared.db import SessionDep
+from apps.shared.errors import error_responses, invalid
+from apps.shared.events import contracts
+
+SERVICE = "notification"
+REMINDER_DUE_ROUTE = "/events/reminder-due"
+
+# The contract with the infrastructure's declarative Subscription (development.md).
+REMINDERS_SUBSCRIPTION = SubscriptionSpec(
+    pubsub_name="pubsub",
+    topic=contracts.REMINDERS_TOPIC,
+    rules=[],
+    default_route=REMINDER_DUE_ROUTE,
+    dead_letter_topic=contracts.REMINDERS_DLQ_TOPIC,
+)
+
+router = APIRouter(prefix="/api/v1", tags=["notifications"], responses=error_responses(401, 422))
+
+
+@router.get("/notifications", response_model=NotificationList)
+async def list_notifications(
+    query: Annotated[NotificationQuery, Query()], session: SessionDep, user: CurrentUser
+) -> NotificationList:
+    return await store.list_notifications(session, user_id=user, query=query)
+
+
+@router.post(
+    "/notifications/{notification_id}/read",
+    response_model=NotificationPublic,
+    responses=error_responses(404),
+)
+async def mark_read(
+    notification_id: uuid.UUID, session: SessionDep, user: CurrentUser
+) -> NotificationPublic:
+    notification = await store.mark_read(session, user_id=user, notification_id=notification_id)
+    await session.commit()
+    return notification
+
+
+@router.get("/notification-settings", response_model=SettingsPublic)
+async def read_settings(session: SessionDep, user: CurrentUser) -> SettingsPublic:
+    return await store.get_settings(session, user_id=user)
+
+
+@router.put("/notification-settings", response_model=SettingsPublic)
+async def put_settings(
+    body: SettingsUpdate, request: Request, session: SessionDep, user: CurrentUser
+) -> SettingsPublic:
+    settings: NotificationServiceSettings = request.app.state.settings
+    if body.webhook_url is not None:
+        try:
+            check_url(body.webhook_url, allow_private=settings.webhook_allow_private_targets)
+        except TargetRefused as exc:
+            raise invalid(["body", "webhook_url"], str(exc)) from None
+    updated = await store.put_settings(session, user_id=user, update=body)
+    await session.commit()
+    return updated
+
+
+async def reminder_due(request: Request) -> JSONResponse:
+    return await consume(
+        request,
+        service=SERVICE,
+        topic=contracts.REMINDERS_TOPIC,
+        accepted_types=(contracts.REMINDER_DUE,),
+        handler=request.app.state.reminder_handler,
+    )
+
+
+def install_routes(app: FastAPI) -> SubscriptionRegistry:
+    app.include_router(router)
+    subscriptions = SubscriptionRegistry(app)
+    subscriptions.declare(REMINDERS_SUBSCRIPTION, {REMINDER_DUE_ROUTE: reminder_due})
+    return subscriptions

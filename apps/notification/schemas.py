@@ -1,0 +1,70 @@
+"""Request and response models of the notification API."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from apps.notification.models import Channel, DeliveryStatus
+
+
+class DeliveryPublic(BaseModel):
+    channel: Channel
+    status: DeliveryStatus
+    attempts: int
+    last_error: str | None
+    delivered_at: datetime | None
+    updated_at: datetime
+
+
+class NotificationPublic(BaseModel):
+    id: uuid.UUID
+    task_id: uuid.UUID
+    reminder_id: uuid.UUID
+    title: str
+    due_at: datetime | None
+    remind_at: datetime
+    created_at: datetime
+    read: bool
+    read_at: datetime | None
+    deliveries: list[DeliveryPublic]
+
+
+class NotificationList(BaseModel):
+    items: list[NotificationPublic]
+    total: int = Field(description="matching notifications, ignoring limit and offset")
+
+
+class NotificationQuery(BaseModel):
+    """Query parameters of GET /api/v1/notifications (unknown parameters are rejected)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    unread: bool | None = Field(default=None, description="true: only unread ones")
+    limit: int = Field(default=50, ge=1, le=200)
+    offset: int = Field(default=0, ge=0, le=1_000_000)
+
+
+class SettingsUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    webhook_url: str | None = Field(
+        max_length=2048, description="http(s) URL that receives signed webhooks; null: none"
+    )
+    webhook_secret: str | None = Field(
+        default=None,
+        min_length=16,
+        max_length=256,
+        description="HMAC-SHA256 key; generated (and shown once) when not given",
+    )
+
+
+class SettingsPublic(BaseModel):
+    webhook_url: str | None
+    webhook_secret_set: bool
+    webhook_secret: str | None = Field(
+        default=None, description="only in the answer that generated it"
+    )
+    updated_at: datetime | None

@@ -1,0 +1,136 @@
+"""Webhook delivery: signed, retried with backoff, then failed; at most one claim at a time."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from apps.notification.main import create_app
+from apps.notification.settings import NotificationServiceSettings
+from apps.notification.targets import TargetRefused, check_resolved
+from apps.notification.webhooks import verify
+from tests.apps.local.probe_app import ProbeApp, Received, ServerThread, wait_until
+from tests.apps.notification.conftest import bearer, cloud_event, deliver, reminder_envelope
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[ProbeApp, str]]:
+    probe = ProbeApp()
+    server = ServerThread(probe.app).start()
+    try:
+        yield probe, f"http://127.0.0.1:{server.port}/hook"
+    finally:
+        server.stop()
+
+
+def _subscribe(client: TestClient, url: str) -> str:
+    answer = client.put(
+        "/api/v1/notification-settings", json={"webhook_url": url}, headers=bearer("alice")
+    )
+    secret: str = answer.json()["webhook_secret"]
+    return secret
+
+
+def _webhook(client: TestClient) -> dict[str, Any]:
+    (item,) = client.get("/api/v1/notifications", headers=bearer("alice")).json()["items"]
+    deliveries: dict[str, dict[str, Any]] = {d["channel"]: d for d in item["deliveries"]}
+    return deliveries["webhook"]
+
+
+def test_webhook_is_signed_and_marked_delivered(
+    client: TestClient, receiver: tuple[ProbeApp, str]
+) -> None:
+    probe, url = receiver
+    secret = _subscribe(client, url)
+    envelope = reminder_envelope()
+
+    deliver(client, cloud_event(envelope))
+
+    wait_until(lambda: _webhook(client)["status"] == "delivered", what="delivered")
+    (call,) = probe.calls("/hook")
+    assert verify(
+        secret, int(call.headers["x-todo-timestamp"]), call.body, call.headers["x-todo-signature"]
+    )
+    assert not verify(
+        "another-secret-entirely!",
+        int(call.headers["x-todo-timestamp"]),
+        call.body,
+        call.headers["x-todo-signature"],
+    )
+    body = call.json()
+    assert body["type"] == "reminder.due"
+    assert body["notification"]["task_id"] == envelope["data"]["task_id"]
+    assert call.headers["x-todo-delivery"] == body["delivery_id"]
+    assert _webhook(client)["attempts"] == 1
+
+
+def test_failing_webhook_is_retried_then_marked_failed(
+    client: TestClient, receiver: tuple[ProbeApp, str]
+) -> None:
+    probe, url = receiver
+    probe.answer = lambda received: (503, None)
+    _subscribe(client, url)
+
+    deliver(client, cloud_event(reminder_envelope()))
+
+    wait_until(lambda: _webhook(client)["status"] == "failed", what="failed", timeout=15)
+    failed = _webhook(client)
+    assert failed["attempts"] == 3  # webhook_max_attempts in the test settings
+    assert "503" in failed["last_error"]
+    assert len(probe.calls("/hook")) == 3
+
+
+def test_a_webhook_that_recovers_is_delivered(
+    client: TestClient, receiver: tuple[ProbeApp, str]
+) -> None:
+    probe, url = receiver
+    answers = iter([(500, None), (200, {"ok": True})])
+
+    def flaky(received: Received) -> tuple[int, Any]:
+        return next(answers, (200, {"ok": True}))
+
+    probe.answer = flaky
+    _subscribe(client, url)
+    deliver(client, cloud_event(reminder_envelope()))
+    wait_until(lambda: _webhook(client)["status"] == "delivered", what="delivered")
+    assert _webhook(client)["attempts"] == 2
+
+
+def test_unreachable_webhook_ends_failed(client: TestClient) -> None:
+    with socket.socket() as placeholder:  # a port nobody listens on
+        placeholder.bind(("127.0.0.1", 0))
+        port = placeholder.getsockname()[1]
+    _subscribe(client, f"http://127.0.0.1:{port}/hook")
+    deliver(client, cloud_event(reminder_envelope()))
+    wait_until(lambda: _webhook(client)["status"] == "failed", what="failed", timeout=15)
+    assert "request failed" in _webhook(client)["last_error"]
+
+
+def test_two_replicas_deliver_each_webhook_once(
+    notification_settings: NotificationServiceSettings, receiver: tuple[ProbeApp, str]
+) -> None:
+    probe, url = receiver
+    with (
+        TestClient(create_app(notification_settings)) as first,
+        TestClient(create_app(notification_settings)) as second,
+    ):
+        _subscribe(first, url)
+        for n in range(40):
+            deliver(first if n % 2 else second, cloud_event(reminder_envelope()))
+        wait_until(lambda: len(probe.calls("/hook")) >= 40, what="40 webhooks", timeout=20)
+        time.sleep(0.3)  # a duplicate claim would show up by now
+    ids = [call.headers["x-todo-delivery"] for call in probe.calls("/hook")]
+    assert len(ids) == len(set(ids)) == 40
+
+
+def test_names_resolving_to_private_addresses_are_refused_at_call_time() -> None:
+    import asyncio
+
+    with pytest.raises(TargetRefused):
+        asyncio.run(check_resolved("http://localhost:9/x", allow_private=False))
+    asyncio.run(check_resolved("http://localhost:9/x", allow_private=True))
