@@ -40,10 +40,10 @@ class FakeDeployment:
     def handle(self, request: httpx.Request) -> httpx.Response:
         path, method = request.url.path, request.method
         self.requests.append((method, path))
-        if path in ("/healthz", "/readyz"):
-            return httpx.Response(200 if self.healthy else 503, json={"status": "ok"})
         if not request.headers.get("authorization", "").startswith("Bearer "):
             return httpx.Response(401, json={"detail": "missing token"})
+        if path == "/api/v1/tags":
+            return httpx.Response(200 if self.healthy else 503, json={"items": []})
         if path == "/api/v1/tasks" and method == "POST":
             return self._create(json.loads(request.content))
         if path == "/api/v1/tasks" and method == "GET":
@@ -147,7 +147,7 @@ def test_a_missing_notification_times_out() -> None:
 def test_unhealthy_deployment_fails_first() -> None:
     fake = FakeDeployment()
     fake.healthy = False
-    with pytest.raises(SmokeFailure, match="GET /healthz: HTTP 503"):
+    with pytest.raises(SmokeFailure, match="GET /api/v1/tags: HTTP 503"):
         _run(fake).health()
 
 
