@@ -627,3 +627,39 @@ def test_ttl_bound_matches_the_settings() -> None:
     from infra.settings import EPHEMERAL_MAX_TTL
 
     assert MAX_TTL == EPHEMERAL_MAX_TTL
+
+
+def test_progress_counts_steps_from_engine_events() -> None:
+    from pulumi.automation import (
+        DiagnosticEvent,
+        EngineEvent,
+        OpType,
+        ResOpFailedEvent,
+        ResourcePreEvent,
+        ResOutputsEvent,
+        StepEventMetadata,
+    )
+
+    from infra.delivery.progress import EventProgress
+
+    def meta(op: OpType, name: str) -> StepEventMetadata:
+        urn = f"urn:pulumi:pr-1::todo::kubernetes:apps/v1:Deployment::{name}"
+        return StepEventMetadata(op=op, urn=urn, type="kubernetes:apps/v1:Deployment", provider="")
+
+    tracker = EventProgress("up", "pr-1")
+    events = [
+        EngineEvent(1, 0, resource_pre_event=ResourcePreEvent(meta(OpType.CREATE, "backend"))),
+        EngineEvent(2, 0, res_outputs_event=ResOutputsEvent(meta(OpType.CREATE, "backend"))),
+        EngineEvent(3, 0, resource_pre_event=ResourcePreEvent(meta(OpType.SAME, "ns"))),
+        EngineEvent(4, 0, res_outputs_event=ResOutputsEvent(meta(OpType.SAME, "ns"))),
+        EngineEvent(5, 0, res_outputs_event=ResOutputsEvent(meta(OpType.UPDATE, "recurring"))),
+        EngineEvent(6, 0, res_op_failed_event=ResOpFailedEvent(meta(OpType.UPDATE, "x"), 1, 1)),
+        EngineEvent(
+            7, 0, diagnostic_event=DiagnosticEvent(message="boom\n", color="", severity="error")
+        ),
+    ]
+    for event in events:
+        tracker.on_event(event)
+    assert tracker.summary() == "1 create, 1 update"
+    assert tracker.current == "create backend"  # `same` steps do not take the line
+    assert tracker.failures == ["x"] and tracker.diagnostics == ["boom"]
