@@ -140,8 +140,11 @@ class LocalSystem:
         return self
 
     def stop(self) -> None:
-        for instance in self.instances:
-            _terminate(instance.process)
+        processes = [instance.process for instance in self.instances]
+        for process in processes:  # all at once: their graceful shutdowns overlap
+            _signal(process, signal.SIGTERM)
+        for process in processes:
+            _terminate(process)
         self.instances = []
         self.standin.stop()
 
@@ -305,6 +308,14 @@ def _listening(port: int, process: subprocess.Popen[bytes], *, timeout: float) -
         except OSError:
             time.sleep(0.05)
     return False
+
+
+def _signal(process: subprocess.Popen[bytes], signum: int) -> None:
+    if process.poll() is None:
+        try:
+            os.killpg(process.pid, signum)
+        except ProcessLookupError:
+            pass
 
 
 def _terminate(process: subprocess.Popen[bytes]) -> None:
