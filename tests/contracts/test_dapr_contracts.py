@@ -1,0 +1,160 @@
+"""The apps and the infrastructure agree on Dapr: subscriptions, routes, binding, access.
+
+The apps declare their subscriptions programmatically (`GET /dapr/subscribe`) and the
+Pulumi program declares the same ones as `Subscription` resources; daprd uses the
+programmatic one when both exist and warns, so they must be identical. Every declared
+route must exist (a 404 makes Dapr drop the event without dead-lettering it) and demand
+the app token.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
+
+from apps.local.standin.routing import Subscription, parse_subscriptions
+from apps.notification.main import create_app as notification_app
+from apps.notification.settings import NotificationServiceSettings
+from apps.recurring.main import create_app as recurring_app
+from apps.recurring.settings import RecurringSettings
+
+JWT = "contract-test-secret-long-enough-for-hs256!!"
+TOKEN = "contract-app-token"
+SUBSCRIPTION = "kubernetes:dapr.io/v2alpha1:Subscription"
+COMPONENT = "kubernetes:dapr.io/v1alpha1:Component"
+CONFIGURATION = "kubernetes:dapr.io/v1alpha1:Configuration"
+RESILIENCY = "kubernetes:dapr.io/v1alpha1:Resiliency"
+
+
+@pytest.fixture
+def apps(database_url: str) -> Iterator[dict[str, TestClient]]:
+    common: dict[str, Any] = {
+        "database_url": database_url,
+        "auth_jwt_secret": JWT,
+        "app_api_token": TOKEN,
+        "log_level": "WARNING",
+        "db_pool_size": 2,
+    }
+    with (
+        TestClient(recurring_app(RecurringSettings(**common))) as recurring,
+        TestClient(notification_app(NotificationServiceSettings(**common))) as notification,
+    ):
+        yield {"recurring": recurring, "notification": notification}
+
+
+def _canonical(subscriptions: list[Subscription]) -> set[tuple[Any, ...]]:
+    return {
+        (
+            s.pubsub_name,
+            s.topic,
+            tuple((rule.match, rule.path) for rule in s.rules),
+            s.dead_letter_topic,
+        )
+        for s in subscriptions
+    }
+
+
+def _declared_by_apps(apps: dict[str, TestClient]) -> dict[str, set[tuple[Any, ...]]]:
+    return {
+        app_id: _canonical(parse_subscriptions(client.get("/dapr/subscribe").json()))
+        for app_id, client in apps.items()
+    }
+
+
+def _plan() -> Any:
+    pytest.importorskip("pulumi", reason="the infra dependency group is not installed")
+    from tests.infra.components.plans import plan
+
+    return plan("minikube")
+
+
+def _resources(run: Any, type_: str) -> list[dict[str, Any]]:
+    return [r.raw_inputs for r in run.resources.values() if r.type == type_]
+
+
+def test_infra_subscriptions_equal_what_the_apps_declare(apps: dict[str, TestClient]) -> None:
+    declared_by_infra: dict[str, set[tuple[Any, ...]]] = {}
+    for resource in _resources(_plan(), SUBSCRIPTION):
+        for app_id in resource["scopes"]:
+            declared_by_infra.setdefault(app_id, set()).update(
+                _canonical(parse_subscriptions([resource["spec"]]))
+            )
+    assert declared_by_infra == _declared_by_apps(apps)
+
+
+def test_the_apps_declare_the_development_md_table(apps: dict[str, TestClient]) -> None:
+    assert _declared_by_apps(apps) == {
+        "recurring": {
+            (
+                "pubsub",
+                "task-events",
+                (
+                    ('event.type == "task.completed.v1"', "/events/task-completed"),
+                    ("", "/events/task-events"),
+                ),
+                "task-events-dlq",
+            )
+        },
+        "notification": {("pubsub", "reminders", (("", "/events/reminder-due"),), "reminders-dlq")},
+    }
+
+
+def test_every_declared_route_exists_and_demands_the_app_token(
+    apps: dict[str, TestClient],
+) -> None:
+    for client in apps.values():
+        for subscription in parse_subscriptions(client.get("/dapr/subscribe").json()):
+            for rule in subscription.rules:
+                anonymous = client.post(rule.path, content=b"{}")
+                assert anonymous.status_code == 401, rule.path
+                answer = client.post(rule.path, content=b"{}", headers={"dapr-api-token": TOKEN})
+                assert answer.status_code == 200, rule.path
+                assert answer.json()["status"] in {"SUCCESS", "DROP"}, rule.path
+
+
+def test_cron_binding_and_access_control_reach_the_backend_routes() -> None:
+    run = _plan()
+    components = {c["metadata"]["name"]: c for c in _resources(run, COMPONENT)}
+    cron = components["reminder-scan"]
+    metadata = {m["name"]: m.get("value") for m in cron["spec"]["metadata"]}
+    assert cron["spec"]["type"] == "bindings.cron" and cron["scopes"] == ["backend"]
+    assert metadata["route"] == "/reminder-scan"  # apps/backend/routes/pipeline.py
+    policies = [
+        policy
+        for config in _resources(run, CONFIGURATION)
+        for policy in config["spec"].get("accessControl", {}).get("policies", [])
+    ]
+    allowed = [
+        (policy["appId"], operation["name"], tuple(operation["httpVerb"]))
+        for policy in policies
+        for operation in policy["operations"]
+        if operation["action"] == "allow"
+    ]
+    # What apps/recurring/consumer.py calls: POST internal/v1/tasks/{id}/next-occurrence.
+    assert ("recurring", "/internal/v1/tasks/**", ("POST",)) in allowed
+
+
+def test_pubsub_settings_the_apps_rely_on() -> None:
+    run = _plan()
+    pubsub = next(c for c in _resources(run, COMPONENT) if c["metadata"]["name"] == "pubsub")
+    metadata = {m["name"]: m.get("value") for m in pubsub["spec"]["metadata"]}
+    assert pubsub["spec"]["type"] == "pubsub.kafka"
+    assert metadata["consumerGroup"] == "{appID}"  # one group per app id
+    assert metadata["initialOffset"] == "oldest"  # nothing published before a deploy is lost
+    scopes = dict(item.split("=") for item in metadata["publishingScopes"].split(";"))
+    # The subscribers' sidecars publish dead letters on their behalf.
+    assert "task-events-dlq" in scopes["recurring"] and "reminders-dlq" in scopes["notification"]
+    assert set(scopes["backend"].split(",")) == {"task-events", "reminders"}
+    (resiliency,) = _resources(run, RESILIENCY)
+    inbound = resiliency["spec"]["targets"]["components"]["pubsub"]["inbound"]
+    retry = resiliency["spec"]["policies"]["retries"][inbound["retry"]]
+    # Without a bounded inbound retry a RETRY answer would go to the dead-letter topic
+    # at once (no policy: one attempt), or be retried forever (maxRetries -1).
+    assert 0 < int(retry["maxRetries"])
