@@ -1,0 +1,5 @@
+"""`python -m apps.local`: the same as `todo-local`."""
+
+from apps.local.cli import main
+
+main()

@@ -1,0 +1,158 @@
+"""`todo-local`: the whole system on one machine.
+
+`uv run todo-local` starts an embedded PostgreSQL (migrated), the Dapr sidecar stand-in
+and the three services — backend on 8000, notification on 8001, recurring on 8002 — and
+prints how to get a token and what to try. `uv run todo-local token --user alice` prints
+a bearer token for a user. State (database, the token signing key, service logs) lives
+in `.todo-local/` (or `TODO_LOCAL_HOME`).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from apps.local.postgres import embedded_server, ensure_database, migrate
+from apps.local.system import DEFAULT_PORTS, LocalSystem, make_token
+
+app = typer.Typer(
+    help="Run the Todo system on this machine (embedded PostgreSQL, stand-in Dapr sidecars).",
+    no_args_is_help=False,
+    add_completion=False,
+)
+console = Console()
+
+
+def local_home() -> Path:
+    return Path(os.environ.get("TODO_LOCAL_HOME", ".todo-local")).resolve()
+
+
+def signing_key(home: Path) -> str:
+    """The HS256 key tokens are signed with, kept so tokens survive restarts."""
+    path = home / "jwt-secret"
+    if not path.exists():
+        home.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def _moment(delta: timedelta) -> str:
+    return (datetime.now(UTC) + delta).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def _guide(system: LocalSystem, home: Path) -> str:
+    backend, notification, recurring = (
+        system.url("backend"),
+        system.url("notification"),
+        system.url("recurring"),
+    )
+    auth = '-H "Authorization: Bearer $TOKEN"'
+    json_type = "-H 'content-type: application/json'"
+    weekly = (
+        '{"title": "Water the plants", "due_at": "' + _moment(timedelta(days=1)) + '", '
+        '"timezone": "Europe/Berlin", "recurrence": {"rrule": "FREQ=WEEKLY", "anchor": "due"}}'
+    )
+    reminder = (
+        '{"title": "Stretch", "due_at": "' + _moment(timedelta(minutes=2)) + '", '
+        '"reminders": [{"before_minutes": 1}]}'
+    )
+    return "\n".join(
+        [
+            f"backend       {backend}/docs",
+            f"notification  {notification}/docs",
+            f"recurring     {recurring}/docs",
+            f"logs          {home / 'logs'}",
+            "",
+            "Get a token (another terminal):",
+            "  export TOKEN=$(uv run todo-local token --user alice)",
+            "",
+            "A weekly task — complete it, and the next one appears:",
+            f"  curl -s {backend}/api/v1/tasks {auth} {json_type} -d '{weekly}'",
+            f"  curl -s -X POST {backend}/api/v1/tasks/<id>/complete {auth}",
+            f"  curl -s '{backend}/api/v1/tasks?status=open' {auth}",
+            "",
+            "A reminder a minute from now — then look at your notifications:",
+            f"  curl -s {backend}/api/v1/tasks {auth} {json_type} -d '{reminder}'",
+            f"  curl -s {notification}/api/v1/notifications {auth}",
+            "",
+            "Preview a rule:",
+            f"  curl -s {recurring}/api/v1/recurrence/preview {auth} {json_type} "
+            '-d \'{"rrule": "FREQ=WEEKLY;BYDAY=MO", "dtstart": "'
+            + _moment(timedelta(0))
+            + '", "count": 3}\'',
+            "",
+            "Stop with Ctrl-C.",
+        ]
+    )
+
+
+@app.callback(invoke_without_command=True)
+def up(
+    context: typer.Context,
+    backend_port: Annotated[int, typer.Option(help="backend port")] = DEFAULT_PORTS["backend"],
+    notification_port: Annotated[
+        int, typer.Option(help="notification service port")
+    ] = DEFAULT_PORTS["notification"],
+    recurring_port: Annotated[int, typer.Option(help="recurring service port")] = DEFAULT_PORTS[
+        "recurring"
+    ],
+    reminder_scan_seconds: Annotated[
+        float, typer.Option(help="how often the cron binding calls /reminder-scan")
+    ] = 1.0,
+) -> None:
+    """Start everything and wait for Ctrl-C (the default command)."""
+    if context.invoked_subcommand is not None:
+        return
+    home = local_home()
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    console.print(f"[bold]todo-local[/bold] — state in {home}")
+    with console.status("starting PostgreSQL…"), embedded_server(home) as server_url:
+        database_url = ensure_database(server_url)
+        migrate(database_url)
+        console.print("PostgreSQL ready and migrated")
+        system = LocalSystem(
+            database_url=database_url,
+            log_dir=home / "logs",
+            ports={
+                "backend": backend_port,
+                "notification": notification_port,
+                "recurring": recurring_port,
+            },
+            jwt_secret=signing_key(home),
+            cron_every_seconds=reminder_scan_seconds,
+        )
+        with console.status("starting the services and their sidecars…"):
+            system.start()
+        try:
+            console.rule("[bold green]todo-local is up")
+            # Plain, unwrapped lines: the curl commands must survive copy and paste.
+            console.print(_guide(system, home), soft_wrap=True, highlight=False, markup=False)
+            console.rule()
+            stop.wait()
+            console.print("stopping…")
+        finally:
+            system.stop()
+
+
+@app.command()
+def token(
+    user: Annotated[str, typer.Option(help="the user id (the token's sub)")] = "alice",
+    ttl_hours: Annotated[float, typer.Option(help="validity in hours")] = 12.0,
+) -> None:
+    """Print a bearer token for USER, signed with this machine's todo-local key."""
+    typer.echo(make_token(user, signing_key(local_home()), int(ttl_hours * 3600)))
+
+
+def main() -> None:
+    app()
