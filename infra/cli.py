@@ -101,7 +101,9 @@ def plan(
     result = _execute(stack, program, stacks_dir)
     out_dir = out or default_out_dir(stack)
     write_plan(result.run, result.objects, result.critical, out_dir)
-    footprint = compute_footprint(result.objects, result.run.resources.values())
+    # An ephemeral stack's pods run on its base stack's cluster.
+    cluster_source = result.base or result
+    footprint = compute_footprint(result.objects, cluster_source.run.resources.values())
     cost = estimate(result.run.resources, result.objects)
     violations = policy_violations(result)
     print_plan(

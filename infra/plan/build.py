@@ -43,6 +43,12 @@ class Plan:
     seconds: float
     """Wall-clock time of the program run under mocks."""
     extra: dict[str, Any] = field(default_factory=dict)
+    """Derived data some stacks carry, e.g. `base`: the base stack's plan (ephemeral)."""
+
+    @property
+    def base(self) -> Plan | None:
+        base = self.extra.get("base")
+        return base if isinstance(base, Plan) else None
 
     @property
     def resource_count(self) -> int:
@@ -153,7 +159,7 @@ def execute_ephemeral(
         program=program,
         stack_outputs={EPHEMERAL_BASE_QUALIFIED: base.run.outputs},
     )
-    plan.extra["base_stack_seconds"] = base.seconds
+    plan.extra["base"] = base
     return plan
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from infra.plan.build import Plan
+from infra.plan.objects import HELM_TYPES
 from infra.policy.rules import (
     RuleConfig,
     Subject,
@@ -24,7 +25,7 @@ def subjects(plan: Plan) -> list[Subject]:
     return [
         Subject(type=r.type, name=r.name, props=r.inputs, secrets_known=True)
         for r in plan.run.resources.values()
-        if r.custom
+        if r.custom or r.type in HELM_TYPES  # a v4 Chart registers as a component
     ]
 
 

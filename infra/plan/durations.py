@@ -63,6 +63,7 @@ HELM_CHART_MINUTES: dict[str, float] = {
     "strimzi-kafka-operator": 1.5,
     "cert-manager": 2.0,  # includes the startupapicheck hook job
     "gateway-helm": 1.5,
+    "gateway-crds-helm": 0.3,  # CRDs only: applied, established in seconds
 }
 HELM_DEFAULT_MINUTES = 2.0
 
@@ -91,6 +92,10 @@ def _annotations(inputs: Mapping[str, Any]) -> Mapping[str, Any]:
 
 def estimate_minutes(resource: RecordedResource) -> float:
     """The estimated time the engine spends on `resource` before its dependents can start."""
+    if resource.type == "kubernetes:helm.sh/v4:Chart":
+        # A component whose children (the chart's objects) exist only at deploy time.
+        chart = str(resource.inputs.get("chart", "")).rsplit("/", 1)[-1]
+        return HELM_CHART_MINUTES.get(chart, HELM_DEFAULT_MINUTES)
     if not resource.custom or resource.type.startswith("pulumi:providers:"):
         return 0.0
     if resource.type in CLOUD_MINUTES:

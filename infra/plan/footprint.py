@@ -40,9 +40,13 @@ MINIKUBE_MEMORY = 8 * GIB
 SYSTEM_CPU_M = 750
 SYSTEM_MEMORY = 170 * MIB
 
-# Envoy Gateway's defaults for the proxy Deployment it creates per Gateway.
+# Envoy Gateway's defaults for the proxy Deployment it creates per Gateway
+# (api/v1alpha1/shared_types.go: DefaultDeploymentCPUResourceRequests and
+# DefaultDeploymentMemoryResourceRequests for the envoy container; every proxy pod also
+# runs Envoy Gateway's shutdown-manager container, DefaultShutdownManager*ResourceRequests).
 ENVOY_PROXY_DEFAULT_CPU_M = 100
 ENVOY_PROXY_DEFAULT_MEMORY = 512 * MIB
+ENVOY_SHUTDOWN_MANAGER = (10, 32 * MIB)
 
 
 @dataclass(frozen=True)
@@ -322,7 +326,7 @@ def _gateway_groups(objects: list[KubernetesObject]) -> list[PodGroup]:
         resources_requests(resources, "envoy")
         if resources
         else Requests(ENVOY_PROXY_DEFAULT_CPU_M, ENVOY_PROXY_DEFAULT_MEMORY)
-    )
+    ) + Requests(*ENVOY_SHUTDOWN_MANAGER)
     return [
         PodGroup(f"{_label(obj)} (Envoy proxy)", replicas, per_pod)
         for obj in objects
@@ -333,13 +337,30 @@ def _gateway_groups(objects: list[KubernetesObject]) -> list[PodGroup]:
 ChartModel = Callable[[str, Mapping[str, Any]], list[PodGroup]]
 
 
+def dapr_component_enabled(values: Mapping[str, Any], component: str) -> bool:
+    """Whether the dapr chart renders a control-plane service with these values.
+
+    Placement runs only with actors on (`global.actors.enabled`, served by `placement`),
+    the scheduler only with `global.scheduler.enabled`; both default to on.
+    """
+    if _get(values, f"dapr_{component}.enabled", True) is False:
+        return False
+    if component == "placement":
+        return _get(values, "global.actors.enabled", True) is not False and (
+            _get(values, "global.actors.serviceName", "placement") == "placement"
+        )
+    if component == "scheduler":
+        return _get(values, "global.scheduler.enabled", True) is not False
+    return True
+
+
 def _dapr_model(release: str, values: Mapping[str, Any]) -> list[PodGroup]:
     ha = bool(_get(values, "global.ha.enabled", False))
     ha_count = int(_get(values, "global.ha.replicaCount", 3))
     groups = []
     for component in ("operator", "sentry", "sidecar_injector", "placement", "scheduler"):
         sub = f"dapr_{component}"
-        if _get(values, f"{sub}.enabled", True) is False:
+        if not dapr_component_enabled(values, component):
             continue
         replicas = ha_count if ha else int(_get(values, f"{sub}.replicaCount", 1))
         requests = resources_requests(_get(values, f"{sub}.resources"), component)
@@ -355,6 +376,9 @@ def _strimzi_operator_model(release: str, values: Mapping[str, Any]) -> list[Pod
 
 
 def _kube_prometheus_model(release: str, values: Mapping[str, Any]) -> list[PodGroup]:
+    """Prometheus and Alertmanager (each with the operator's config-reloader), the
+    operator, Grafana (with one container per enabled sidecar), kube-state-metrics and
+    node-exporter (per node), each where enabled."""
     reloader = resources_requests(
         _get(values, "prometheusOperator.prometheusConfigReloader.resources"), "config-reloader"
     )
@@ -386,12 +410,13 @@ def _kube_prometheus_model(release: str, values: Mapping[str, Any]) -> list[PodG
         1,
         resources_requests(_get(values, "prometheusOperator.resources"), "operator"),
     )
-    add(
-        "grafana.enabled",
-        "grafana",
-        int(_get(values, "grafana.replicas", 1) or 1),
-        resources_requests(_get(values, "grafana.resources"), "grafana"),
-    )
+    grafana = resources_requests(_get(values, "grafana.resources"), "grafana")
+    for sidecar in ("dashboards", "datasources", "alerts", "notifiers", "plugins"):
+        if _get(values, f"grafana.sidecar.{sidecar}.enabled", False):
+            grafana += resources_requests(
+                _get(values, "grafana.sidecar.resources"), f"grafana-sc-{sidecar}"
+            )
+    add("grafana.enabled", "grafana", int(_get(values, "grafana.replicas", 1) or 1), grafana)
     add(
         "kubeStateMetrics.enabled",
         "kube-state-metrics",

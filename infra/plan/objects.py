@@ -22,10 +22,14 @@ from infra.plan.mocks import SECRET_MASK, RecordedResource
 
 KUBERNETES_PREFIX = "kubernetes:"
 HELM_RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
+# A v4 Chart renders the chart in the provider and applies its objects one by one; it
+# registers as a component, and its objects are not known offline either.
+HELM_CHART_V4_TYPE = "kubernetes:helm.sh/v4:Chart"
+HELM_TYPES = frozenset({HELM_RELEASE_TYPE, HELM_CHART_V4_TYPE})
 HELM_RECORD_API_VERSION = "plan.todo.dev/v1"
 HELM_RECORD_KIND = "HelmRelease"
 # Types in the kubernetes package that are not objects in the cluster.
-_NOT_OBJECTS = ("kubernetes:yaml", "kubernetes:kustomize", "kubernetes:helm.sh/v4:Chart")
+_NOT_OBJECTS = ("kubernetes:yaml", "kubernetes:kustomize")
 # Pulumi-only inputs the provider strips before talking to the API server.
 _PULUMI_ONLY_INPUTS = frozenset({"__fieldsToPatch"})
 _HELM_RECORD_FIELDS = ("chart", "version", "namespace", "repositoryOpts", "createNamespace")
@@ -85,6 +89,9 @@ def normalize_numbers(value: Any) -> Any:
 
 
 def is_kubernetes_object(resource: RecordedResource) -> bool:
+    """A Kubernetes object, or a Helm chart installation (recorded, not rendered)."""
+    if resource.type in HELM_TYPES:
+        return True
     return (
         resource.custom
         and resource.type.startswith(KUBERNETES_PREFIX)
@@ -114,7 +121,7 @@ def _api_version_and_kind(type_token: str) -> tuple[str, str]:
 
 def to_object(resource: RecordedResource) -> KubernetesObject:
     inputs = normalize_numbers(_mask_preserving_keys(resource.inputs, resource.raw_inputs))
-    if resource.type == HELM_RELEASE_TYPE:
+    if resource.type in HELM_TYPES:
         return _helm_record(resource, inputs)
     api_version, kind = _api_version_and_kind(resource.type)
     body: dict[str, Any] = {"apiVersion": inputs.get("apiVersion", api_version)}
@@ -137,6 +144,7 @@ def _helm_record(resource: RecordedResource, inputs: dict[str, Any]) -> Kubernet
         metadata["namespace"] = inputs["namespace"]
     spec = {key: inputs[key] for key in _HELM_RECORD_FIELDS if key in inputs}
     spec["values"] = inputs.get("values") or {}
+    spec["installedBy"] = resource.type
     body = {
         "apiVersion": HELM_RECORD_API_VERSION,
         "kind": HELM_RECORD_KIND,

@@ -58,6 +58,11 @@ def print_plan(
     console.print(components)
     _print_critical_path(console, plan)
     _print_footprint(console, footprint)
+    if plan.base is not None:
+        console.print(
+            f"(Runs on the {plan.base.stack} stack's cluster, next to {plan.base.stack}'s own "
+            "pods: the headroom above is before those.)"
+        )
     _print_policy(console, violations)
     releases = sum(o.is_helm_release for o in plan.objects)
     console.print(

@@ -2,8 +2,8 @@
 
 Found from the plan, not from a list: PersistentVolumeClaims, StatefulSets'
 `volumeClaimTemplates` × replicas, Strimzi node pools' persistent storage × replicas,
-and the Helm releases whose values ask for storage (Dapr's scheduler, Prometheus,
-Alertmanager, Grafana).
+and the Helm releases whose values ask for storage (Dapr's scheduler where it runs,
+Prometheus, Alertmanager, Grafana).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from infra.plan.footprint import release_values
+from infra.plan.footprint import dapr_component_enabled, release_values
 from infra.plan.objects import KubernetesObject
 from infra.plan.quantities import GIB, QuantityError, bytes_of
 
@@ -62,7 +62,11 @@ def _helm_claims(obj: KubernetesObject) -> list[VolumeClaim]:
     chart = str(obj.body["spec"].get("chart", "")).rsplit("/", 1)[-1]
     values, _ = release_values(obj)
     claims: list[VolumeClaim] = []
-    if chart == "dapr" and not _get(values, "dapr_scheduler.cluster.inMemoryStorage", False):
+    if (
+        chart == "dapr"
+        and dapr_component_enabled(values, "scheduler")
+        and not _get(values, "dapr_scheduler.cluster.inMemoryStorage", False)
+    ):
         ha = _get(values, "global.ha.enabled", False)
         replicas = int(_get(values, "global.ha.replicaCount", 3)) if ha else 1
         size = _gib(_get(values, "dapr_scheduler.cluster.storageSize", "0"))

@@ -1,11 +1,12 @@
 """Entry point of the policy pack: `pulumi preview --policy-pack infra/policy`.
 
 The rules live in `infra/policy/rules.py` (standard library only) and are shared with
-`todo-infra plan` and the tests; this file only adapts them to pulumi-policy. Per-stack
-settings come from the pack's config, e.g. for staging (no PodDisruptionBudgets needed):
+`todo-infra plan` and the tests; this file only adapts them to pulumi-policy. Settings
+come from the pack's config (`--policy-pack-config FILE`), e.g. to allow one Service of
+type LoadBalancer or not to require PodDisruptionBudgets on a throw-away stack:
 
-    pulumi preview --stack staging --policy-pack infra/policy \\
-        --policy-pack-config infra/policy/config.staging.json
+    {"no-load-balancer-services": {"allowedLoadBalancers": ["legacy-ingress"]},
+     "pdb-per-app": {"requirePdb": false}}
 
 Policy packs run in their own virtualenv with the pack folder as working directory, so
 the repository root is put on the path to import the rules from where they live.

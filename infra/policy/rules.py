@@ -25,6 +25,7 @@ SECRET_MASK = "[secret]"
 WORKLOAD_KINDS = frozenset(
     {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "Pod"}
 )
+HELM_TYPES = frozenset({"kubernetes:helm.sh/v3:Release", "kubernetes:helm.sh/v4:Chart"})
 LONG_RUNNING_KINDS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet"})
 SECRET_NAME = re.compile(
     r"(pass(word|wd)?|secret|token|api[_-]?key|private[_-]?key|credential|"
@@ -35,6 +36,13 @@ SECRET_NAME = re.compile(
 CREDENTIALS_IN_URL = re.compile(r"[a-z][a-z0-9+.-]*://[^/\s:@]+:[^/\s@]+@", re.IGNORECASE)
 # Values that say "not a secret": references and placeholders.
 _HARMLESS_VALUE = re.compile(r"^(\s*|\[secret\]|true|false|\d+|secretKeyRef.*)$", re.IGNORECASE)
+# Helm values that name a Secret, or a key inside one, rather than hold a secret
+# (`existingSecret: grafana-admin`, `passwordKey: admin-password`). `apiKey`, `privateKey`
+# and the like are secrets themselves and stay checked.
+_SECRET_REFERENCE_KEY = re.compile(
+    r"^(existingSecret(Name)?|secretName|(password|passwd|token|secret|user|username)Key)$"
+)
+_OBJECT_NAME = re.compile(r"^[a-z0-9]([-a-z0-9._]{0,251}[a-z0-9])?$")
 
 
 @dataclass(frozen=True)
@@ -263,7 +271,7 @@ _VERSION_RANGE = re.compile(r"[\^~*<>=|x]|\s")
 
 
 def check_pinned_images(subject: Subject, config: RuleConfig) -> list[str]:
-    if subject.type == "kubernetes:helm.sh/v3:Release" or subject.kind == "Chart":
+    if subject.type in HELM_TYPES:
         version = str(subject.props.get("version") or "")
         if not version or _VERSION_RANGE.search(version.removeprefix("v")):
             return [
@@ -435,9 +443,12 @@ def check_no_plaintext_secrets(subject: Subject, config: RuleConfig) -> list[str
                     messages.append(
                         f"Dapr component metadata {name!r} holds a secret value: use secretKeyRef"
                     )
-    if subject.type == "kubernetes:helm.sh/v3:Release":
+    if subject.type in HELM_TYPES:
         for path, value in _walk(subject.props.get("values") or {}):
-            if _looks_secret(path.rsplit(".", 1)[-1], value):
+            key = path.rsplit(".", 1)[-1]
+            if _SECRET_REFERENCE_KEY.match(key) and _OBJECT_NAME.match(str(value)):
+                continue  # the name of a Secret or of a key in one
+            if _looks_secret(key, value):
                 messages.append(f"Helm value {path} looks like a plaintext secret")
     return messages
 

@@ -19,6 +19,10 @@ from infra.plan.objects import KubernetesObject
 from infra.plan.reference import chart_defaults, missing_reference_message, reference_dir
 from tests.infra.conftest import EPHEMERAL_STACK, STACKS
 from tests.infra.validation import (
+    CHARTS_MISSING_FROM_REFERENCE,
+    CRDS_MISSING_FROM_REFERENCE,
+    SUBCHARTS_MISSING_FROM_REFERENCE,
+    crd_index,
     is_builtin,
     supported_kubernetes_versions,
     unknown_value_keys,
@@ -85,11 +89,29 @@ def test_helm_values_exist_in_the_charts_defaults(planned: Any, stack: str) -> N
     unknown: dict[str, list[str]] = {}
     for release in releases:
         spec = release.body["spec"]
-        defaults = chart_defaults(str(spec["chart"]), str(spec["version"]))
-        assert defaults is not None, f"no default values for {spec['chart']} {spec['version']}"
-        if keys := list(unknown_value_keys(spec["values"], defaults)):
+        chart = str(spec["chart"]).rsplit("/", 1)[-1]
+        defaults = chart_defaults(chart, str(spec["version"]))
+        if defaults is None:
+            assert chart in CHARTS_MISSING_FROM_REFERENCE, f"no default values for {chart}"
+            continue
+        unchecked = SUBCHARTS_MISSING_FROM_REFERENCE.get(chart, frozenset())
+        if keys := list(unknown_value_keys(spec["values"], defaults, unchecked=unchecked)):
             unknown[release.name] = keys
     assert unknown == {}
+
+
+@needs_reference
+def test_allowed_gaps_in_the_reference_are_still_gaps() -> None:
+    """Each exception above exists only while the reference lacks the data."""
+    index = crd_index()
+    for key in CRDS_MISSING_FROM_REFERENCE:
+        assert key not in index, f"{key} now has a CRD: drop it from CRDS_MISSING_FROM_REFERENCE"
+    values = reference_dir() / "values"  # type: ignore[operator]
+    for chart in CHARTS_MISSING_FROM_REFERENCE:
+        assert not list(values.glob(f"{chart}-*.values.yaml")), f"{chart} now has values"
+    for chart, subcharts in SUBCHARTS_MISSING_FROM_REFERENCE.items():
+        for subchart in subcharts:
+            assert not list(values.glob(f"{chart}-{subchart}-*.values.yaml")), subchart
 
 
 # --- the checks catch what they are for -------------------------------------------------

@@ -9,8 +9,8 @@ import yaml
 
 from infra.plan.artifacts import write_plan
 from infra.plan.build import Plan
-from infra.plan.mocks import SECRET_MASK
-from infra.plan.objects import HELM_RECORD_KIND, normalize_numbers
+from infra.plan.mocks import SECRET_MASK, RecordedResource
+from infra.plan.objects import HELM_RECORD_KIND, kubernetes_objects, normalize_numbers
 
 
 def _write(plan: Plan, out: Path) -> Path:
@@ -100,3 +100,29 @@ def test_normalize_numbers() -> None:
         "a": [1, 1.5, "2"],
         "b": {"c": 3},
     }
+
+
+def test_helm_v4_charts_are_recorded_like_releases() -> None:
+    inputs = {
+        "chart": "oci://docker.io/envoyproxy/gateway-crds-helm",
+        "version": "v1.9.0",
+        "namespace": "envoy-gateway-system",
+        "values": {"crds": {"gatewayAPI": {"enabled": True}}},
+    }
+    chart = RecordedResource(
+        urn="urn:crds",
+        type="kubernetes:helm.sh/v4:Chart",
+        name="edge-gateway-crds",
+        parent=None,
+        provider=None,
+        dependencies=(),
+        custom=False,  # a v4 Chart registers as a component
+        inputs=inputs,
+        has_secrets=False,
+        raw_inputs=inputs,
+    )
+    [record] = kubernetes_objects([chart])
+    assert record.is_helm_release
+    assert record.name == "edge-gateway-crds" and record.namespace == "envoy-gateway-system"
+    assert record.body["spec"]["installedBy"] == "kubernetes:helm.sh/v4:Chart"
+    assert record.body["spec"]["values"] == inputs["values"]

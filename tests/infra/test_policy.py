@@ -293,6 +293,16 @@ def test_configmaps_dapr_components_and_helm_values_are_checked() -> None:
     ]
     masked = Subject(release.type, "m", {"values": {"grafana": {"adminPassword": SECRET_MASK}}})
     assert check_no_plaintext_secrets(masked, CONFIG) == []
+    # Names of a Secret and of its keys are references, not secrets; an apiKey is a secret.
+    admin = {"existingSecret": "grafana-admin", "passwordKey": "admin-password"}
+    reference = Subject(release.type, "r", {"values": {"grafana": {"admin": admin}}})
+    assert check_no_plaintext_secrets(reference, CONFIG) == []
+    api_key = Subject(release.type, "k", {"values": {"alerting": {"apiKey": "sk-live-1234"}}})
+    assert check_no_plaintext_secrets(api_key, CONFIG) == [
+        "Helm value alerting.apiKey looks like a plaintext secret"
+    ]
+    password = Subject(release.type, "p", {"values": {"admin": {"existingSecret": "hunter 2!"}}})
+    assert len(check_no_plaintext_secrets(password, CONFIG)) == 1
 
 
 def test_plaintext_stack_config() -> None:
