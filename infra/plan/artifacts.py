@@ -60,8 +60,12 @@ def resources_document(run: PlanRun) -> dict[str, Any]:
     }
 
 
+# libyaml's emitter when available: same YAML, several times faster for ~100 manifests.
+_DUMPER: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
 def _dump_yaml(body: dict[str, Any]) -> str:
-    return yaml.safe_dump(body, sort_keys=False, default_flow_style=False, width=100)
+    return yaml.dump(body, Dumper=_DUMPER, sort_keys=False, default_flow_style=False, width=100)
 
 
 def write_plan(
