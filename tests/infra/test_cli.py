@@ -147,3 +147,15 @@ def test_plan_runs_on_a_fresh_machine(tmp_path: Path) -> None:
     assert (tmp_path / "out" / "resources.json").is_file()
     assert any(cache.rglob("*.pyc"))
     assert not list((PROJECT_ROOT / "infra" / "plan").glob("__pycache__"))
+
+
+def test_an_ephemeral_stack_plans_on_top_of_staging(tmp_path: Path) -> None:
+    # No stacks/Pulumi.dev-bob.yaml: the config is generated as `ephemeral up` would.
+    result = runner.invoke(app, ["plan", "--stack", "dev-bob", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    document = json.loads((tmp_path / "resources.json").read_text())
+    assert document["outputs"]["stackKind"] == "ephemeral"
+    types = {entry["type"] for entry in document["resources"]}
+    assert "pulumi:pulumi:StackReference" in types
+    assert "digitalocean:index/kubernetesCluster:KubernetesCluster" not in types
+    assert "Runs on the staging stack's cluster" in " ".join(result.output.split())
