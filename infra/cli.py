@@ -10,7 +10,10 @@ for a user's mistake, after printing what to fix.
 
 from __future__ import annotations
 
+import atexit
 import importlib
+import os
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -22,6 +25,8 @@ if TYPE_CHECKING:
     from infra.plan.build import Plan
 
 _STARTED = time.perf_counter()
+_skip_interpreter_teardown = False
+"""Set by commands that loaded the Pulumi SDKs (see `main`)."""
 
 COMMAND_MODULES: tuple[str, ...] = ("infra.diff", "infra.ephemeral")
 """Modules that add commands through `register(app)`; a module not written yet is skipped."""
@@ -64,8 +69,6 @@ def _process_seconds() -> float:
             start_ticks = int(stat_file.read().rsplit(")", 1)[1].split()[19])
         with open("/proc/uptime") as uptime_file:
             uptime = float(uptime_file.read().split()[0])
-        import os
-
         return uptime - start_ticks / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError):
         return time.perf_counter() - _STARTED
@@ -73,7 +76,10 @@ def _process_seconds() -> float:
 
 def _prepare_imports() -> None:
     """Make the Pulumi SDKs cheap to import before anything imports them."""
+    global _skip_interpreter_teardown
     from infra.plan import bytecode_cache, lazy_sdk
+
+    _skip_interpreter_teardown = True
 
     bytecode_cache.enable()
     lazy_sdk.install()
@@ -152,7 +158,23 @@ _register_commands()
 
 
 def main() -> None:
-    app()
+    """The `todo-infra` console script."""
+    try:
+        app()
+        code: int | str | None = 0
+    except SystemExit as exit_:
+        code = exit_.code
+    if not _skip_interpreter_teardown:
+        sys.exit(code)
+    # Tearing down the tens of thousands of objects the Pulumi SDKs define takes about a
+    # second after the work is done; plan and cost have written and flushed everything,
+    # so run the exit handlers and leave without it.
+    if isinstance(code, str):
+        print(code, file=sys.stderr)
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code if isinstance(code, int) else 1)
 
 
 if __name__ == "__main__":
