@@ -6,9 +6,11 @@ and data source DigitalOcean has), and every one of them pulls in the 3.7 MB of
 plan touches five of those classes, or none at all on minikube.
 
 `install()` puts a finder in front of the normal import machinery for the packages in
-`LAZY_PACKAGES`. It runs the package's real `__init__.py` minus its `from .x import *`
-and `from . import <public module>` lines (so `_utilities.register(...)`, which tells the engine how
-to rehydrate resource references, still runs), and resolves every other name on first
+`LAZY_PACKAGES` and pulumi_kubernetes' API group packages (`core.v1` star-imports its
+~120 resource modules; a program uses a handful). It runs the package's real
+`__init__.py` minus its `from .x import *` and `from . import <public module>` lines (so
+`_utilities.register(...)`, which tells the engine how to rehydrate resource
+references, still runs), and resolves every other name on first
 access through a module-level `__getattr__` (PEP 562), importing only the submodule
 that defines it. `import pulumi_digitalocean as do; do.KubernetesCluster(...)`,
 `from pulumi_digitalocean import Vpc` and `pulumi_digitalocean.outputs` behave exactly
@@ -32,6 +34,9 @@ from types import ModuleType
 from typing import Any
 
 LAZY_PACKAGES = frozenset({"pulumi_digitalocean"})
+# pulumi_kubernetes is lazy at the top already; its API group packages (`core.v1`, 120
+# modules of which a program uses a handful) star-import everything the same way.
+KUBERNETES_GROUP = re.compile(r"^pulumi_kubernetes\.[a-z0-9_]+\.v[0-9a-z]+$")
 
 _STAR_IMPORT = re.compile(r"^from \.(\w+) import \*\s*$")
 # `_utilities` is used by the `__init__` itself; public modules (`outputs`) can wait.
@@ -44,8 +49,9 @@ _TYPE_SUFFIXES = ("ArgsDict", "Args", "Result")
 class LazyPackageFinder(importlib.abc.MetaPathFinder):
     """Hands out lazy loaders for the packages it was built for, and nothing else."""
 
-    def __init__(self, packages: frozenset[str]) -> None:
+    def __init__(self, packages: frozenset[str], pattern: re.Pattern[str] | None = None) -> None:
         self.packages = packages
+        self.pattern = pattern
 
     def find_spec(
         self,
@@ -53,7 +59,7 @@ class LazyPackageFinder(importlib.abc.MetaPathFinder):
         path: Sequence[str] | None,
         target: ModuleType | None = None,
     ) -> importlib.machinery.ModuleSpec | None:
-        if fullname not in self.packages:
+        if fullname not in self.packages and not (self.pattern and self.pattern.match(fullname)):
             return None
         spec = importlib.machinery.PathFinder.find_spec(fullname, path)
         if spec is None or spec.origin is None or not spec.submodule_search_locations:
@@ -130,7 +136,8 @@ def _name_resolver(
 
 
 def _likely_modules(name: str) -> list[str]:
-    """Where the code generator puts `name`: `KubernetesClusterArgs` → `kubernetes_cluster`."""
+    """Where the code generators put `name`: `KubernetesClusterArgs` → `kubernetes_cluster`
+    (pulumi_digitalocean), `DeploymentArgs` → `Deployment` (pulumi_kubernetes)."""
     if name[:1].islower():
         return [name.removesuffix("_output")]
     base = name.removeprefix("Awaitable")
@@ -138,11 +145,13 @@ def _likely_modules(name: str) -> list[str]:
         if base.endswith(suffix) and base != suffix:
             base = base.removesuffix(suffix)
             break
-    return [_CAMEL_BOUNDARY.sub("_", base).lower(), "_inputs", "_enums"]
+    return [_CAMEL_BOUNDARY.sub("_", base).lower(), base, "_inputs", "_enums"]
 
 
-def install(packages: frozenset[str] = LAZY_PACKAGES) -> None:
+def install(
+    packages: frozenset[str] = LAZY_PACKAGES, pattern: re.Pattern[str] | None = KUBERNETES_GROUP
+) -> None:
     """Put the lazy finder first in `sys.meta_path` (once); packages already imported stay."""
     if any(isinstance(finder, LazyPackageFinder) for finder in sys.meta_path):
         return
-    sys.meta_path.insert(0, LazyPackageFinder(packages))
+    sys.meta_path.insert(0, LazyPackageFinder(packages, pattern))

@@ -41,6 +41,23 @@ CHECK = textwrap.dedent(
                 if getattr(do, name) is not getattr(sub, name):
                     mismatches.append(name)
     report["mismatches"] = mismatches
+
+    # pulumi_kubernetes' API group packages load the same way.
+    import pulumi_kubernetes as k8s
+    report["secret"] = k8s.core.v1.Secret.__module__
+    report["secret_args"] = k8s.core.v1.SecretArgs.__module__
+    core = [m for m in sys.modules if m.startswith("pulumi_kubernetes.core.v1.")]
+    report["k8s_loaded"] = len(core)
+    k8s_mismatches = []
+    for group in ("core.v1", "apps.v1", "networking.v1", "policy.v1", "batch.v1"):
+        package = importlib.import_module("pulumi_kubernetes." + group)
+        for line in open(package.__file__):
+            if line.startswith("from .") and line.rstrip().endswith("import *"):
+                sub = importlib.import_module(package.__name__ + "." + line.split()[1][1:])
+                for name in getattr(sub, "__all__", []):
+                    if getattr(package, name) is not getattr(sub, name):
+                        k8s_mismatches.append(group + "." + name)
+    report["k8s_mismatches"] = k8s_mismatches
     print(json.dumps(report))
     """
 )
@@ -65,6 +82,10 @@ def test_lazy_package_exports_the_same_objects() -> None:
     assert report["loaded"] < 20
     assert "has no attribute 'NoSuchThing'" in report["missing"]
     assert report["mismatches"] == []
+    assert report["secret"] == "pulumi_kubernetes.core.v1.Secret"
+    assert report["secret_args"] == "pulumi_kubernetes.core.v1._inputs"
+    assert report["k8s_loaded"] < 10  # of ~120 modules in core/v1
+    assert report["k8s_mismatches"] == []
 
 
 def test_generated_names_map_to_their_modules() -> None:
@@ -72,3 +93,4 @@ def test_generated_names_map_to_their_modules() -> None:
     assert _likely_modules("KubernetesClusterArgs")[0] == "kubernetes_cluster"
     assert _likely_modules("AwaitableGetKubernetesVersionsResult")[0] == "get_kubernetes_versions"
     assert _likely_modules("get_kubernetes_versions_output") == ["get_kubernetes_versions"]
+    assert _likely_modules("DeploymentArgs")[:2] == ["deployment", "Deployment"]
