@@ -4,6 +4,9 @@ Every resource in the cluster is created through the Cluster's explicit provider
 comes from data flow and from the few `depends_on` that data flow cannot express (custom
 resources after the release that installs their CRDs; apps after migrations, Kafka and
 their Dapr resources).
+
+Stacks with a cluster of their own (minikube, staging, prod) also get the monitoring stack
+and the edge; ephemeral stacks are apps only, scraped by their base stack's Prometheus.
 """
 
 import pulumi
@@ -14,12 +17,27 @@ from infra.components.base_stack import BaseStack, BaseStackArgs
 from infra.components.cluster import Cluster, ClusterArgs
 from infra.components.dapr import Dapr, DaprArgs
 from infra.components.database import Database, DatabaseArgs, SharedServer
-from infra.components.fastapi_service import FastApiService, FastApiServiceArgs
+from infra.components.edge import (
+    ENVOY_PROXY_POD_LABELS,
+    LETS_ENCRYPT_PRODUCTION,
+    LETS_ENCRYPT_STAGING,
+    ApiPath,
+    Edge,
+    EdgeArgs,
+)
+from infra.components.fastapi_service import APP_PORT, FastApiService, FastApiServiceArgs
 from infra.components.kafka import Kafka, KafkaArgs
 from infra.components.migrations import Migrations, MigrationsArgs
 from infra.components.namespaces import Namespaces, NamespacesArgs
+from infra.components.observability import (
+    GRAFANA_SERVICE_PORT,
+    PROMETHEUS_POD_LABELS,
+    Observability,
+    ObservabilityArgs,
+)
 from infra.settings import (
     APP_IDS,
+    PUBLIC_API_PREFIXES,
     DoksCluster,
     ExternalDatabase,
     ExternalKafka,
@@ -77,6 +95,7 @@ namespaces = Namespaces(
             settings.kafka.ports if isinstance(settings.kafka, ExternalKafka) else ()
         ),
         monitoring=base.monitoring_namespace if base else names.monitoring,
+        monitoring_pod_labels=PROMETHEUS_POD_LABELS,
     ),
     opts=in_cluster,
 )
@@ -154,8 +173,32 @@ migrations = Migrations(
     opts=in_cluster,
 )
 
-# Extension point for the monitoring stack: its release installs the ServiceMonitor CRD.
-monitoring_release: list[pulumi.Resource] | None = None
+observability = (
+    None
+    if ephemeral
+    else Observability(
+        "observability",
+        ObservabilityArgs(
+            namespace=names.monitoring,
+            apps_namespaces=[apps_namespace],
+            retention=settings.observability.retention,
+            retention_size=settings.observability.retention_size or "",
+            storage_size=settings.observability.storage_size or "",
+            storage_class=settings.observability.storage_class or "",
+            alertmanager=settings.observability.alertmanager,
+            grafana_url=settings.grafana_url,
+            gateway_namespace=names.gateway,
+            gateway_pod_labels=ENVOY_PROXY_POD_LABELS,
+            prometheus_resources=settings.observability.prometheus.manifest(),
+            grafana_resources=settings.observability.grafana.manifest(),
+        ),
+        opts=in_cluster,
+    )
+)
+# The release installs the ServiceMonitor CRD, so the apps' monitors wait for it; an
+# ephemeral stack's monitors need nothing: its base stack's release installed the CRD.
+monitoring_release: list[pulumi.Resource] = [observability.release] if observability else []
+gateway_namespace = base.gateway_namespace if base else names.gateway
 
 services = {
     app: FastApiService(
@@ -175,9 +218,10 @@ services = {
             app_token_secret=app_secrets.app_token_secret,
             dapr_api_token_secret=app_secrets.dapr_api_token_secret,
             monitoring_namespace=base.monitoring_namespace if base else names.monitoring,
-            ingress_namespaces=(
-                [base.gateway_namespace if base else names.gateway] if app == "backend" else []
-            ),
+            monitoring_pod_labels=PROMETHEUS_POD_LABELS,
+            # The Envoy proxies reach the services with a public API (PUBLIC_API_PREFIXES).
+            ingress_namespaces=[gateway_namespace] if app in PUBLIC_API_PREFIXES else [],
+            ingress_pod_labels=ENVOY_PROXY_POD_LABELS,
             public_egress_ports=(443, 80) if app == "notification" else (),
             service_monitor_after=monitoring_release,
             depends_on=[migrations.job, *kafka.ready, *dapr.ready],
@@ -186,6 +230,43 @@ services = {
     )
     for app in APP_IDS
 }
+
+if observability is not None:
+    edge = Edge(
+        "edge",
+        EdgeArgs(
+            namespace=names.gateway,
+            api_hostname=settings.edge.api_hostname,
+            backend_service=services["backend"].service_name,
+            backend_namespace=namespaces.apps,
+            backend_port=APP_PORT,
+            extra_api_paths=[
+                ApiPath(prefix, services[app].service_name, APP_PORT)
+                for app, prefixes in PUBLIC_API_PREFIXES.items()
+                if app != "backend"
+                for prefix in prefixes
+            ],
+            grafana_hostname=settings.edge.grafana_hostname,
+            grafana_service=observability.grafana_service,
+            grafana_namespace=observability.namespace,
+            grafana_port=GRAFANA_SERVICE_PORT,
+            # DOKS ships the Gateway API CRDs; minikube has none.
+            install_gateway_api_crds=not settings.is_cloud,
+            tls=settings.tls,
+            acme_email=settings.edge.acme_email or "",
+            acme_server=(
+                LETS_ENCRYPT_STAGING if settings.edge.acme_staging else LETS_ENCRYPT_PRODUCTION
+            ),
+            service_type=settings.edge.service_type,
+            load_balancer_name=f"{settings.resource_prefix}-edge" if settings.is_cloud else "",
+            envoy_replicas=settings.edge.envoy_replicas,
+            monitoring_namespace=observability.namespace,
+            monitoring_pod_labels=PROMETHEUS_POD_LABELS,
+        ),
+        opts=in_cluster,
+    )
+    pulumi.export("apiUrl", edge.api_url)
+    pulumi.export("grafanaUrl", edge.grafana_url)
 
 pulumi.export("stackKind", settings.kind.value)
 pulumi.export("appsNamespace", namespaces.apps)

@@ -9,8 +9,8 @@ instead of silently falling back to a default. Every error names the full key
 Secrets never pass through these models: they are read with `get_secret` into
 `StackSecrets` (Pulumi secret outputs) and only their presence is validated here.
 
-Adding an area (e.g. observability, edge) is additive: declare its model, add a field to
-`Settings` with a default, and `load_settings` reads `todo:<fieldAlias>` for it.
+Adding an area is additive: declare its model, add a field to `Settings` with a default,
+and `load_settings` reads `todo:<fieldAlias>` for it (as `observability` and `edge` do).
 """
 
 from __future__ import annotations
@@ -41,6 +41,13 @@ CONFIG_NAMESPACE = "todo"
 # Dapr app ids and topics are contracts with the apps (architecture §10).
 APP_IDS: tuple[str, ...] = ("backend", "notification", "recurring")
 TOPICS: tuple[str, ...] = ("task-events", "reminders")
+# Public API paths each service serves (architecture §5–§7): the edge routes the API
+# hostname's `/api` to the backend and these longer prefixes to the other services.
+PUBLIC_API_PREFIXES: dict[str, tuple[str, ...]] = {
+    "backend": ("/api",),
+    "notification": ("/api/v1/notifications", "/api/v1/notification-settings"),
+    "recurring": ("/api/v1/recurrence",),
+}
 
 DnsLabel = Annotated[
     str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)
@@ -99,6 +106,13 @@ class Resources(_Model):
     memory_request: MemoryQuantity
     cpu_limit: CpuQuantity
     memory_limit: MemoryQuantity
+
+    def manifest(self) -> dict[str, dict[str, str]]:
+        """As a container's (or a chart's) `resources:` block."""
+        return {
+            "requests": {"cpu": self.cpu_request, "memory": self.memory_request},
+            "limits": {"cpu": self.cpu_limit, "memory": self.memory_limit},
+        }
 
 
 # --------------------------------------------------------------------------- namespaces
@@ -448,6 +462,110 @@ class AppsSettings(_Model):
         return result
 
 
+# --------------------------------------------------------------------------- observability
+
+PrometheusDuration = Annotated[str, StringConstraints(pattern=r"^[1-9][0-9]*(h|d|w|y)$")]
+PrometheusByteSize = Annotated[str, StringConstraints(pattern=r"^[1-9][0-9]*(M|G|T)i?B$")]
+StorageClassName = Annotated[
+    str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+]
+_BINARY_UNITS = {"M": 2**20, "G": 2**30, "T": 2**40}
+
+
+def _byte_size(value: str) -> int:
+    """`18GiB`/`18GB` (Prometheus: powers of 2) or a Kubernetes `20Gi`, in bytes."""
+    match = re.fullmatch(r"([0-9]+)([MGT])(i|iB|B)?", value)
+    if match is None:
+        raise ValueError(f"not a size: {value!r}")
+    return int(match.group(1)) * _BINARY_UNITS[match.group(2)]
+
+
+class ObservabilitySettings(_Model):
+    """kube-prometheus-stack: how long and where Prometheus keeps data, and its footprint.
+
+    The defaults suit minikube (two days in an emptyDir, no Alertmanager, small requests);
+    cloud stacks set a volume, a longer retention and Alertmanager in their stack file.
+    """
+
+    retention: PrometheusDuration = "2d"
+    """How long Prometheus keeps samples (`2d`, `15d`, `4w`)."""
+    retention_size: PrometheusByteSize | None = None
+    """Size cap of the TSDB (`18GiB`); at most 90% of storageSize, which must hold the WAL too."""
+    storage_size: MemoryQuantity | None = None
+    """Size of Prometheus's volume (`20Gi`); unset keeps its data in an emptyDir."""
+    storage_class: StorageClassName | None = None
+    """StorageClass of that volume (`do-block-storage`); unset for the cluster default."""
+    alertmanager: bool = False
+    """Run Alertmanager (the alert rules are evaluated either way)."""
+    prometheus: Resources = Resources(
+        cpu_request="100m", memory_request="384Mi", cpu_limit="1", memory_limit="1Gi"
+    )
+    grafana: Resources = Resources(
+        cpu_request="50m", memory_request="160Mi", cpu_limit="500m", memory_limit="384Mi"
+    )
+
+    @model_validator(mode="after")
+    def _volume(self) -> Self:
+        if self.storage_class is not None and self.storage_size is None:
+            raise ValueError(
+                f"storageClass ({self.storage_class!r}) needs storageSize: without it "
+                "Prometheus keeps its data in an emptyDir"
+            )
+        if self.retention_size is not None and self.storage_size is not None:
+            if _byte_size(self.retention_size) * 10 > _byte_size(self.storage_size) * 9:
+                raise ValueError(
+                    f"retentionSize ({self.retention_size}) must be at most 90% of "
+                    f"storageSize ({self.storage_size}): the volume also holds the WAL"
+                )
+        return self
+
+
+# --------------------------------------------------------------------------- edge
+
+DomainName = Annotated[
+    str,
+    StringConstraints(
+        pattern=r"^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$", max_length=240
+    ),
+]
+EmailAddress = Annotated[
+    str, StringConstraints(pattern=r"^[A-Za-z0-9._%+-]+@([A-Za-z0-9-]+\.)+[A-Za-z]{2,63}$")
+]
+LOCAL_DOMAIN = "todo.localhost"
+"""The default domain: `*.localhost` resolves to this machine (minikube tunnel)."""
+
+
+class EdgeSettings(_Model):
+    """The way in: hostnames, the Let's Encrypt account, and the Envoy Service.
+
+    TLS is not a setting: cloud stacks always serve HTTPS with a Let's Encrypt
+    certificate (so they need a public `domain` and an `acmeEmail`); minikube serves
+    plain HTTP.
+    """
+
+    domain: DomainName = LOCAL_DOMAIN
+    """The API is served at `api.<domain>`, Grafana at `grafana.<domain>`."""
+    acme_email: EmailAddress | None = None
+    """Contact address of the Let's Encrypt account (cloud stacks)."""
+    acme_staging: bool = False
+    """Use Let's Encrypt's staging directory (untrusted certificates, no rate limits)."""
+    service_type: Literal["LoadBalancer", "NodePort"] = "LoadBalancer"
+    """The Envoy Service: one DigitalOcean load balancer (cloud), or on minikube a
+    LoadBalancer reached through `minikube tunnel`, or a NodePort."""
+    envoy_replicas: Annotated[int, Field(ge=1, le=10)] = 1
+    """Envoy proxy pods behind the load balancer."""
+
+    @property
+    def api_hostname(self) -> str:
+        """Public hostname of the backend API."""
+        return f"api.{self.domain}"
+
+    @property
+    def grafana_hostname(self) -> str:
+        """Public hostname of Grafana."""
+        return f"grafana.{self.domain}"
+
+
 # --------------------------------------------------------------------------- ephemeral
 
 
@@ -486,12 +604,26 @@ class Settings(_Model):
     kafka: KafkaSettings
     dapr: DaprSettings = DaprSettings()
     apps: AppsSettings
+    observability: ObservabilitySettings = ObservabilitySettings()
+    """Monitoring (not on ephemeral stacks: they use the base stack's)."""
+    edge: EdgeSettings = EdgeSettings()
+    """The ingress point (not on ephemeral stacks: they are not exposed)."""
     ephemeral: EphemeralSettings | None = None
 
     @property
     def is_cloud(self) -> bool:
         """Whether the stack creates DigitalOcean resources itself."""
         return self.kind is StackKind.CLOUD
+
+    @property
+    def tls(self) -> bool:
+        """HTTPS with a Let's Encrypt certificate: every cloud stack, never minikube."""
+        return self.is_cloud
+
+    @property
+    def grafana_url(self) -> str:
+        """Where Grafana is served (its `root_url`)."""
+        return f"{'https' if self.tls else 'http'}://{self.edge.grafana_hostname}"
 
     @property
     def database_port(self) -> int:
@@ -735,6 +867,7 @@ def _cross_checks(settings: Settings, secret_keys: set[str]) -> list[str]:
             "(set it with pulumi config set --secret kafkaPassword ...)"
         )
     errors.extend(_connection_budget(settings))
+    errors.extend(_platform_checks(settings))
     if settings.environment is AppEnv.PROD:
         if isinstance(settings.cluster, DoksCluster) and not settings.cluster.ha:
             errors.append(f"{ns}:cluster.ha: got False; environment 'prod' needs true")
@@ -753,6 +886,58 @@ def _cross_checks(settings: Settings, secret_keys: set[str]) -> list[str]:
             )
         if not settings.dapr.ha:
             errors.append(f"{ns}:dapr.ha: got False; environment 'prod' needs true")
+        if settings.edge.envoy_replicas < 2:
+            errors.append(
+                f"{ns}:edge.envoyReplicas: got {settings.edge.envoy_replicas}; environment "
+                "'prod' needs >= 2 (the only way in must survive a node drain)"
+            )
+        if settings.observability.storage_size is None:
+            errors.append(
+                f"{ns}:observability.storageSize: required but missing for environment 'prod' "
+                "(without a volume every Prometheus restart loses the metrics)"
+            )
+        if not settings.observability.alertmanager:
+            errors.append(
+                f"{ns}:observability.alertmanager: got False; environment 'prod' needs true"
+            )
+    return errors
+
+
+def _platform_checks(settings: Settings) -> list[str]:
+    """Monitoring and the edge: only stacks with a cluster of their own have them; cloud
+    stacks serve HTTPS for a public domain, minikube plain HTTP."""
+    ns = CONFIG_NAMESPACE
+    if settings.kind is StackKind.EPHEMERAL:
+        return [
+            f"{ns}:{area}: got an object; an ephemeral stack uses its base stack's {what}: "
+            "remove the key"
+            for area, what in (("observability", "monitoring"), ("edge", "gateway"))
+            if area in settings.model_fields_set
+        ]
+    edge = settings.edge
+    errors: list[str] = []
+    if settings.tls:
+        if edge.domain == LOCAL_DOMAIN or edge.domain.endswith(".localhost"):
+            errors.append(
+                f"{ns}:edge.domain: got {edge.domain!r}; kind 'cloud' serves HTTPS with a "
+                "Let's Encrypt certificate for api.<domain> and grafana.<domain>: set a "
+                "public DNS name"
+            )
+        if edge.acme_email is None:
+            errors.append(
+                f"{ns}:edge.acmeEmail: required but missing for kind 'cloud' (contact "
+                "address of the Let's Encrypt account)"
+            )
+        if edge.service_type != "LoadBalancer":
+            errors.append(
+                f"{ns}:edge.serviceType: got {edge.service_type!r}; kind 'cloud' allows "
+                "['LoadBalancer'] (the cluster's one DigitalOcean load balancer is the way in)"
+            )
+    elif edge.acme_email is not None or edge.acme_staging:
+        errors.append(
+            f"{ns}:edge.acmeEmail/acmeStaging: got {edge.acme_email!r}/{edge.acme_staging}; "
+            f"kind {settings.kind.value!r} serves plain HTTP without a certificate: remove them"
+        )
     return errors
 
 

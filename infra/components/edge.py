@@ -23,8 +23,14 @@ HTTP listener and cert-manager is not installed.
 
 Routes live next to their backends (the API route in the apps namespace, Grafana's in the
 monitoring namespace), so no ReferenceGrant is needed; the Gateway's listeners admit routes
-from exactly those namespaces. The API route forwards only `/api/`: the services' internal,
-binding and metrics routes are never reachable from outside.
+from exactly those namespaces. The API route forwards only `/api` (to the backend, and the
+longer prefixes of the notification and recurring APIs to those services): the services'
+internal, binding and metrics routes are never reachable from outside.
+
+Envoy's Service: with a `load_balancer_name` it is the cluster's one DigitalOcean load
+balancer (named, health-checked through annotations); without one (minikube) it is a
+plain LoadBalancer for `minikube tunnel`, or a NodePort. With more than one Envoy replica
+the pods spread over nodes and keep a PodDisruptionBudget of one.
 """
 
 from __future__ import annotations
@@ -90,6 +96,18 @@ _CERT_MANAGER_RESOURCES = {
 
 
 @dataclass(frozen=True)
+class ApiPath:
+    """A path prefix of the API hostname served by another Service than the backend's."""
+
+    prefix: str
+    """Path prefix, e.g. `/api/v1/notifications` (Gateway API matches whole segments)."""
+    service: pulumi.Input[str]
+    """Name of the Service (in the backend's namespace) that serves it."""
+    port: pulumi.Input[int]
+    """Port of that Service."""
+
+
+@dataclass(frozen=True)
 class EdgeArgs:
     """Inputs of the edge component."""
 
@@ -117,6 +135,9 @@ class EdgeArgs:
     tls: bool
     """HTTPS with a Let's Encrypt certificate through cert-manager (cloud stacks). Shapes the
     resource graph, so it must be a plain value."""
+    extra_api_paths: Sequence[ApiPath] = ()
+    """More specific prefixes of the API hostname, served by other Services of the backend's
+    namespace (the notification and recurring APIs); the longest matching prefix wins."""
     cert_manager_namespace: pulumi.Input[str] = "cert-manager"
     """Namespace of cert-manager (only used with `tls`)."""
     acme_email: pulumi.Input[str] = ""
@@ -127,15 +148,19 @@ class EdgeArgs:
     """Type of the Envoy Service: `LoadBalancer` (one DO load balancer, or `minikube tunnel`)
     or `NodePort`."""
     load_balancer_name: pulumi.Input[str] = ""
-    """Name of the DigitalOcean load balancer; empty to let DigitalOcean pick one."""
-    envoy_replicas: pulumi.Input[int] = 1
-    """Envoy proxy replicas."""
+    """Name of the DigitalOcean load balancer; empty where no DigitalOcean load balancer backs
+    the Service (minikube), which then gets no DigitalOcean annotations either."""
+    envoy_replicas: int = 1
+    """Envoy proxy replicas; with more than one they spread over nodes and keep a
+    PodDisruptionBudget of one. Shapes the proxy's spec, so it is a plain value."""
     envoy_resources: pulumi.Input[Mapping[str, Any]] = field(
         default_factory=lambda: DEFAULT_ENVOY_RESOURCES
     )
     """Requests and limits of the Envoy container."""
     monitoring_namespace: pulumi.Input[str] = "monitoring"
     """Namespace Prometheus scrapes from (admitted to the metrics ports)."""
+    monitoring_pod_labels: Mapping[str, str] = field(default_factory=dict)
+    """Labels of the Prometheus pods there; empty admits the whole monitoring namespace."""
 
 
 def load_balancer_annotations(name: str) -> dict[str, str]:
@@ -229,6 +254,14 @@ class Edge(pulumi.ComponentResource):
         super().__init__("todo:edge:Edge", name, None, opts)
         if not isinstance(args.tls, bool) or not isinstance(args.install_gateway_api_crds, bool):
             raise TypeError("EdgeArgs.tls and install_gateway_api_crds must be plain booleans")
+        if not isinstance(args.envoy_replicas, int) or args.envoy_replicas < 1:
+            raise TypeError("EdgeArgs.envoy_replicas must be a plain integer >= 1")
+        for path in args.extra_api_paths:
+            if not path.prefix.startswith("/api/") or path.prefix.endswith("/"):
+                raise ValueError(
+                    f"EdgeArgs.extra_api_paths: {path.prefix!r} must lie under /api/ and not "
+                    "end with '/'"
+                )
         self._name = name
         self._args = args
         self._namespace = self._create_namespace("gateway", args.namespace)
@@ -307,7 +340,7 @@ class Edge(pulumi.ComponentResource):
                 "externalTrafficPolicy": "Local",
                 **(
                     {"annotations": load_balancer_annotations(v[1])}
-                    if v[0] == "LoadBalancer"
+                    if v[0] == "LoadBalancer" and v[1]
                     else {}
                 ),
             }
@@ -319,32 +352,38 @@ class Edge(pulumi.ComponentResource):
             "runAsNonRoot": True,
             "seccompProfile": {"type": "RuntimeDefault"},
         }
+        pod: dict[str, Any] = {
+            "securityContext": {
+                "runAsNonRoot": True,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            }
+        }
+        kubernetes: dict[str, Any] = {
+            "envoyService": service,
+            "envoyDeployment": {
+                "replicas": args.envoy_replicas,
+                "pod": pod,
+                "container": {"resources": args.envoy_resources, "securityContext": hardened},
+            },
+        }
+        if args.envoy_replicas > 1:
+            # One Envoy per node where possible (the load balancer only sends traffic to
+            # nodes running one), and node drains keep at least one serving.
+            pod["topologySpreadConstraints"] = [
+                {
+                    "maxSkew": 1,
+                    "topologyKey": "kubernetes.io/hostname",
+                    "whenUnsatisfiable": "ScheduleAnyway",
+                    "labelSelector": {"matchLabels": ENVOY_PROXY_POD_LABELS},
+                }
+            ]
+            kubernetes["envoyPDB"] = {"minAvailable": 1}
         return k8s.apiextensions.CustomResource(
             f"{self._name}-proxy-config",
             api_version="gateway.envoyproxy.io/v1alpha1",
             kind="EnvoyProxy",
             metadata={"name": ENVOY_PROXY_NAME, "namespace": self._namespace},
-            spec={
-                "provider": {
-                    "type": "Kubernetes",
-                    "kubernetes": {
-                        "envoyService": service,
-                        "envoyDeployment": {
-                            "replicas": args.envoy_replicas,
-                            "pod": {
-                                "securityContext": {
-                                    "runAsNonRoot": True,
-                                    "seccompProfile": {"type": "RuntimeDefault"},
-                                }
-                            },
-                            "container": {
-                                "resources": args.envoy_resources,
-                                "securityContext": hardened,
-                            },
-                        },
-                    },
-                }
-            },
+            spec={"provider": {"type": "Kubernetes", "kubernetes": kubernetes}},
             opts=self._crd_dependent(),
         )
 
@@ -539,7 +578,16 @@ class Edge(pulumi.ComponentResource):
                         # Dapr routes of the backend stay inside the cluster.
                         "matches": [{"path": {"type": "PathPrefix", "value": "/api"}}],
                         "backendRefs": [{"name": args.backend_service, "port": args.backend_port}],
-                    }
+                    },
+                    # The other services' public APIs under the same host: a longer prefix
+                    # outranks `/api` (Gateway API precedence).
+                    *(
+                        {
+                            "matches": [{"path": {"type": "PathPrefix", "value": path.prefix}}],
+                            "backendRefs": [{"name": path.service, "port": path.port}],
+                        }
+                        for path in args.extra_api_paths
+                    ),
                 ],
             },
             opts=self._crd_dependent(self.gateway, *tls_ready),
@@ -568,6 +616,7 @@ class Edge(pulumi.ComponentResource):
     def _create_network_policies(self) -> None:
         """Allows for the Gateway's namespace (and cert-manager's), on top of default-deny."""
         args = self._args
+        prometheus = _namespace_peer(args.monitoring_namespace, args.monitoring_pod_labels)
         _network_policy(
             f"{self._name}-allow-envoy",
             namespace=self._namespace,
@@ -579,7 +628,7 @@ class Edge(pulumi.ComponentResource):
                     # Client traffic arrives from the load balancer, through any node.
                     {"ports": [{"protocol": "TCP", "port": p} for p in ENVOY_CONTAINER_PORTS]},
                     {
-                        "from": [_namespace_peer(args.monitoring_namespace)],
+                        "from": [prometheus],
                         "ports": [{"protocol": "TCP", "port": ENVOY_METRICS_PORT}],
                     },
                 ],
@@ -615,7 +664,7 @@ class Edge(pulumi.ComponentResource):
                     "policyTypes": ["Ingress", "Egress"],
                     "ingress": [
                         {"from": [{"podSelector": {}}]},
-                        {"from": [_namespace_peer(args.monitoring_namespace)]},
+                        {"from": [prometheus]},
                     ],
                     "egress": [{}],
                 },
@@ -623,8 +672,16 @@ class Edge(pulumi.ComponentResource):
             )
 
 
-def _namespace_peer(namespace: pulumi.Input[str]) -> dict[str, Any]:
-    return {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}}
+def _namespace_peer(
+    namespace: pulumi.Input[str], pods: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """Pods of one namespace: those with `pods` labels, or all of them."""
+    peer: dict[str, Any] = {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}
+    }
+    if pods:
+        peer["podSelector"] = {"matchLabels": dict(pods)}
+    return peer
 
 
 def _network_policy(

@@ -74,8 +74,12 @@ class FastApiServiceArgs:
     """Secret with key `token` (DAPR_API_TOKEN; the app sends it to Dapr)."""
     monitoring_namespace: pulumi.Input[str] | None = None
     """Prometheus's namespace, allowed to scrape the app and its sidecar."""
+    monitoring_pod_labels: Mapping[str, str] = field(default_factory=dict)
+    """Labels of the Prometheus pods in that namespace; empty admits the whole namespace."""
     ingress_namespaces: Sequence[pulumi.Input[str]] = field(default_factory=tuple)
-    """Namespaces allowed to call the app's port (the gateway, for the backend)."""
+    """Namespaces allowed to call the app's port (the gateway, for public APIs)."""
+    ingress_pod_labels: Mapping[str, str] = field(default_factory=dict)
+    """Labels of the calling pods there (the Envoy proxies); empty admits whole namespaces."""
     public_egress_ports: Sequence[int] = field(default_factory=tuple)
     """Ports the app may call on public addresses (webhooks); never private ranges."""
     extra_env: Mapping[str, str] = field(default_factory=dict)
@@ -388,14 +392,19 @@ class FastApiService(pulumi.ComponentResource):
         if args.monitoring_namespace is not None:
             peers.append(
                 {
-                    "from": [_namespace_peer(args.monitoring_namespace)],
+                    "from": [
+                        _namespace_peer(args.monitoring_namespace, args.monitoring_pod_labels)
+                    ],
                     "ports": _ports(APP_PORT, SIDECAR_METRICS_PORT),
                 }
             )
         if args.ingress_namespaces:
             peers.append(
                 {
-                    "from": [_namespace_peer(ns) for ns in args.ingress_namespaces],
+                    "from": [
+                        _namespace_peer(ns, args.ingress_pod_labels)
+                        for ns in args.ingress_namespaces
+                    ],
                     "ports": _ports(APP_PORT),
                 }
             )
@@ -474,5 +483,11 @@ def _ports(*ports: int) -> list[dict[str, Any]]:
     return [{"protocol": "TCP", "port": port} for port in ports]
 
 
-def _namespace_peer(namespace: pulumi.Input[str]) -> dict[str, Any]:
-    return {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}}
+def _namespace_peer(namespace: pulumi.Input[str], pods: Mapping[str, str]) -> dict[str, Any]:
+    """Pods of one namespace: those with `pods` labels, or all of them when it is empty."""
+    peer: dict[str, Any] = {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}
+    }
+    if pods:
+        peer["podSelector"] = {"matchLabels": dict(pods)}
+    return peer

@@ -21,7 +21,7 @@ all restricted-clean, and a rejected control plane would take every sidecar down
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -76,6 +76,8 @@ class NamespacesArgs:
     """Broker ports of an external Kafka, opened for sidecars."""
     monitoring: pulumi.Input[str] | None = None
     """Prometheus's namespace: allowed to scrape the Dapr control plane and Kafka."""
+    monitoring_pod_labels: Mapping[str, str] = field(default_factory=dict)
+    """Labels of the Prometheus pods there; empty admits the whole namespace."""
 
 
 class Namespaces(pulumi.ComponentResource):
@@ -185,6 +187,13 @@ class Namespaces(pulumi.ComponentResource):
     @staticmethod
     def _namespace_peer(namespace: pulumi.Input[str]) -> dict[str, Any]:
         return {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}}
+
+    def _prometheus_peer(self, namespace: pulumi.Input[str]) -> dict[str, Any]:
+        """The Prometheus pods of the monitoring namespace (all its pods without labels)."""
+        peer = self._namespace_peer(namespace)
+        if self._args.monitoring_pod_labels:
+            peer["podSelector"] = {"matchLabels": dict(self._args.monitoring_pod_labels)}
+        return peer
 
     def _baseline(self, prefix: str, namespace: pulumi.Input[str]) -> None:
         """Default-deny everything, then let every pod resolve names."""
@@ -358,7 +367,7 @@ class Namespaces(pulumi.ComponentResource):
                 {},
                 ingress=[
                     {
-                        "from": [self._namespace_peer(args.monitoring)],
+                        "from": [self._prometheus_peer(args.monitoring)],
                         "ports": self._ports(DAPR_METRICS_PORT),
                     }
                 ],
@@ -414,7 +423,7 @@ class Namespaces(pulumi.ComponentResource):
                 selector,
                 ingress=[
                     {
-                        "from": [self._namespace_peer(args.monitoring)],
+                        "from": [self._prometheus_peer(args.monitoring)],
                         "ports": self._ports(KAFKA_METRICS_PORT, STRIMZI_OPERATOR_METRICS_PORT),
                     }
                 ],

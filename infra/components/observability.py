@@ -76,6 +76,9 @@ DEFAULT_GRAFANA_RESOURCES: Mapping[str, Any] = {
 _OPERATOR_RESOURCES = {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}
 _KSM_RESOURCES = {"requests": {"cpu": "20m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}
 _SIDECAR_RESOURCES = {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}}
+_RELOADER_RESOURCES = {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "64Mi"}}
+"""The operator's config-reloader next to Prometheus and Alertmanager (else the operator's
+own defaults apply, which no values file shows)."""
 _ALERTMANAGER_RESOURCES = {
     "requests": {"cpu": "10m", "memory": "64Mi"},
     "limits": {"memory": "128Mi"},
@@ -104,6 +107,9 @@ class ObservabilityArgs:
     """External URL Grafana is served at (for its links and redirects); empty if none."""
     gateway_namespace: pulumi.Input[str] = ""
     """Namespace of the ingress gateway, admitted to Grafana's port; empty for none."""
+    gateway_pod_labels: Mapping[str, str] = field(default_factory=dict)
+    """Labels of the gateway's proxy pods (the only callers of Grafana there); empty admits
+    the whole gateway namespace."""
     prometheus_resources: pulumi.Input[Mapping[str, Any]] = field(
         default_factory=lambda: DEFAULT_PROMETHEUS_RESOURCES
     )
@@ -227,7 +233,10 @@ def chart_values(
             "enabled": alertmanager,
             "alertmanagerSpec": {"resources": _ALERTMANAGER_RESOURCES},
         },
-        "prometheusOperator": {"resources": _OPERATOR_RESOURCES},
+        "prometheusOperator": {
+            "resources": _OPERATOR_RESOURCES,
+            "prometheusConfigReloader": {"resources": _RELOADER_RESOURCES},
+        },
         "prometheus": {"prometheusSpec": prometheus_spec},
         "kube-state-metrics": {"resources": _KSM_RESOURCES},
         "grafana": {
@@ -473,7 +482,12 @@ class Observability(pulumi.ComponentResource):
                                     "matchLabels": {
                                         "kubernetes.io/metadata.name": args.gateway_namespace
                                     }
-                                }
+                                },
+                                **(
+                                    {"podSelector": {"matchLabels": dict(args.gateway_pod_labels)}}
+                                    if args.gateway_pod_labels
+                                    else {}
+                                ),
                             }
                         ],
                         "ports": [{"protocol": "TCP", "port": GRAFANA_CONTAINER_PORT}],

@@ -467,6 +467,9 @@ def _envoy_gateway_model(release: str, values: Mapping[str, Any]) -> list[PodGro
     ]
 
 
+CRD_ONLY_CHARTS = frozenset({"gateway-crds-helm"})
+"""Charts that install CustomResourceDefinitions and nothing that runs."""
+
 CHART_MODELS: dict[str, ChartModel] = {
     "dapr": _dapr_model,
     "strimzi-kafka-operator": _strimzi_operator_model,
@@ -492,6 +495,8 @@ def _helm_groups(objects: list[KubernetesObject], notes: list[str]) -> list[PodG
         if not obj.is_helm_release:
             continue
         chart = str(obj.body["spec"].get("chart", "")).rsplit("/", 1)[-1]
+        if chart in CRD_ONLY_CHARTS:
+            continue
         model = CHART_MODELS.get(chart)
         if model is None:
             notes.append(

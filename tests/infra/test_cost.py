@@ -152,3 +152,19 @@ def test_minikube_costs_nothing_on_digitalocean(planned: Any) -> None:
     plan = planned("minikube")
     cost = estimate(plan.run.resources, plan.objects)
     assert cost.lines == [] and cost.monthly_max == 0
+
+
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+def test_cloud_stacks_pay_for_one_load_balancer_and_the_volumes_they_claim(
+    planned: Any, stack: str
+) -> None:
+    plan = planned(stack)
+    prices = load_prices()
+    cost = estimate(plan.run.resources, plan.objects, prices)
+    balancers = _line(cost, "load balancers")
+    assert balancers.monthly_min == prices.price("load_balancers", "per_node")
+    assert balancers.detail == "1 node(s): Gateway envoy-gateway-system/todo"
+    volumes = _line(cost, "volumes")
+    assert "kube-prometheus-stack: prometheus 1×20Gi" in volumes.detail
+    # Dapr's scheduler is switched off: it claims no volumes.
+    assert "scheduler" not in volumes.detail

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import pytest
 
 from infra.plan.build import Plan
 from infra.plan.footprint import (
+    CHART_MODELS,
     MINIKUBE,
     Footprint,
     PodGroup,
@@ -13,8 +17,11 @@ from infra.plan.footprint import (
     compute_footprint,
     pod_requests,
 )
+from infra.plan.mocks import RecordedResource
+from infra.plan.objects import KubernetesObject, to_object
 from infra.plan.quantities import GIB, MIB, QuantityError, bytes_of, millicores
 from infra.plan.reference import chart_defaults, missing_reference_message
+from infra.plan.volumes import planned_volume_claims
 
 
 def _container(
@@ -124,3 +131,96 @@ def test_helm_pods_come_from_values_over_chart_defaults(sample_plan: Plan) -> No
     strimzi = by_source["helm strimzi: cluster operator"]
     assert strimzi.per_pod.cpu_m == millicores(operator_requests["cpu"])
     assert strimzi.per_pod.memory == bytes_of(operator_requests["memory"])
+
+
+def _chart_groups(chart: str, values: Mapping[str, object]) -> dict[str, PodGroup]:
+    return {group.source: group for group in CHART_MODELS[chart]("r", values)}
+
+
+def test_dapr_placement_and_scheduler_follow_the_values() -> None:
+    on = _chart_groups("dapr", {"global": {"ha": {"enabled": True, "replicaCount": 3}}})
+    assert on["helm r: dapr-placement"].replicas == on["helm r: dapr-scheduler"].replicas == 3
+    off = _chart_groups(
+        "dapr", {"global": {"actors": {"enabled": False}, "scheduler": {"enabled": False}}}
+    )
+    assert set(off) == {
+        "helm r: dapr-operator",
+        "helm r: dapr-sentry",
+        "helm r: dapr-sidecar-injector",
+    }
+    # Actors served by another placement service than the chart's: none of ours runs.
+    elsewhere = _chart_groups("dapr", {"global": {"actors": {"serviceName": "other"}}})
+    assert "helm r: dapr-placement" not in elsewhere
+
+
+def test_scheduler_volumes_only_where_the_scheduler_runs() -> None:
+    def release(values: Mapping[str, object]) -> KubernetesObject:
+        inputs = {"name": "dapr", "chart": "dapr", "version": "0.0.0-none", "values": values}
+        resource = RecordedResource(
+            urn="urn:dapr",
+            type="kubernetes:helm.sh/v3:Release",
+            name="dapr",
+            parent=None,
+            provider=None,
+            dependencies=(),
+            custom=True,
+            inputs=inputs,
+            has_secrets=False,
+            raw_inputs=inputs,
+        )
+        return to_object(resource)
+
+    sized = {"dapr_scheduler": {"cluster": {"storageSize": "1Gi"}}}
+    assert [c.source for c in planned_volume_claims([release(sized)])] == [
+        "helm dapr: dapr-scheduler"
+    ]
+    off = {**sized, "global": {"scheduler": {"enabled": False}}}
+    assert planned_volume_claims([release(off)]) == []
+
+
+def test_kube_prometheus_stack_pods() -> None:
+    small = {"requests": {"cpu": "10m", "memory": "32Mi"}}
+    values: dict[str, object] = {
+        "prometheus": {"prometheusSpec": {"resources": {"requests": {"cpu": "100m"}}}},
+        "alertmanager": {"enabled": False},
+        "prometheusOperator": {"prometheusConfigReloader": {"resources": small}},
+        "grafana": {
+            "resources": {"requests": {"cpu": "50m", "memory": "128Mi"}},
+            "sidecar": {
+                "resources": small,
+                "dashboards": {"enabled": True},
+                "datasources": {"enabled": True},
+            },
+        },
+        "nodeExporter": {"enabled": False},
+    }
+    groups = _chart_groups("kube-prometheus-stack", values)
+    assert "helm r: alertmanager" not in groups and "helm r: node-exporter" not in groups
+    # Prometheus runs the config-reloader next to it; Grafana one container per sidecar.
+    assert groups["helm r: prometheus"].per_pod.cpu_m == 110
+    grafana = groups["helm r: grafana"].per_pod
+    assert (grafana.cpu_m, grafana.memory) == (70, 192 * MIB)
+    with_alerts = _chart_groups(
+        "kube-prometheus-stack", {**values, "alertmanager": {"enabled": True}}
+    )
+    assert with_alerts["helm r: alertmanager"].per_pod.unrequested == ("alertmanager",)
+
+
+def test_planned_stacks_count_every_pod_they_run(planned: Any) -> None:
+    minikube = compute_footprint(
+        planned("minikube").objects, planned("minikube").run.resources.values()
+    )
+    by_source = {group.source: group for group in minikube.steady}
+    # Envoy's own container plus Envoy Gateway's shutdown-manager in every proxy pod.
+    envoy = by_source["Gateway envoy-gateway-system/todo (Envoy proxy)"]
+    assert (envoy.per_pod.cpu_m, envoy.per_pod.memory) == (110, 160 * MIB)
+    assert not [s for s in by_source if "alertmanager" in s or "cert-manager" in s]
+    assert minikube.notes == [] and minikube.unrequested == []
+    prod = planned("prod")
+    groups = {
+        g.source: g for g in compute_footprint(prod.objects, prod.run.resources.values()).steady
+    }
+    assert groups["helm kube-prometheus-stack: alertmanager"].replicas == 1
+    assert {"helm cert-manager: controller", "helm cert-manager: webhook"} <= set(groups)
+    assert groups["Gateway envoy-gateway-system/todo (Envoy proxy)"].replicas == 2
+    assert not [s for s in groups if "placement" in s or "scheduler" in s]

@@ -215,3 +215,66 @@ def test_a_typo_in_the_stack_file_fails_the_program() -> None:
     raw = _minikube(databse={"mode": "inCluster"})
     with pytest.raises(Exception, match="todo:databse: unknown key"):
         run_program("minikube", config_from_mapping(raw))
+
+
+def test_observability_and_edge_per_kind() -> None:
+    minikube = parse_settings("minikube", _raw("minikube"))
+    assert minikube.observability.storage_size is None  # emptyDir
+    assert (minikube.observability.retention, minikube.observability.alertmanager) == ("2d", False)
+    assert not minikube.tls and minikube.grafana_url == "http://grafana.todo.localhost"
+    assert minikube.edge.api_hostname == "api.todo.localhost"
+    prod = parse_settings("prod", _raw("prod"))
+    assert prod.tls and prod.edge.acme_email and prod.edge.envoy_replicas >= 2
+    assert prod.observability.storage_size == "20Gi" and prod.observability.alertmanager
+    assert prod.grafana_url == f"https://grafana.{prod.edge.domain}"
+    staging = parse_settings("staging", _raw("staging"))
+    assert staging.edge.api_hostname == "api.staging.example.com"
+
+
+def test_observability_messages_name_key_value_and_rule() -> None:
+    raw = _minikube(observability={"retention": "2 days"})
+    assert "todo:observability.retention: got '2 days'" in _error("minikube", raw)
+    raw = _minikube(observability={"retentionSize": "30GiB", "storageSize": "20Gi"})
+    assert "retentionSize (30GiB) must be at most 90% of storageSize (20Gi)" in _error(
+        "minikube", raw
+    )
+    raw = _minikube(observability={"storageClass": "do-block-storage"})
+    assert "storageClass ('do-block-storage') needs storageSize" in _error("minikube", raw)
+    message = _error("minikube", _minikube(observability={"alertmanger": True}))
+    assert "todo:observability.alertmanger: got True; unknown key; allowed keys: alertmanager," in (
+        message
+    )
+    raw = _raw("prod")
+    raw["observability"] = {"retention": "15d"}
+    message = _error("prod", raw)
+    assert "todo:observability.storageSize: required but missing for environment 'prod'" in message
+    assert "todo:observability.alertmanager: got False; environment 'prod' needs true" in message
+
+
+def test_edge_rules_follow_the_kind() -> None:
+    raw = _raw("staging")
+    raw["edge"] = {"serviceType": "NodePort"}
+    message = _error("staging", raw)
+    assert "todo:edge.domain: got 'todo.localhost'; kind 'cloud' serves HTTPS" in message
+    assert "todo:edge.acmeEmail: required but missing for kind 'cloud'" in message
+    assert "todo:edge.serviceType: got 'NodePort'; kind 'cloud' allows ['LoadBalancer']" in message
+    raw["edge"] = {"domain": "Example.COM", "acmeEmail": "not-an-address"}
+    message = _error("staging", raw)
+    assert "todo:edge.domain: got 'Example.COM'" in message
+    assert "todo:edge.acmeEmail: got 'not-an-address'" in message
+    minikube = _minikube(edge={"acmeEmail": "ops@example.com"})
+    assert "kind 'minikube' serves plain HTTP without a certificate" in _error("minikube", minikube)
+    raw = _raw("prod")
+    raw["edge"] = {**raw["edge"], "envoyReplicas": 1}
+    assert "todo:edge.envoyReplicas: got 1; environment 'prod' needs >= 2" in _error("prod", raw)
+
+
+def test_ephemeral_stacks_take_no_monitoring_or_edge() -> None:
+    kwargs: dict[str, Any] = {"owner": "a", "base_stack": "acme/todo/staging", "image_tag": "t"}
+    config = ephemeral_stack_config("pr-7", ttl=timedelta(hours=1), **kwargs)
+    raw = {key.split(":", 1)[1]: value for key, value in config.items()}
+    raw["observability"] = {"retention": "1d"}
+    raw["edge"] = {"domain": "pr-7.example.com"}
+    message = _error("pr-7", raw)
+    assert "todo:observability: got an object; an ephemeral stack uses its base stack's" in message
+    assert "todo:edge: got an object; an ephemeral stack uses its base stack's gateway" in message

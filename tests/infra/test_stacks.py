@@ -6,17 +6,32 @@ from typing import Any
 
 import pytest
 
+from infra.plan.footprint import Footprint, compute_footprint
+from infra.plan.objects import kubernetes_objects
+from infra.plan.quantities import GIB
 from infra.plan.runner import PlanRun
-from tests.infra.components.plans import EPHEMERAL, by_type, one, plan, pod_spec
+from tests.infra.components.plans import EPHEMERAL, by_type, depends_on, one, plan, pod_spec
 
 WORKLOADS = (
     "kubernetes:apps/v1:Deployment",
     "kubernetes:apps/v1:StatefulSet",
     "kubernetes:batch/v1:Job",
 )
-# Which release installs the CRDs of which API group.
-CRD_OWNERS = {"kafka.strimzi.io": "kafka-operator", "dapr.io": "dapr-control-plane"}
+# Which release (or chart) installs the CRDs of which API group. On DOKS the Gateway API
+# CRDs are the cluster's own; our Gateway API objects still wait for the Envoy Gateway
+# CRD chart, which the GatewayClass's EnvoyProxy needs anyway.
+CRD_OWNERS = {
+    "kafka.strimzi.io": "kafka-operator",
+    "dapr.io": "dapr-control-plane",
+    "monitoring.coreos.com": "observability-stack",
+    "gateway.networking.k8s.io": "edge-gateway-crds",
+    "gateway.envoyproxy.io": "edge-gateway-crds",
+    "cert-manager.io": "edge-cert-manager",
+}
 ALL = ["minikube", "staging", "prod", EPHEMERAL]
+RELEASE = "kubernetes:helm.sh/v3:Release"
+SERVICE_MONITOR = "kubernetes:monitoring.coreos.com/v1:ServiceMonitor"
+GATEWAY = "kubernetes:gateway.networking.k8s.io/v1:Gateway"
 
 
 def _workloads(run: PlanRun) -> list[Any]:
@@ -26,29 +41,130 @@ def _workloads(run: PlanRun) -> list[Any]:
 @pytest.mark.parametrize("stack", ["minikube", "staging", "prod"])
 def test_custom_resources_follow_the_release_that_installs_their_crd(stack: str) -> None:
     run = plan(stack)
-    checked = 0
+    checked: dict[str, int] = {}
     for res in run.resources.values():
         group = res.type.split(":")[1].split("/")[0]
         owner = CRD_OWNERS.get(group)
         if owner is not None:
             assert one(run, owner).urn in res.dependencies, res.name
-            checked += 1
-    assert checked >= 16
+            checked[group] = checked.get(group, 0) + 1
+    # 2 PodMonitors, the PrometheusRule and 3 ServiceMonitors; the EnvoyProxy; the
+    # GatewayClass, Gateway and 2 routes (+ the HTTPS redirect and the TLS objects on cloud).
+    assert checked["monitoring.coreos.com"] == 6
+    assert checked["gateway.envoyproxy.io"] == 1
+    assert checked["gateway.networking.k8s.io"] == (4 if stack == "minikube" else 5)
+    assert checked.get("cert-manager.io", 0) == (0 if stack == "minikube" else 2)
+    assert checked["dapr.io"] == 9 and checked["kafka.strimzi.io"] >= 7
 
 
 @pytest.mark.parametrize("stack", ["minikube", "staging", "prod"])
 def test_releases_are_pinned_and_independent(stack: str) -> None:
     run = plan(stack)
-    releases = {r.name: r for r in by_type(run, "kubernetes:helm.sh/v3:Release")}
-    assert {n: r.raw_inputs["version"] for n, r in releases.items()} == {
+    releases = {r.name: r for r in by_type(run, RELEASE)}
+    expected = {
         "kafka-operator": "1.2.0",
         "dapr-control-plane": "1.18.3",
+        "observability-stack": "88.5.3",
+        "edge-envoy-gateway": "v1.9.0",
     }
-    # Neither release waits for the other, nor for the database: they install in parallel.
+    if stack != "minikube":
+        expected["edge-cert-manager"] = "v1.21.1"
+    assert {n: r.raw_inputs["version"] for n, r in releases.items()} == expected
+    assert one(run, "edge-gateway-crds").raw_inputs["version"] == "v1.9.0"
+    # No release waits for another, nor for the database: they install in parallel.
     for release in releases.values():
         others = {r.urn for r in releases.values() if r is not release}
         assert not others & set(release.dependencies)
         assert not [d for d in release.dependencies if "database" in d]
+
+
+@pytest.mark.parametrize("stack", ["minikube", "staging", "prod"])
+def test_service_monitors_wait_for_the_monitoring_release(stack: str) -> None:
+    run = plan(stack)
+    release = one(run, "observability-stack")
+    assert release.raw_inputs["name"] == "kube-prometheus-stack"
+    monitors = by_type(run, SERVICE_MONITOR)
+    assert {m.raw_inputs["metadata"]["name"] for m in monitors} == {
+        "backend",
+        "notification",
+        "recurring",
+    }
+    assert all(release.urn in m.dependencies for m in monitors)
+    # The apps do not wait for monitoring: only their monitors do.
+    for app in ("backend", "notification", "recurring"):
+        assert not depends_on(run, one(run, f"{app}-deployment"), release)
+
+
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+def test_cloud_stacks_serve_https_through_one_gateway_and_one_load_balancer(stack: str) -> None:
+    run = plan(stack)
+    (gateway,) = by_type(run, GATEWAY)
+    assert gateway.raw_inputs["spec"]["gatewayClassName"] == "envoy"
+    listeners = {lst["name"]: lst for lst in gateway.raw_inputs["spec"]["listeners"]}
+    assert listeners["https"]["protocol"] == "HTTPS" and listeners["https"]["port"] == 443
+    assert listeners["https"]["tls"]["certificateRefs"] == [
+        {"kind": "Secret", "name": "todo-edge-tls"}
+    ]
+    (issuer,) = by_type(run, "kubernetes:cert-manager.io/v1:ClusterIssuer")
+    assert issuer.raw_inputs["spec"]["acme"]["server"].startswith("https://acme-v02.")
+    (certificate,) = by_type(run, "kubernetes:cert-manager.io/v1:Certificate")
+    domain = "example.com" if stack == "prod" else "staging.example.com"
+    assert certificate.raw_inputs["spec"]["dnsNames"] == [f"api.{domain}", f"grafana.{domain}"]
+    # Envoy Gateway makes the one load balancer; the program creates no LoadBalancer Service.
+    services = by_type(run, "kubernetes:core/v1:Service")
+    assert not [s for s in services if s.raw_inputs["spec"].get("type") == "LoadBalancer"]
+    (proxy,) = by_type(run, "kubernetes:gateway.envoyproxy.io/v1alpha1:EnvoyProxy")
+    service = proxy.raw_inputs["spec"]["provider"]["kubernetes"]["envoyService"]
+    annotations = service["annotations"]
+    assert annotations["service.beta.kubernetes.io/do-loadbalancer-name"] == f"todo-{stack}-edge"
+    # DOKS ships the Gateway API CRDs: the chart installs Envoy Gateway's only.
+    crds = one(run, "edge-gateway-crds").raw_inputs["values"]["crds"]
+    assert crds["gatewayAPI"]["enabled"] is False
+    replicas = proxy.raw_inputs["spec"]["provider"]["kubernetes"]["envoyDeployment"]["replicas"]
+    assert replicas == (2 if stack == "prod" else 1)
+    assert run.outputs["apiUrl"] == f"https://api.{domain}/api/v1"
+    assert run.outputs["grafanaUrl"] == f"https://grafana.{domain}"
+
+
+def test_minikube_serves_plain_http_and_creates_no_cloud_resource() -> None:
+    run = plan("minikube")
+    assert not [r for r in run.resources.values() if r.type.startswith("digitalocean:")]
+    assert not [r for r in run.resources.values() if "cert-manager" in r.type]
+    assert not [r for r in run.resources.values() if r.name == "edge-cert-manager"]
+    (gateway,) = by_type(run, GATEWAY)
+    assert [lst["protocol"] for lst in gateway.raw_inputs["spec"]["listeners"]] == ["HTTP"]
+    crds = one(run, "edge-gateway-crds").raw_inputs["values"]["crds"]
+    assert crds["gatewayAPI"] == {"enabled": True, "channel": "standard"}
+    values = one(run, "observability-stack").raw_inputs["values"]
+    assert values["alertmanager"]["enabled"] is False
+    assert "storageSpec" not in values["prometheus"]["prometheusSpec"]
+    assert run.outputs["apiUrl"] == "http://api.todo.localhost/api/v1"
+    assert run.outputs["grafanaUrl"] == "http://grafana.todo.localhost"
+
+
+def test_the_public_api_host_routes_each_prefix_to_its_service() -> None:
+    route = one(plan("prod"), "edge-api-route").raw_inputs["spec"]
+    backends = {
+        rule["matches"][0]["path"]["value"]: rule["backendRefs"][0]["name"]
+        for rule in route["rules"]
+    }
+    assert backends == {
+        "/api": "backend",
+        "/api/v1/notifications": "notification",
+        "/api/v1/notification-settings": "notification",
+        "/api/v1/recurrence": "recurring",
+    }
+
+
+def test_ephemeral_stacks_are_apps_only() -> None:
+    run = plan(EPHEMERAL)
+    assert not by_type(run, RELEASE)
+    assert not by_type(run, GATEWAY)
+    assert not [r for r in run.resources.values() if r.type.startswith("todo:observability")]
+    assert not [r for r in run.resources.values() if r.type.startswith("todo:edge")]
+    # Scraped by the base stack's Prometheus, whose release installed the CRD.
+    assert len(by_type(run, SERVICE_MONITOR)) == 3
+    assert "apiUrl" not in run.outputs
 
 
 @pytest.mark.parametrize("stack", ALL)
@@ -90,32 +206,33 @@ def test_exports_per_stack() -> None:
     assert dev["expiresAt"] == "2026-01-04T18:00:00+00:00"
 
 
-def _cpu(value: str) -> float:
-    return float(value[:-1]) / 1000 if value.endswith("m") else float(value)
-
-
-def _memory_mi(value: str) -> float:
-    units = {"Ki": 1 / 1024, "Mi": 1, "Gi": 1024}
-    return float(value[:-2]) * units[value[-2:]]
+def _footprint(stack: str) -> Footprint:
+    run = plan(stack)
+    return compute_footprint(kubernetes_objects(run.resources.values()), run.resources.values())
 
 
 def test_minikube_footprint_fits_a_4_cpu_8_gib_node() -> None:
-    run = plan("minikube")
-    cpu = memory = 0.0
-    for res in _workloads(run):
-        replicas = 1
-        if res.type.endswith("Deployment"):
-            app = res.raw_inputs["metadata"]["name"]
-            replicas = one(run, f"{app}-hpa").raw_inputs["spec"]["minReplicas"]
-            annotations = res.raw_inputs["spec"]["template"]["metadata"]["annotations"]
-            cpu += replicas * _cpu(annotations["dapr.io/sidecar-cpu-request"])
-            memory += replicas * _memory_mi(annotations["dapr.io/sidecar-memory-request"])
-        for container in pod_spec(res)["containers"]:
-            cpu += replicas * _cpu(container["resources"]["requests"]["cpu"])
-            memory += replicas * _memory_mi(container["resources"]["requests"]["memory"])
-    pool = by_type(run, "kubernetes:kafka.strimzi.io/v1:KafkaNodePool")[0].raw_inputs["spec"]
-    cpu += _cpu(pool["resources"]["requests"]["cpu"])
-    memory += _memory_mi(pool["resources"]["requests"]["memory"])
-    # Our workloads plus Kafka leave at least half the node to the system, the operators
-    # and the monitoring stack.
-    assert cpu <= 2.0 and memory <= 4096, (cpu, memory)
+    footprint = _footprint("minikube")
+    # Every pod counted: our workloads, the operators' pods and every chart's pods.
+    assert footprint.notes == [] and footprint.unrequested == []
+    sources = {group.source for group in footprint.steady}
+    assert "helm kube-prometheus-stack: prometheus" in sources
+    assert "Gateway envoy-gateway-system/todo (Envoy proxy)" in sources
+    assert not [s for s in sources if "placement" in s or "scheduler" in s]  # switched off
+    # Requests fit `minikube start --cpus 4 --memory 8g` next to the control plane, with a
+    # quarter of the VM to spare for what requests do not cover (minikube's own add-ons,
+    # the page cache, the kubelet).
+    assert footprint.fits()
+    assert footprint.headroom_cpu_m >= 1000 and footprint.headroom_memory >= 2 * GIB
+
+
+def test_prod_requests_fit_the_node_pool_minimum_even_with_a_node_down() -> None:
+    footprint = _footprint("prod")
+    assert footprint.notes == [] and footprint.unrequested == []
+    capacity = footprint.capacity
+    assert capacity.nodes == 3
+    one_down = capacity.nodes - 1
+    per_node_cpu = (capacity.cpu_m - capacity.system_cpu_m) // capacity.nodes
+    per_node_memory = (capacity.memory - capacity.system_memory) // capacity.nodes
+    assert footprint.cpu_m <= one_down * per_node_cpu
+    assert footprint.memory <= one_down * per_node_memory

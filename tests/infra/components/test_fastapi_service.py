@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from infra.plan.runner import PlanRun, config_from_mapping, run_program
-from tests.infra.components.plans import by_type, depends_on, one, plan, pod_spec
+from tests.infra.components.plans import EPHEMERAL, by_type, depends_on, one, plan, pod_spec
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 
@@ -93,10 +93,26 @@ def test_pods_start_after_migrations_kafka_and_dapr() -> None:
 
 def test_per_service_network_paths() -> None:
     run = plan("prod")
-    backend = one(run, "backend-ingress").raw_inputs["spec"]["ingress"]
-    sources = [rule["from"][0]["namespaceSelector"]["matchLabels"] for rule in backend]
-    assert {"kubernetes.io/metadata.name": "envoy-gateway-system"} in sources
-    assert {"kubernetes.io/metadata.name": "monitoring"} in sources
+    for app in ("backend", "notification", "recurring"):
+        rules = one(run, f"{app}-ingress").raw_inputs["spec"]["ingress"]
+        peers = {
+            rule["from"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]: (
+                rule["from"][0]["podSelector"]["matchLabels"],
+                {port["port"] for port in rule["ports"]},
+            )
+            for rule in rules
+        }
+        # Only the Prometheus pods scrape (app and sidecar), only the Envoy proxies call in.
+        assert peers == {
+            "monitoring": ({"app.kubernetes.io/name": "prometheus"}, {8000, 9090}),
+            "envoy-gateway-system": (
+                {
+                    "app.kubernetes.io/managed-by": "envoy-gateway",
+                    "app.kubernetes.io/component": "proxy",
+                },
+                {8000},
+            ),
+        }, app
     assert not [r for r in run.resources.values() if r.name == "recurring-public-egress"]
     egress = one(run, "notification-public-egress").raw_inputs["spec"]["egress"][0]
     assert "10.0.0.0/8" in egress["to"][0]["ipBlock"]["except"]
@@ -148,5 +164,17 @@ def test_service_monitor_waits_for_the_monitoring_release(tmp_path: Path) -> Non
     assert len(by_type(run, DEPLOYMENT)) == 1
 
 
-def test_no_service_monitor_without_its_crd() -> None:
-    assert not by_type(plan("prod"), "kubernetes:monitoring.coreos.com/v1:ServiceMonitor")
+def test_service_monitors_follow_the_stacks_monitoring_release() -> None:
+    run = plan("prod")
+    release = one(run, "observability-stack")
+    monitors = by_type(run, "kubernetes:monitoring.coreos.com/v1:ServiceMonitor")
+    assert sorted(m.name for m in monitors) == [
+        "backend-monitor",
+        "notification-monitor",
+        "recurring-monitor",
+    ]
+    assert all(release.urn in m.dependencies for m in monitors)
+    # An ephemeral stack's monitors rely on its base stack's release for the CRD.
+    dev = by_type(plan(EPHEMERAL), "kubernetes:monitoring.coreos.com/v1:ServiceMonitor")
+    assert len(dev) == 3
+    assert not [d for m in dev for d in m.dependencies if "Release" in d]

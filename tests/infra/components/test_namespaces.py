@@ -9,6 +9,10 @@ from tests.infra.components.plans import EPHEMERAL, by_type, plan
 
 NAMESPACE = "kubernetes:core/v1:Namespace"
 POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
+PROMETHEUS = {
+    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+    "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+}
 
 
 def _policies(run: PlanRun, namespace: str) -> dict[str, dict[str, Any]]:
@@ -29,7 +33,15 @@ def test_pod_security_labels() -> None:
         res.raw_inputs["metadata"]["name"]: res.raw_inputs["metadata"]["labels"]
         for res in by_type(run, NAMESPACE)
     }
-    assert set(labels) == {"todo", "dapr-system", "kafka"}
+    # Monitoring, the gateway and cert-manager get theirs from their own components.
+    assert set(labels) == {
+        "todo",
+        "dapr-system",
+        "kafka",
+        "monitoring",
+        "envoy-gateway-system",
+        "cert-manager",
+    }
     assert labels["todo"]["pod-security.kubernetes.io/enforce"] == "restricted"
     assert labels["kafka"]["pod-security.kubernetes.io/enforce"] == "restricted"
     assert labels["dapr-system"]["pod-security.kubernetes.io/enforce"] == "baseline"
@@ -79,7 +91,17 @@ def test_dapr_control_plane_admits_webhooks_and_labelled_sidecars_only() -> None
     sidecars = policies["allow-sidecars"]["ingress"][0]
     assert sidecars["from"][0]["namespaceSelector"]["matchLabels"] == {"todo.dev/dapr-apps": "true"}
     assert _ports(sidecars) == {50001, 6500}
-    assert _ports(policies["allow-monitoring-scrape"]["ingress"][0]) == {9090}
+    scrape = policies["allow-monitoring-scrape"]["ingress"][0]
+    assert _ports(scrape) == {9090}
+    assert scrape["from"] == [PROMETHEUS]
+
+
+def test_kafka_metrics_admit_prometheus_only() -> None:
+    scrape = _policies(plan("prod"), "kafka")["kafka-allow-monitoring-scrape"]["ingress"][0]
+    assert _ports(scrape) == {9404, 8080} and scrape["from"] == [PROMETHEUS]
+    dev = _policies(plan(EPHEMERAL), "todo-dev-alice")["kafka-allow-monitoring-scrape"]
+    assert dev["ingress"][0]["from"] == [PROMETHEUS]
+    assert dev["podSelector"]["matchExpressions"][0]["key"] == "strimzi.io/cluster"
 
 
 def test_ephemeral_namespace_fences_its_own_kafka() -> None:

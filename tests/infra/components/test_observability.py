@@ -39,10 +39,12 @@ pulumi.export("grafana_service", component.grafana_service)
 pulumi.export("namespace", component.namespace)
 """
 
+ENVOY = {"app.kubernetes.io/managed-by": "envoy-gateway", "app.kubernetes.io/component": "proxy"}
 MINIKUBE: dict[str, Any] = {
     "namespace": "monitoring",
     "apps_namespaces": ["todo"],
     "gateway_namespace": "envoy-gateway-system",
+    "gateway_pod_labels": ENVOY,
 }
 CLOUD: dict[str, Any] = {
     **MINIKUBE,
@@ -238,6 +240,7 @@ def test_every_pod_the_chart_runs_has_requests_and_memory_limits(cloud: PlanRun)
         ("prometheus", "prometheusSpec", "resources"),
         ("alertmanager", "alertmanagerSpec", "resources"),
         ("prometheusOperator", "resources"),
+        ("prometheusOperator", "prometheusConfigReloader", "resources"),
         ("kube-state-metrics", "resources"),
         ("grafana", "resources"),
         ("grafana", "sidecar", "resources"),
@@ -257,9 +260,15 @@ def test_network_policies_admit_the_gateway_to_grafana_only(minikube: PlanRun) -
     assert grafana["podSelector"] == {"matchLabels": {"app.kubernetes.io/name": "grafana"}}
     (rule,) = grafana["ingress"]
     assert rule["ports"] == [{"protocol": "TCP", "port": 3000}]
-    assert rule["from"][0]["namespaceSelector"]["matchLabels"] == {
-        "kubernetes.io/metadata.name": "envoy-gateway-system"
-    }
+    # The Envoy proxies only: not every pod of the gateway namespace.
+    assert rule["from"] == [
+        {
+            "namespaceSelector": {
+                "matchLabels": {"kubernetes.io/metadata.name": "envoy-gateway-system"}
+            },
+            "podSelector": {"matchLabels": ENVOY},
+        }
+    ]
     assert policies["allow-operator-webhook"]["spec"]["ingress"][0]["ports"][0]["port"] == 10250
 
 
