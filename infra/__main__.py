@@ -271,6 +271,9 @@ if observability is not None:
 pulumi.export("stackKind", settings.kind.value)
 pulumi.export("appsNamespace", namespaces.apps)
 pulumi.export("backendUrl", services["backend"].url)
+# Encrypted in state like every secret; the deploy's smoke test reads it with
+# `pulumi stack output authJwtKey --show-secrets` to sign a throw-away user's token.
+pulumi.export("authJwtKey", app_secrets.jwt_key)
 pulumi.export("kafkaBootstrap", kafka.bootstrap)
 pulumi.export(
     base_outputs.NAMESPACES,

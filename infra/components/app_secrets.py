@@ -38,6 +38,8 @@ class AppSecrets(pulumi.ComponentResource):
     """Secret (key `token`) the apps send to their sidecar (DAPR_API_TOKEN)."""
     auth_secret: pulumi.Output[str]
     """Secret (key `jwt-secret`) with the JWT verification key (AUTH_JWT_SECRET)."""
+    jwt_key: pulumi.Output[str]
+    """The JWT key itself, a Pulumi secret: the deploy's smoke test signs its token with it."""
 
     def __init__(
         self, name: str, args: AppSecretsArgs, opts: pulumi.ResourceOptions | None = None
@@ -59,11 +61,13 @@ class AppSecrets(pulumi.ComponentResource):
             name, "dapr-api-token", {"token": dapr_token.result}, args
         )
         self.auth_secret = self._secret(name, "auth", {"jwt-secret": jwt}, args)
+        self.jwt_key = pulumi.Output.secret(jwt)
         self.register_outputs(
             {
                 "app_token_secret": self.app_token_secret,
                 "dapr_api_token_secret": self.dapr_api_token_secret,
                 "auth_secret": self.auth_secret,
+                "jwt_key": self.jwt_key,
             }
         )
 

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from infra.plan.footprint import Footprint, compute_footprint
+from infra.plan.mocks import SECRET_MASK
 from infra.plan.objects import kubernetes_objects
 from infra.plan.quantities import GIB
 from infra.plan.runner import PlanRun
@@ -236,3 +237,12 @@ def test_prod_requests_fit_the_node_pool_minimum_even_with_a_node_down() -> None
     per_node_memory = (capacity.memory - capacity.system_memory) // capacity.nodes
     assert footprint.cpu_m <= one_down * per_node_cpu
     assert footprint.memory <= one_down * per_node_memory
+
+
+@pytest.mark.parametrize("stack", ALL)
+def test_the_jwt_key_is_exported_only_as_a_secret(stack: str) -> None:
+    # The deploy's smoke test signs with it; it must never be readable in plain.
+    run = plan(stack)
+    assert run.outputs["authJwtKey"] == SECRET_MASK
+    (auth,) = [r for r in by_type(run, "kubernetes:core/v1:Secret") if r.name == "app-secrets-auth"]
+    assert auth.inputs["stringData"] == SECRET_MASK
