@@ -1,10 +1,15 @@
 """Creating the next occurrence of a completed recurring task (for the recurring service).
 
 The recurring service computes when the next occurrence is due and which rule it
-carries; the backend creates it from the completed task as it stands now. Idempotent:
-`tasks.previous_task_id` is unique, and the completed task's row is locked first, so
-however many times (and from however many recurring instances) the same completion
-asks, exactly one successor exists and every answer returns it.
+carries; the backend creates it from the completed task as it stands now.
+
+This is where the recurring service's event takes effect, so this is where its
+processed-event record (consumer `recurring`, the completion event's id) is written —
+in the same transaction as the new task. With the completed task's row locked first,
+however many times (and from however many recurring instances) a completion is
+delivered, exactly one successor exists: a repeated completion event gets the one
+already created, and `tasks.previous_task_id` (unique) also keeps a task that was
+reopened and completed again to a single successor.
 """
 
 from __future__ import annotations
@@ -21,8 +26,11 @@ from apps.backend import tasks
 from apps.backend.fields import Moment, RRule
 from apps.backend.schemas import Recurrence, ReminderCreate, ReminderPublic, TaskCreate, TaskPublic
 from apps.shared.errors import ApiError, invalid
+from apps.shared.idempotency import record_processed
 
 _TASK_LOC: list[str | int] = ["path", "task_id"]
+# Whose event this route applies: the recurring service's (its processed-event records).
+RECURRING_CONSUMER = "recurring"
 
 
 class NextOccurrenceRequest(SQLModel):
@@ -51,11 +59,17 @@ async def create_next_occurrence(
     current = await tasks.get_task(
         session, user_id=request.user_id, task_id=task_id, for_update=True
     )
+    first_delivery = await record_processed(
+        session, consumer=RECURRING_CONSUMER, event_id=request.completion_event_id
+    )
     existing = await tasks.find_successor(
         session, user_id=request.user_id, previous_task_id=task_id
     )
     if existing is not None:
         return existing, False
+    if not first_delivery:
+        # Handled before, and its successor has been deleted since: do not bring it back.
+        raise ApiError(409, _TASK_LOC, "completion already handled", "completion_already_handled")
     if not current.completed:
         raise ApiError(409, _TASK_LOC, "task is not completed", "task_not_completed")
     if current.recurrence is None or current.due_at is None:

@@ -44,10 +44,7 @@ def create_app(settings: RecurringSettings | None = None) -> FastAPI:
         app.state.rule_sandbox = sandbox
         async with open_database(app, resolved):
             app.state.completion_handler = CompletionHandler(
-                dapr=dapr,
-                sandbox=sandbox,
-                session_factory=app.state.session_factory,
-                backend_app_id=resolved.backend_app_id,
+                dapr=dapr, sandbox=sandbox, backend_app_id=resolved.backend_app_id
             )
             try:
                 yield

@@ -127,3 +127,22 @@ def test_a_reopened_task_gets_no_successor(client: TestClient, alice: dict[str, 
     task = _completed_weekly_task(client, alice)
     client.post(f"/api/v1/tasks/{task['id']}/reopen", headers=alice).raise_for_status()
     assert _ask(client, task["id"]).status_code == 409
+
+
+def test_the_completion_is_recorded_with_the_successor_and_never_redone(
+    client: TestClient, alice: dict[str, str], db: Any
+) -> None:
+    task = _completed_weekly_task(client, alice)
+    event_id = str(uuid.uuid4())
+    created = _ask(client, task["id"], completion_event_id=event_id)
+    assert created.status_code == 201
+    assert db("SELECT consumer FROM processed_events WHERE event_id = %s", event_id) == [
+        ("recurring",)
+    ]
+
+    client.delete(f"/api/v1/tasks/{created.json()['id']}", headers=alice).raise_for_status()
+    redelivered = _ask(client, task["id"], completion_event_id=event_id)
+
+    assert redelivered.status_code == 409
+    assert redelivered.json()["detail"][0]["type"] == "completion_already_handled"
+    assert client.get("/api/v1/tasks", headers=alice).json()["total"] == 1
