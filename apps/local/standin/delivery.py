@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-import httpx
 import structlog
 
 from apps.local.standin.broker import ConsumerGroup, Message
+from apps.local.standin.channel import ChannelError
 from apps.local.standin.routing import MatchError, Subscription
 
 if TYPE_CHECKING:
@@ -253,10 +253,11 @@ class Deliverer:
             response = await sidecar.channel.request(
                 "POST", path, content=message.data, headers=headers
             )
-        except httpx.HTTPError as exc:
-            log.warning("app unreachable", app_id=sidecar.app_id, error=repr(exc))
+        except ChannelError as exc:
+            if sidecar.alive:  # an absent sidecar's own deliveries end quietly
+                log.warning("app unreachable", app_id=sidecar.app_id, error=str(exc))
             return Outcome.UNREACHABLE, None
-        return classify(response.status_code, response.content), response.status_code
+        return classify(response.status, response.content), response.status
 
     def _maybe_duplicate(self, group: ConsumerGroup[Member], message: Message) -> None:
         faults = self._mesh.faults

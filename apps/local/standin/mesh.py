@@ -16,10 +16,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 import structlog
 
 from apps.local.standin.broker import Broker, ConsumerGroup, Message
+from apps.local.standin.channel import AppUnreachable, ChannelError
 from apps.local.standin.cloudevents import InvalidCloudEvent, build_envelope
 from apps.local.standin.config import MeshConfig, SidecarSpec
 from apps.local.standin.delivery import Deliverer, JournalEntry, Member
@@ -245,12 +245,12 @@ class Mesh:
                     response = await target.channel.request(
                         verb, path, content=body, headers=forwarded, query=query
                     )
-                    return InvokeResult(response.status_code, response.headers, response.content)
-                except httpx.ConnectError as exc:
-                    reason = f"connection refused by {target.instance_id}: {exc!r}"
-                except httpx.HTTPError as exc:
+                    return InvokeResult(response.status, response.headers, response.content)
+                except AppUnreachable as exc:
+                    reason = f"connection refused by {target.instance_id}: {exc}"
+                except ChannelError as exc:
                     # The request may have reached the app: never resend it.
-                    raise DaprError.invoke_failed(target_app, repr(exc)) from exc
+                    raise DaprError.invoke_failed(target_app, str(exc)) from exc
             if not policy.allows(retries):
                 raise DaprError.invoke_failed(target_app, reason)
             await asyncio.sleep(policy.delay(retries, self._rng))

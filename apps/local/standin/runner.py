@@ -18,13 +18,24 @@ from apps.local.standin.mesh import Mesh
 from apps.local.standin.sidecar import Sidecar
 
 P = ParamSpec("P")
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    """uvloop when installed (it comes with uvicorn[standard]): less CPU per request."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
 T = TypeVar("T")
 
 
 class MeshThread:
     def __init__(self, config: MeshConfig | None = None) -> None:
         self._config = config or MeshConfig()
-        self._loop = asyncio.new_event_loop()
+        self._loop = _new_loop()
         self._thread = threading.Thread(target=self._run, name="dapr-standin", daemon=True)
         self._mesh: Mesh | None = None
 

@@ -13,11 +13,10 @@ import socket
 from typing import TYPE_CHECKING
 
 import grpc
-import httpx
 import structlog
 import uvicorn
 
-from apps.local.standin.channel import AppChannel
+from apps.local.standin.channel import AppChannel, ChannelError
 from apps.local.standin.config import SidecarSpec
 from apps.local.standin.grpc_api import DaprApi
 from apps.local.standin.http_api import build_http_api
@@ -146,11 +145,12 @@ class Sidecar:
         while True:
             try:
                 response = await self.channel.request("GET", "/dapr/subscribe")
-                if response.status_code == 404:
+                if response.status == 404:
                     return []  # an app without subscriptions
-                response.raise_for_status()
+                if response.status != 200:
+                    raise ChannelError(f"GET /dapr/subscribe answered {response.status}")
                 return parse_subscriptions(json.loads(response.content))
-            except (httpx.HTTPError, ValueError) as exc:
+            except (ChannelError, ValueError) as exc:
                 if isinstance(exc, SubscriptionError):
                     log.error("app declared invalid subscriptions", error=str(exc))
                     return []
@@ -163,9 +163,9 @@ class Sidecar:
         """daprd's check for an HTTP input binding: OPTIONS answers 2xx or 405."""
         try:
             response = await self.channel.request("OPTIONS", path)
-        except httpx.HTTPError:
+        except ChannelError:
             return False
-        return 200 <= response.status_code < 300 or response.status_code == 405
+        return 200 <= response.status < 300 or response.status == 405
 
     async def _fire_cron(self, path: str, every: float) -> None:
         """The cron input binding of this instance (each replica's sidecar fires its own)."""
@@ -175,7 +175,8 @@ class Sidecar:
                 response = await self.channel.request(
                     "POST", path, headers={"content-type": "application/json"}
                 )
-                if not 200 <= response.status_code < 300:
-                    log.error("binding event failed", route=path, status=response.status_code)
-            except httpx.HTTPError as exc:
-                log.error("binding event failed", route=path, error=repr(exc))
+                if not 200 <= response.status < 300:
+                    log.error("binding event failed", route=path, status=response.status)
+            except ChannelError as exc:
+                if self.alive:
+                    log.error("binding event failed", route=path, error=str(exc))
