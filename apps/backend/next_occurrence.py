@@ -17,6 +17,7 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
+import sqlalchemy as sa
 from pydantic import Field, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel
@@ -24,11 +25,13 @@ from sqlmodel._compat import SQLModelConfig
 
 from apps.backend import tasks
 from apps.backend.fields import Moment, RRule
+from apps.backend.models import Task
 from apps.backend.schemas import Recurrence, ReminderCreate, ReminderPublic, TaskCreate, TaskPublic
 from apps.shared.errors import ApiError, invalid
 from apps.shared.idempotency import record_processed
 
 _TASK_LOC: list[str | int] = ["path", "task_id"]
+_TASKS = Task.__table__  # type: ignore[attr-defined]
 # Whose event this route applies: the recurring service's (its processed-event records).
 RECURRING_CONSUMER = "recurring"
 
@@ -52,6 +55,15 @@ def _carried_reminder(reminder: ReminderPublic, shift_seconds: float) -> Reminde
     return ReminderCreate(at=reminder.at + timedelta(seconds=shift_seconds))
 
 
+async def _successor_id(session: AsyncSession, task_id: uuid.UUID) -> uuid.UUID | None:
+    """A cheap look at the unique index; the full task is read only when there is one."""
+    found = await session.execute(
+        sa.select(_TASKS.c.id).where(_TASKS.c.previous_task_id == task_id)
+    )
+    successor: uuid.UUID | None = found.scalar_one_or_none()
+    return successor
+
+
 async def create_next_occurrence(
     session: AsyncSession, *, task_id: uuid.UUID, request: NextOccurrenceRequest
 ) -> tuple[TaskPublic, bool]:
@@ -62,10 +74,9 @@ async def create_next_occurrence(
     first_delivery = await record_processed(
         session, consumer=RECURRING_CONSUMER, event_id=request.completion_event_id
     )
-    existing = await tasks.find_successor(
-        session, user_id=request.user_id, previous_task_id=task_id
-    )
-    if existing is not None:
+    successor_id = await _successor_id(session, task_id)
+    if successor_id is not None:
+        existing = await tasks.get_task(session, user_id=request.user_id, task_id=successor_id)
         return existing, False
     if not first_delivery:
         # Handled before, and its successor has been deleted since: do not bring it back.

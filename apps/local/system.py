@@ -140,13 +140,14 @@ class LocalSystem:
         return self
 
     def stop(self) -> None:
+        # Sidecars first, as when a pod's sidecar goes: no delivery hits a stopping app.
+        self.standin.stop()
         processes = [instance.process for instance in self.instances]
         for process in processes:  # all at once: their graceful shutdowns overlap
             _signal(process, signal.SIGTERM)
         for process in processes:
             _terminate(process)
         self.instances = []
-        self.standin.stop()
 
     def __enter__(self) -> LocalSystem:
         return self.start()
