@@ -13,9 +13,10 @@ One relay runs in each backend replica. A round, in one transaction:
    `next_attempt_at` with exponential backoff.
 
 The relay wakes on `NOTIFY outbox_new` (a trigger on the outbox, migration 0002) and
-polls as a fallback. While the sidecar does not answer it claims nothing and backs off,
-so a long outage costs no row attempts; the API keeps accepting changes meanwhile, and
-everything is published once the sidecar is back. Published rows are deleted after a
+polls as a fallback. While the sidecar does not answer it claims nothing and probes it
+every couple of seconds, so a long outage costs no row attempts; the API keeps accepting
+changes meanwhile, and when the sidecar is back, rows still waiting out a backoff are
+released and everything is published at once. Published rows are deleted after a
 retention period.
 """
 
@@ -37,7 +38,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from apps.shared.dapr import DaprAccess, PublishRejected, SidecarUnavailable
+from apps.shared.dapr import DaprAccess, PublishFailed, PublishRejected, SidecarUnavailable
 from apps.shared.logs import get_logger
 from apps.shared.metrics import (
     OUTBOX_OLDEST_PENDING_AGE,
@@ -48,6 +49,7 @@ from apps.shared.metrics import (
 _log = get_logger("apps.backend.outbox_relay")
 
 NOTIFY_CHANNEL = "outbox_new"
+_OUTAGE_PROBE_SECONDS = 2.0
 
 
 class RelaySettings(BaseSettings):
@@ -120,6 +122,11 @@ _MARK_FAILED = sa.text(
     """
 )
 
+_RETRY_NOW = sa.text(
+    "UPDATE outbox SET next_attempt_at = now() "
+    "WHERE published_at IS NULL AND next_attempt_at > now()"
+)
+
 _PENDING = sa.text(
     "SELECT count(*), EXTRACT(EPOCH FROM now() - min(created_at)) "
     "FROM outbox WHERE published_at IS NULL"
@@ -159,6 +166,7 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._last_purge = 0.0
+        self._sidecar_lost = False
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -187,9 +195,14 @@ class OutboxRelay:
             try:
                 if not await self._dapr.ready():
                     outage += 1
-                    await self._sleep(self._backoff(outage))
+                    # Probing a local port is cheap: notice the sidecar's return quickly.
+                    await self._sleep(min(self._backoff(outage), _OUTAGE_PROBE_SECONDS))
                     continue
-                outage = 0
+                if outage or self._sidecar_lost:
+                    # Rows that failed because the sidecar was gone need not wait out
+                    # their backoff now that it answers (broker failures still do).
+                    outage, self._sidecar_lost = 0, False
+                    await self._retry_now()
                 published = await self.run_once()
                 await self._purge_if_due()
                 if published >= self.settings.batch_size:
@@ -202,6 +215,13 @@ class OutboxRelay:
                 await self._sleep(self._backoff(outage))
                 continue
             await self._sleep(self.settings.poll_seconds)
+
+    async def _retry_now(self) -> None:
+        """The sidecar is back: rows waiting out a backoff need not wait any longer."""
+        async with self._engine.begin() as connection:
+            released = await connection.execute(_RETRY_NOW)
+        if released.rowcount:
+            _log.info("sidecar back, retrying backed-off rows", rows=released.rowcount)
 
     def _backoff(self, attempts: int) -> float:
         return backoff_seconds(
@@ -275,7 +295,9 @@ class OutboxRelay:
             await self._dapr.publish(
                 topic=row.topic, envelope=row.payload, partition_key=row.partition_key
             )
-        except (SidecarUnavailable, PublishRejected) as exc:
+        except (SidecarUnavailable, PublishFailed, PublishRejected) as exc:
+            if isinstance(exc, SidecarUnavailable):
+                self._sidecar_lost = True
             OUTBOX_PUBLISH_FAILURES.labels(self._service, row.topic).inc()
             return str(exc) or type(exc).__name__
         return None

@@ -39,6 +39,10 @@ class SidecarUnavailable(RuntimeError):
     """The sidecar, or the broker behind it, cannot take the call now: try again later."""
 
 
+class PublishFailed(RuntimeError):
+    """The sidecar answered but could not publish (the broker behind it): try again later."""
+
+
 class PublishRejected(RuntimeError):
     """The sidecar refused the message itself (retrying the same message will not help)."""
 
@@ -165,7 +169,8 @@ class DaprAccess:
                 raise PublishRejected(reason) from exc
             if code in _CONNECTION_CODES:
                 await self._drop_client()
-            raise SidecarUnavailable(f"publish failed: {reason}") from exc
+                raise SidecarUnavailable(f"publish failed: {reason}") from exc
+            raise PublishFailed(reason) from exc
 
     async def invoke(
         self,

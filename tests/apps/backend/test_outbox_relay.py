@@ -280,3 +280,35 @@ def test_gauges_report_the_backlog(database_url: str, sidecar: tuple[MeshThread,
             gauge("outbox_pending_events") == 5 and gauge("outbox_oldest_pending_age_seconds") > 0
         ),
     )
+
+
+def test_rows_backed_off_during_an_outage_go_as_soon_as_the_sidecar_is_back(
+    database_url: str, sidecar: tuple[MeshThread, Sidecar]
+) -> None:
+    standin, backend = sidecar
+    patient = FAST.model_copy(
+        update={"backoff_base_seconds": 30.0, "backoff_max_seconds": 60.0, "poll_seconds": 0.2}
+    )
+    task = str(uuid.uuid4())
+    ids = _insert(database_url, [("task.created.v1", task)])
+    state = {"step": 0}
+
+    def outage_then_return() -> None:
+        if state["step"] == 0 and _published(database_url)[0][1]:
+            # The relay is connected and published the first row: the sidecar goes away.
+            standin.call(standin.mesh.take_down, backend)
+            ids.extend(_insert(database_url, [("task.updated.v1", task)]))
+            state["step"] = 1
+        elif state["step"] == 1 and [row[2] for row in _published(database_url)] == [0, 1]:
+            # The new row failed once and now waits out a backoff of 30 s or more.
+            standin.call(standin.mesh.bring_up, backend)
+            state["step"] = 2
+
+    _relay_until(
+        database_url,
+        lambda: len(standin.mesh.messages("task-events")) == 2,
+        settings=patient,
+        timeout=15.0,  # far less than the row's own backoff
+        meanwhile=outage_then_return,
+    )
+    assert [e["id"] for e in standin.mesh.events("task-events")] == ids
