@@ -46,6 +46,16 @@ class Task(TaskBase, table=True):
         sa.Index("ix_tasks_user_created", "user_id", "created_at", "id"),
         sa.Index("ix_tasks_user_updated", "user_id", "updated_at", "id"),
         sa.Index("ix_tasks_user_due", "user_id", "due_at", "id"),
+        # due_at DESC NULLS LAST (undated last) is not the ascending index read backwards.
+        sa.Index(
+            "ix_tasks_user_due_desc",
+            "user_id",
+            sa.text("due_at DESC NULLS LAST"),
+            sa.text("id DESC"),
+        ),
+        # Status filters (with priority and due ranges): lists sorted by due date read it
+        # in order, and their totals are counted from it alone (index-only scans).
+        sa.Index("ix_tasks_user_status", "user_id", "completed", "priority", "due_at", "id"),
         sa.Index("ix_tasks_user_priority", "user_id", "priority", "id"),
         sa.Index("ix_tasks_user_title", "user_id", "title", "id"),
         sa.Index("ix_tasks_search", "search_vector", postgresql_using="gin"),

@@ -18,7 +18,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps.backend.fields import Priority
 from apps.backend.models import Reminder, Tag, Task
-from apps.backend.queries import public_task_select, task_list_select
+from apps.backend.queries import (
+    public_task_select,
+    task_by_id_select,
+    task_count_statement,
+    task_list_params,
+    task_list_statement,
+)
 from apps.backend.schemas import (
     Recurrence,
     ReminderCreate,
@@ -32,12 +38,24 @@ from apps.backend.schemas import (
 )
 from apps.shared.errors import invalid, not_found
 from apps.shared.events import contracts
-from apps.shared.events.outbox import write_event
+from apps.shared.events.outbox import outbox_row
+from apps.shared.models import OutboxEvent
 from apps.shared.timeutil import utcnow
 
 _TASKS = Task.__table__  # type: ignore[attr-defined]
 _TAGS = Tag.__table__  # type: ignore[attr-defined]
 _REMINDERS = Reminder.__table__  # type: ignore[attr-defined]
+
+# Built once and executed with parameters (the SET or VALUES columns are the keys
+# given): building a statement per call costs more than executing a cached one.
+_INSERT_TASK = sa.insert(_TASKS)
+_INSERT_EVENT = sa.insert(OutboxEvent.__table__)  # type: ignore[attr-defined]
+_UPDATE_TASK = sa.update(_TASKS).where(_TASKS.c.id == sa.bindparam("task_key"))
+_DISARM_REMINDERS = (
+    sa.update(_REMINDERS)
+    .where(_REMINDERS.c.task_id == sa.bindparam("task_key"), _REMINDERS.c.fired_at.is_(None))
+    .values(remind_at=None)
+)
 
 _ID_LOC: list[str | int] = ["path", "task_id"]
 
@@ -60,12 +78,30 @@ def event_data(task: TaskPublic, *, user_id: str) -> dict[str, Any]:
     return data
 
 
-def _emit(session: AsyncSession, event_type: str, task: TaskPublic, *, user_id: str) -> None:
-    write_event(
-        session,
+async def _emit(session: AsyncSession, event_type: str, task: TaskPublic, *, user_id: str) -> None:
+    """Write the task's event to the outbox, in the caller's transaction.
+
+    The row is `write_event`'s (built and validated by `outbox_row`), inserted with Core:
+    the ORM's unit of work (object state, flush, RETURNING the id) for that one row cost
+    about as much as a whole insert statement.
+    """
+    row = outbox_row(
         event_type=event_type,
         data=event_data(task, user_id=user_id),
         partition_key=str(task.id),
+    )
+    await session.execute(
+        _INSERT_EVENT,
+        {
+            "event_id": row.event_id,
+            "event_type": row.event_type,
+            "topic": row.topic,
+            "partition_key": row.partition_key,
+            "payload": row.payload,
+            "created_at": row.created_at,
+            "attempts": row.attempts,
+            "next_attempt_at": row.next_attempt_at,
+        },
     )
 
 
@@ -89,22 +125,23 @@ async def create_task(
         series_id = task_id
     recurrence = data.recurrence
     await session.execute(
-        sa.insert(_TASKS).values(
-            id=task_id,
-            user_id=user_id,
-            title=data.title,
-            description=data.description,
-            priority=data.priority,
-            due_at=data.due_at,
-            timezone=data.timezone,
-            rrule=recurrence.rrule if recurrence else None,
-            recurrence_anchor=recurrence.anchor.value if recurrence else None,
-            completed=False,
-            series_id=series_id,
-            previous_task_id=previous_task_id,
-            created_at=now,
-            updated_at=now,
-        )
+        _INSERT_TASK,
+        {
+            "id": task_id,
+            "user_id": user_id,
+            "title": data.title,
+            "description": data.description,
+            "priority": data.priority,
+            "due_at": data.due_at,
+            "timezone": data.timezone,
+            "rrule": recurrence.rrule if recurrence else None,
+            "recurrence_anchor": recurrence.anchor.value if recurrence else None,
+            "completed": False,
+            "series_id": series_id,
+            "previous_task_id": previous_task_id,
+            "created_at": now,
+            "updated_at": now,
+        },
     )
     await _insert_tags(session, task_id=task_id, user_id=user_id, tags=data.tags)
     reminders = await _insert_reminders(
@@ -131,7 +168,7 @@ async def create_task(
         created_at=now,
         updated_at=now,
     )
-    _emit(session, contracts.TASK_CREATED, public, user_id=user_id)
+    await _emit(session, contracts.TASK_CREATED, public, user_id=user_id)
     return public
 
 
@@ -139,10 +176,9 @@ async def get_task(
     session: AsyncSession, *, user_id: str, task_id: uuid.UUID, for_update: bool = False
 ) -> TaskPublic:
     """The task as the API shows it; 404 when it is missing or someone else's."""
-    statement = public_task_select().where(_TASKS.c.id == task_id, _TASKS.c.user_id == user_id)
-    if for_update:
-        statement = statement.with_for_update(of=_TASKS)
-    row = (await session.execute(statement)).mappings().first()
+    statement = task_by_id_select(for_update=for_update)
+    params = {"task_id": task_id, "user_id": user_id}
+    row = (await session.execute(statement, params)).mappings().first()
     if row is None:
         raise not_found(_ID_LOC, "task")
     return _public_from_row(row)
@@ -160,22 +196,21 @@ async def find_successor(
 
 
 async def list_tasks(session: AsyncSession, *, user_id: str, query: TaskQuery) -> TaskList:
-    rows = (await session.execute(task_list_select(user_id=user_id, query=query))).mappings()
+    params = task_list_params(user_id=user_id, query=query)
+    rows = (await session.execute(task_list_statement(query), params)).mappings()
     items: list[TaskPublic] = []
     total: int | None = None
     for row in rows:
         total = row["total"]
         items.append(_public_from_row(row))
     if total is None:
-        # An offset past the end returns no row to read the window count from.
-        total = await _count(session, user_id=user_id, query=query) if query.offset else 0
+        # An offset past the end returns no row to read the count from.
+        total = await _count(session, params=params, query=query) if query.offset else 0
     return TaskList(items=items, total=total)
 
 
-async def _count(session: AsyncSession, *, user_id: str, query: TaskQuery) -> int:
-    page = task_list_select(user_id=user_id, query=query).limit(None).offset(None)
-    counted = sa.select(sa.func.count()).select_from(page.order_by(None).subquery())
-    return int((await session.execute(counted)).scalar_one())
+async def _count(session: AsyncSession, *, params: dict[str, Any], query: TaskQuery) -> int:
+    return int((await session.execute(task_count_statement(query), params)).scalar_one())
 
 
 async def list_tags(session: AsyncSession, *, user_id: str) -> list[TagCount]:
@@ -257,7 +292,7 @@ async def update_task(
     public = merged.model_copy(
         update={"tags": new_tags, "reminders": reminders, "series_id": series_id, "updated_at": now}
     )
-    _emit(session, contracts.TASK_UPDATED, public, user_id=user_id)
+    await _emit(session, contracts.TASK_UPDATED, public, user_id=user_id)
     return public
 
 
@@ -301,17 +336,12 @@ async def complete_task(session: AsyncSession, *, user_id: str, task_id: uuid.UU
         return current
     now = utcnow()
     await session.execute(
-        sa.update(_TASKS)
-        .where(_TASKS.c.id == task_id)
-        .values(completed=True, completed_at=now, updated_at=now)
+        _UPDATE_TASK,
+        {"task_key": task_id, "completed": True, "completed_at": now, "updated_at": now},
     )
     reminders = current.reminders
     if any(reminder.fired_at is None for reminder in reminders):
-        await session.execute(
-            sa.update(_REMINDERS)
-            .where(_REMINDERS.c.task_id == task_id, _REMINDERS.c.fired_at.is_(None))
-            .values(remind_at=None)
-        )
+        await session.execute(_DISARM_REMINDERS, {"task_key": task_id})
         reminders = [
             reminder if reminder.fired_at else reminder.model_copy(update={"remind_at": None})
             for reminder in reminders
@@ -319,7 +349,7 @@ async def complete_task(session: AsyncSession, *, user_id: str, task_id: uuid.UU
     public = current.model_copy(
         update={"completed": True, "completed_at": now, "updated_at": now, "reminders": reminders}
     )
-    _emit(session, contracts.TASK_COMPLETED, public, user_id=user_id)
+    await _emit(session, contracts.TASK_COMPLETED, public, user_id=user_id)
     return public
 
 
@@ -331,9 +361,8 @@ async def reopen_task(session: AsyncSession, *, user_id: str, task_id: uuid.UUID
         return current
     now = utcnow()
     await session.execute(
-        sa.update(_TASKS)
-        .where(_TASKS.c.id == task_id)
-        .values(completed=False, completed_at=None, updated_at=now)
+        _UPDATE_TASK,
+        {"task_key": task_id, "completed": False, "completed_at": None, "updated_at": now},
     )
     reminders: list[ReminderPublic] = []
     for reminder in current.reminders:
@@ -349,7 +378,7 @@ async def reopen_task(session: AsyncSession, *, user_id: str, task_id: uuid.UUID
     public = current.model_copy(
         update={"completed": False, "completed_at": None, "updated_at": now, "reminders": reminders}
     )
-    _emit(session, contracts.TASK_REOPENED, public, user_id=user_id)
+    await _emit(session, contracts.TASK_REOPENED, public, user_id=user_id)
     return public
 
 
@@ -357,7 +386,7 @@ async def delete_task(session: AsyncSession, *, user_id: str, task_id: uuid.UUID
     """Delete the task (tags and reminders cascade) and write `task.deleted.v1`."""
     current = await get_task(session, user_id=user_id, task_id=task_id, for_update=True)
     await session.execute(sa.delete(_TASKS).where(_TASKS.c.id == task_id))
-    _emit(session, contracts.TASK_DELETED, current, user_id=user_id)
+    await _emit(session, contracts.TASK_DELETED, current, user_id=user_id)
     return current
 
 
@@ -450,7 +479,7 @@ def _public_from_row(row: Any) -> TaskPublic:
         due_at=row["due_at"],
         timezone=row["timezone"],
         tags=row["tags"],
-        reminders=[ReminderPublic.model_validate(r) for r in row["reminders"]],
+        reminders=[ReminderPublic.model_validate(r) for r in row["reminders"] or ()],
         recurrence=(
             Recurrence(rrule=rrule, anchor=row["recurrence_anchor"]) if rrule is not None else None
         ),

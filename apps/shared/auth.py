@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import jwt
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from apps.shared.errors import ApiError
 from apps.shared.settings import AuthSettings
@@ -98,10 +99,18 @@ def bearer_token(request: Request) -> str:
     return token.strip()
 
 
-def current_user(request: Request) -> str:
-    """FastAPI dependency: the authenticated user id (the token's `sub`)."""
+async def current_user(request: Request) -> str:
+    """FastAPI dependency: the authenticated user id (the token's `sub`).
+
+    An HS256 check is pure computation (tens of microseconds), so it runs on the event
+    loop: a sync dependency would cost a hop to a worker thread on every request. With
+    a JWKS URL a check may fetch keys over HTTP, so that one goes to a worker thread.
+    """
     verifier: TokenVerifier = request.app.state.token_verifier
-    return verifier.subject(bearer_token(request))
+    token = bearer_token(request)
+    if verifier.jwks_client is None:
+        return verifier.subject(token)
+    return await run_in_threadpool(verifier.subject, token)
 
 
 CurrentUser = Annotated[str, Depends(current_user)]
