@@ -16,6 +16,32 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from apps.shared.events.contracts import TOPIC_OF, new_envelope
 from apps.shared.events.validation import validate_envelope
 from apps.shared.models import OutboxEvent
+from apps.shared.timeutil import utcnow
+
+
+def outbox_values(
+    *,
+    event_type: str,
+    data: Mapping[str, Any],
+    partition_key: str,
+    event_id: uuid.UUID | None = None,
+    timestamp: datetime | None = None,
+) -> dict[str, Any]:
+    """The columns of a validated outbox row, for writers that insert it with Core
+    (raises `EventSchemaError` before anything is written)."""
+    envelope = new_envelope(event_type, data, event_id=event_id, timestamp=timestamp)
+    validate_envelope(envelope)
+    now = utcnow()
+    return {
+        "event_id": uuid.UUID(envelope["event_id"]),
+        "event_type": event_type,
+        "topic": TOPIC_OF[event_type],
+        "partition_key": partition_key,
+        "payload": envelope,
+        "created_at": now,
+        "attempts": 0,
+        "next_attempt_at": now,
+    }
 
 
 def outbox_row(
@@ -27,14 +53,14 @@ def outbox_row(
     timestamp: datetime | None = None,
 ) -> OutboxEvent:
     """Build a validated outbox row (raises `EventSchemaError` before anything is written)."""
-    envelope = new_envelope(event_type, data, event_id=event_id, timestamp=timestamp)
-    validate_envelope(envelope)
     return OutboxEvent(
-        event_id=uuid.UUID(envelope["event_id"]),
-        event_type=event_type,
-        topic=TOPIC_OF[event_type],
-        partition_key=partition_key,
-        payload=envelope,
+        **outbox_values(
+            event_type=event_type,
+            data=data,
+            partition_key=partition_key,
+            event_id=event_id,
+            timestamp=timestamp,
+        )
     )
 
 
