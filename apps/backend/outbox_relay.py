@@ -231,8 +231,14 @@ class OutboxRelay:
         )
 
     async def _sleep(self, seconds: float) -> None:
+        """Until `seconds` pass or something wakes the relay.
+
+        asyncio.timeout rather than wait_for: on Python 3.11, a cancellation arriving as
+        wait_for times out can be swallowed, and a stopping relay would run on forever.
+        """
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await self._wake.wait()
         self._wake.clear()
 
     async def run_once(self) -> int:

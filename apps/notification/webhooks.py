@@ -167,8 +167,10 @@ class WebhookWorker:
                 _log.error("webhook round failed", error=repr(exc))
                 await asyncio.sleep(min(30.0, 0.5 * 2**failures))
                 continue
+            # asyncio.timeout, not wait_for: see apps/shared/dapr.py (lost cancellations).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._settings.webhook_poll_seconds)
+                async with asyncio.timeout(self._settings.webhook_poll_seconds):
+                    await self._wake.wait()
             self._wake.clear()
 
     async def run_once(self) -> int:

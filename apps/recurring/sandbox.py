@@ -53,7 +53,8 @@ async def _readable(connection: multiprocessing.connection.Connection, timeout: 
 
     loop.add_reader(connection.fileno(), wake)
     try:
-        await asyncio.wait_for(ready, timeout)
+        async with asyncio.timeout(timeout):  # not wait_for: it can lose a cancellation
+            await ready
     finally:
         loop.remove_reader(connection.fileno())
 

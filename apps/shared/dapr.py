@@ -78,9 +78,10 @@ async def _sidecar_listening(timeout: float) -> bool:
     url = urlsplit(get_api_url())
     port = url.port or (443 if url.scheme == "https" else 80)
     try:
-        _, writer = await asyncio.wait_for(
-            asyncio.open_connection(url.hostname or "127.0.0.1", port), timeout
-        )
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+        # cancellation that coincides with its timeout, and the caller never stops.
+        async with asyncio.timeout(timeout):
+            _, writer = await asyncio.open_connection(url.hostname or "127.0.0.1", port)
     except (OSError, TimeoutError):
         return False
     writer.close()
@@ -115,10 +116,8 @@ class DaprAccess:
                 if not await _sidecar_listening(self._ready_timeout):
                     raise SidecarUnavailable("the Dapr sidecar is not listening")
                 try:
-                    await asyncio.wait_for(
-                        DaprHealth.wait_for_sidecar(),  # type: ignore[no-untyped-call]
-                        self._ready_timeout,
-                    )
+                    async with asyncio.timeout(self._ready_timeout):
+                        await DaprHealth.wait_for_sidecar()  # type: ignore[no-untyped-call]
                 except (TimeoutError, aiohttp.ClientError) as exc:
                     raise SidecarUnavailable("the Dapr sidecar is not healthy") from exc
                 self._client = DaprClient()
