@@ -542,7 +542,7 @@ def _child_setup(cores: set[int] | None) -> Callable[[], None]:
 
 @contextmanager
 def uvicorn_server(
-    url: str, port: int, cores: set[int] | None, pool_size: int | None, log_dir: Path
+    url: str, port: int, cores: set[int] | None, pool_size: int, log_dir: Path
 ) -> Iterator[subprocess.Popen[bytes]]:
     """The backend as its image runs it (uvicorn's defaults pick uvloop and httptools),
     without the access log, which repeats the app's own request log line."""
@@ -554,8 +554,7 @@ def uvicorn_server(
         # The outbox relay needs a Dapr sidecar (none here); bench/pipeline.py measures it.
         "OUTBOX_RELAY_ENABLED": "false",
     }
-    if pool_size is not None:
-        env["DB_POOL_SIZE"] = str(pool_size)
+    env["DB_POOL_SIZE"] = str(pool_size)
     log_path = log_dir / "uvicorn.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
@@ -824,7 +823,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--noise-users", type=int, default=20)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--seconds", type=float, help="per scenario and side (10)")
-    parser.add_argument("--pool-size", type=int, help="the server's DB_POOL_SIZE (its default)")
+    parser.add_argument(
+        "--pool-size",
+        type=int,
+        help="the server's DB_POOL_SIZE (default: the concurrency, as many connections as "
+        "the baseline has; below it, overflow connections are opened and closed per request)",
+    )
     parser.add_argument(
         "--scenarios", default="list,search,create,complete", help="comma-separated subset"
     )
@@ -832,6 +836,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args.tasks = args.tasks or (1_000 if args.quick else 10_000)
     args.seconds = args.seconds or (1.0 if args.quick else 10.0)
     args.scenarios = [name.strip() for name in args.scenarios.split(",") if name.strip()]
+    args.pool_size = args.pool_size or args.concurrency
     return args
 
 
@@ -863,7 +868,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(
             f"uvicorn (uvloop, httptools, no access log) on cores {sorted(server_cores or cores)}, "
             f"load generator and baseline on {cores[1:] if server_cores else cores}; "
-            f"DB_POOL_SIZE {args.pool_size or 'default'}; concurrency {args.concurrency}, "
+            f"DB_POOL_SIZE {args.pool_size}; concurrency {args.concurrency}, "
             f"{args.seconds:g}s per scenario and side",
             flush=True,
         )

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql as pg
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps.backend.fields import Priority
@@ -51,37 +51,6 @@ _REMINDERS = Reminder.__table__  # type: ignore[attr-defined]
 _INSERT_TASK = sa.insert(_TASKS)
 _INSERT_EVENT = sa.insert(OutboxEvent.__table__)  # type: ignore[attr-defined]
 _UPDATE_TASK = sa.update(_TASKS).where(_TASKS.c.id == sa.bindparam("task_key"))
-# Tags and reminders go in with one statement each, their values as arrays.
-_INSERT_TAGS = sa.insert(_TAGS).from_select(
-    ["task_id", "user_id", "name"],
-    sa.select(
-        sa.bindparam("task_key", type_=_TAGS.c.task_id.type),
-        sa.bindparam("owner", type_=_TAGS.c.user_id.type),
-        sa.func.unnest(sa.bindparam("names", type_=pg.ARRAY(_TAGS.c.name.type))),
-    ),
-)
-_REMINDER_ARRAYS = (
-    sa.func.unnest(
-        *(
-            sa.bindparam(name, type_=pg.ARRAY(_REMINDERS.c[name].type))
-            for name in ("id", "before_minutes", "at", "remind_at", "fired_at")
-        )
-    )
-    .table_valued("id", "before_minutes", "at", "remind_at", "fired_at")
-    .render_derived("given")
-)
-_INSERT_REMINDERS = sa.insert(_REMINDERS).from_select(
-    ["id", "task_id", "user_id", "before_minutes", "at", "remind_at", "fired_at"],
-    sa.select(
-        _REMINDER_ARRAYS.c.id,
-        sa.bindparam("task_key", type_=_REMINDERS.c.task_id.type),
-        sa.bindparam("owner", type_=_REMINDERS.c.user_id.type),
-        _REMINDER_ARRAYS.c.before_minutes,
-        _REMINDER_ARRAYS.c.at,
-        _REMINDER_ARRAYS.c.remind_at,
-        _REMINDER_ARRAYS.c.fired_at,
-    ),
-)
 _DISARM_REMINDERS = (
     sa.update(_REMINDERS)
     .where(_REMINDERS.c.task_id == sa.bindparam("task_key"), _REMINDERS.c.fired_at.is_(None))
@@ -414,7 +383,8 @@ async def _insert_tags(
 ) -> None:
     if tags:
         await session.execute(
-            _INSERT_TAGS, {"task_key": task_id, "owner": user_id, "names": list(tags)}
+            insert(_TAGS),
+            [{"task_id": task_id, "name": name, "user_id": user_id} for name in tags],
         )
 
 
@@ -447,16 +417,19 @@ async def _insert_reminders(
         )
     if created:
         await session.execute(
-            _INSERT_REMINDERS,
-            {
-                "task_key": task_id,
-                "owner": user_id,
-                "id": [r.id for r in created],
-                "before_minutes": [r.before_minutes for r in created],
-                "at": [r.at for r in created],
-                "remind_at": [r.remind_at for r in created],
-                "fired_at": [r.fired_at for r in created],
-            },
+            insert(_REMINDERS),
+            [
+                {
+                    "id": r.id,
+                    "task_id": task_id,
+                    "user_id": user_id,
+                    "before_minutes": r.before_minutes,
+                    "at": r.at,
+                    "remind_at": r.remind_at,
+                    "fired_at": r.fired_at,
+                }
+                for r in created
+            ],
         )
     return sorted(created, key=_reminder_order)
 
