@@ -43,6 +43,7 @@ class ProbeApp:
     subscriptions: list[dict[str, Any]] = field(default_factory=list)
     answer: Callable[[Received], Answer] = lambda received: (200, {"status": "SUCCESS"})
     received: list[Received] = field(default_factory=list)
+    port: int = 0  # set by whoever serves it, for tests that need to point at it
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()

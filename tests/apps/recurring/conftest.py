@@ -90,7 +90,7 @@ def backend() -> Iterator[ProbeApp]:
     """A probe standing where the backend's next-occurrence route is (201 by default)."""
     probe = ProbeApp(answer=lambda received: (201, {"id": str(uuid.uuid4())}))
     server = ServerThread(probe.app).start()
-    probe.port = server.port  # type: ignore[attr-defined]
+    probe.port = server.port
     try:
         yield probe
     finally:
@@ -108,7 +108,7 @@ def client(
     standin.start()
     try:
         standin.add_sidecar(
-            SidecarSpec(app_id="backend", app_port=backend.port, app_token="backend-token")  # type: ignore[attr-defined]
+            SidecarSpec(app_id="backend", app_port=backend.port, app_token="backend-token")
         )
         own = standin.add_sidecar(SidecarSpec(app_id="recurring", app_port=1))
         for name, value in own.env.items():
