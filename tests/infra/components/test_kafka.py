@@ -63,7 +63,7 @@ def test_topics_follow_settings() -> None:
         for r in by_type(run, STRIMZI + "KafkaTopic")
     }
     assert set(topics) == {"task-events", "reminders", "task-events-dlq", "reminders-dlq"}
-    assert topics["task-events"]["partitions"] == 6 and topics["task-events"]["replicas"] == 3
+    assert topics["task-events"]["partitions"] == 12 and topics["task-events"]["replicas"] == 3
     assert topics["task-events"]["config"]["retention.ms"] == 168 * 3_600_000
     assert topics["reminders-dlq"]["config"]["retention.ms"] == 720 * 3_600_000
     assert topics["task-events"]["config"]["min.insync.replicas"] == 2
