@@ -48,10 +48,17 @@ def children(pid: int) -> list[int]:
 
 
 def server_cpu(postmaster: int) -> float:
-    """All CPU seconds a PostgreSQL server has used: postmaster, reaped and live backends."""
-    return process_cpu(postmaster, reaped_children=True) + sum(
-        process_cpu(child) for child in children(postmaster)
-    )
+    """All CPU seconds a PostgreSQL server has used: postmaster, reaped and live backends.
+
+    A backend reaped while its siblings are being read would be missed (or counted twice),
+    so the reading is repeated until the postmaster's own figure holds still around it.
+    """
+    for _ in range(10):
+        before = process_cpu(postmaster, reaped_children=True)
+        live = sum(process_cpu(child) for child in children(postmaster))
+        if process_cpu(postmaster, reaped_children=True) == before:
+            break
+    return before + live
 
 
 def postmaster_of(backend: int) -> int | None:

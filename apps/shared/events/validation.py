@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
+import jsonschema_rs
 from jsonschema import Draft202012Validator, FormatChecker
 from referencing import Registry, Resource
 
@@ -62,11 +63,44 @@ def validator_for(event_type: str) -> Draft202012Validator:
     return Draft202012Validator(schema, registry=_registry(), format_checker=_format_checker)
 
 
+def _schema_by_id(uri: str) -> Any:
+    return _registry().contents(uri)
+
+
+@cache
+def fast_validator_for(event_type: str) -> jsonschema_rs.Validator:
+    """The same schema compiled by jsonschema-rs, which answers "valid?" some twenty times
+    faster; formats are checked by this module's own checkers, so both agree on them."""
+    formats: dict[str, Callable[[str], bool]] = {
+        name: partial(_format_checker.conforms, format=name) for name in _format_checker.checkers
+    }
+    return jsonschema_rs.validator_for(
+        load_schema(event_type),
+        formats=formats,
+        validate_formats=True,
+        retriever=_schema_by_id,  # our schemas only: nothing is fetched from the network
+    )
+
+
+def _fast_valid(event_type: str, envelope: Mapping[str, Any]) -> bool:
+    validator = fast_validator_for(event_type)
+    try:
+        return validator.is_valid(envelope)
+    except (ValueError, TypeError):  # not plain JSON data (say a datetime): let jsonschema say
+        return False
+
+
 def schema_errors(envelope: Mapping[str, Any]) -> list[str]:
-    """Every problem with `envelope`, as 'path: message' strings (empty when valid)."""
+    """Every problem with `envelope`, as 'path: message' strings (empty when valid).
+
+    A valid envelope (the common case, every event a producer writes) is recognised by
+    jsonschema-rs; the problems of an invalid one are reported by jsonschema.
+    """
     event_type = envelope.get("event_type")
     if event_type not in EVENT_TYPES:
         return [f"event_type: unknown event type {event_type!r}"]
+    if _fast_valid(str(event_type), envelope):
+        return []
     return [
         f"{error.json_path}: {error.message}"
         for error in validator_for(str(event_type)).iter_errors(envelope)
