@@ -11,23 +11,9 @@ from apps.backend.pipeline import event_pipeline
 from apps.backend.routes import pipeline as pipeline_routes
 from apps.backend.routes import tasks as task_routes
 from apps.backend.settings import BackendSettings
-from apps.shared.auth import TokenVerifier
-from apps.shared.logs import configure_logging, get_logger
-from apps.shared.service import install_common, open_database
-from apps.shared.settings import SettingsError, load_settings
+from apps.shared.service import install_common, open_database, start_service
 
 SERVICE = "backend"
-
-
-def _settings_or_exit(settings: BackendSettings | None) -> BackendSettings:
-    if settings is not None:
-        return settings
-    try:
-        return load_settings(BackendSettings)
-    except SettingsError as exc:
-        configure_logging(SERVICE)
-        get_logger(__name__).error("startup failed", reason=str(exc))
-        raise
 
 
 def create_app(settings: BackendSettings | None = None) -> FastAPI:
@@ -35,17 +21,7 @@ def create_app(settings: BackendSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        resolved = _settings_or_exit(settings)
-        configure_logging(SERVICE, resolved.log_level)
-        secret = resolved.auth_jwt_secret
-        app.state.token_verifier = TokenVerifier.from_settings(
-            secret=secret.get_secret_value() if secret else None,
-            jwks_url=str(resolved.auth_jwks_url) if resolved.auth_jwks_url else None,
-            audience=resolved.auth_audience,
-        )
-        token = resolved.app_api_token
-        app.state.app_api_token = token.get_secret_value() if token else None
-        app.state.settings = resolved
+        resolved = start_service(app, service=SERVICE, settings_cls=BackendSettings, given=settings)
         async with open_database(app, resolved), event_pipeline(app, resolved, service=SERVICE):
             yield
 

@@ -11,23 +11,7 @@ from apps.notification.consumer import ReminderHandler
 from apps.notification.routes import SERVICE, install_routes
 from apps.notification.settings import NotificationServiceSettings
 from apps.notification.webhooks import WebhookWorker
-from apps.shared.auth import verifier_from_settings
-from apps.shared.logs import configure_logging, get_logger
-from apps.shared.service import install_common, open_database
-from apps.shared.settings import SettingsError, load_settings
-
-
-def _settings_or_exit(
-    settings: NotificationServiceSettings | None,
-) -> NotificationServiceSettings:
-    if settings is not None:
-        return settings
-    try:
-        return load_settings(NotificationServiceSettings)
-    except SettingsError as exc:
-        configure_logging(SERVICE)
-        get_logger(__name__).error("startup failed", reason=str(exc))
-        raise
+from apps.shared.service import install_common, open_database, start_service
 
 
 def create_app(settings: NotificationServiceSettings | None = None) -> FastAPI:
@@ -35,12 +19,9 @@ def create_app(settings: NotificationServiceSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        resolved = _settings_or_exit(settings)
-        configure_logging(SERVICE, resolved.log_level)
-        app.state.token_verifier = verifier_from_settings(resolved)
-        token = resolved.app_api_token
-        app.state.app_api_token = token.get_secret_value() if token else None
-        app.state.settings = resolved
+        resolved = start_service(
+            app, service=SERVICE, settings_cls=NotificationServiceSettings, given=settings
+        )
         async with open_database(app, resolved):
             webhooks = WebhookWorker(engine=app.state.engine, settings=resolved)
             app.state.reminder_handler = ReminderHandler(

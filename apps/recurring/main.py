@@ -11,22 +11,8 @@ from apps.recurring.consumer import CompletionHandler
 from apps.recurring.routes import SERVICE, install_routes
 from apps.recurring.sandbox import RuleSandbox
 from apps.recurring.settings import RecurringSettings
-from apps.shared.auth import verifier_from_settings
 from apps.shared.dapr import DaprAccess
-from apps.shared.logs import configure_logging, get_logger
-from apps.shared.service import install_common, open_database
-from apps.shared.settings import SettingsError, load_settings
-
-
-def _settings_or_exit(settings: RecurringSettings | None) -> RecurringSettings:
-    if settings is not None:
-        return settings
-    try:
-        return load_settings(RecurringSettings)
-    except SettingsError as exc:
-        configure_logging(SERVICE)
-        get_logger(__name__).error("startup failed", reason=str(exc))
-        raise
+from apps.shared.service import install_common, open_database, start_service
 
 
 def create_app(settings: RecurringSettings | None = None) -> FastAPI:
@@ -34,11 +20,9 @@ def create_app(settings: RecurringSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        resolved = _settings_or_exit(settings)
-        configure_logging(SERVICE, resolved.log_level)
-        app.state.token_verifier = verifier_from_settings(resolved)
-        token = resolved.app_api_token
-        app.state.app_api_token = token.get_secret_value() if token else None
+        resolved = start_service(
+            app, service=SERVICE, settings_cls=RecurringSettings, given=settings
+        )
         sandbox = RuleSandbox(budget_seconds=resolved.rule_budget_seconds)
         dapr = DaprAccess()
         app.state.rule_sandbox = sandbox

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from apps.shared.auth import verifier_from_settings
 from apps.shared.db import create_db_engine, database_reachable, make_session_factory
 from apps.shared.errors import install_error_handlers
+from apps.shared.logs import configure_logging, get_logger
 from apps.shared.metrics import HttpMetricsMiddleware, add_metrics_route
 from apps.shared.request_context import RequestContextMiddleware
-from apps.shared.settings import ServiceSettings
+from apps.shared.settings import AuthSettings, ServiceSettings, SettingsError, load_settings
+
+SettingsT = TypeVar("SettingsT", bound=AuthSettings)
 
 
 class Health(BaseModel):
@@ -46,6 +51,32 @@ def install_common(app: FastAPI, *, service: str) -> None:
         if engine is None or not await database_reachable(engine):
             return JSONResponse({"status": "database unreachable"}, status_code=503)
         return Health(status="ok")
+
+
+def start_service(
+    app: FastAPI, *, service: str, settings_cls: type[SettingsT], given: SettingsT | None
+) -> SettingsT:
+    """First step of every lifespan: settings, JSON logs and the auth state.
+
+    Settings come from the environment unless `given` (tests). A missing or malformed
+    variable is logged as one JSON line naming it before startup fails, so that a pod
+    that cannot start says why in its log.
+    """
+    if given is not None:
+        settings = given
+    else:
+        try:
+            settings = load_settings(settings_cls)
+        except SettingsError as exc:
+            configure_logging(service)
+            get_logger(service).error("startup failed", reason=str(exc))
+            raise
+    configure_logging(service, settings.log_level)
+    app.state.settings = settings
+    app.state.token_verifier = verifier_from_settings(settings)
+    token = settings.app_api_token
+    app.state.app_api_token = token.get_secret_value() if token else None
+    return settings
 
 
 @asynccontextmanager
