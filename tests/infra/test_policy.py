@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import runpy
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -369,3 +370,15 @@ def test_policy_pack_wraps_every_rule_and_reports_through_pulumi_policy() -> Non
 
     policy.validate(args, report)
     assert reported == ["container 'app' needs runAsNonRoot: true"]
+
+
+def test_the_pack_virtualenv_pins_the_versions_the_tests_use() -> None:
+    """`pulumi preview --policy-pack` builds its own venv: it must get uv.lock's versions."""
+    root = Path(__file__).resolve().parents[2]
+    with (root / "uv.lock").open("rb") as lock_file:
+        locked = {
+            package["name"]: package["version"] for package in tomllib.load(lock_file)["package"]
+        }
+    lines = (root / "infra/policy/requirements.txt").read_text().splitlines()
+    pins = dict(line.split("==", 1) for line in lines if line.strip() and not line.startswith("#"))
+    assert pins == {name: locked[name] for name in ("pulumi", "pulumi-policy")}
