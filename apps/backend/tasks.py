@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -48,8 +49,8 @@ _REMINDERS = Reminder.__table__  # type: ignore[attr-defined]
 
 # Built once and executed with parameters (the SET or VALUES columns are the keys
 # given): building a statement per call costs more than executing a cached one.
-_INSERT_TASK = sa.insert(_TASKS)
-_INSERT_EVENT = sa.insert(OutboxEvent.__table__)  # type: ignore[attr-defined]
+_OUTBOX = OutboxEvent.__table__  # type: ignore[attr-defined]
+_INSERT_EVENT = sa.insert(_OUTBOX)
 _UPDATE_TASK = sa.update(_TASKS).where(_TASKS.c.id == sa.bindparam("task_key"))
 _DISARM_REMINDERS = (
     sa.update(_REMINDERS)
@@ -58,6 +59,72 @@ _DISARM_REMINDERS = (
 )
 
 _ID_LOC: list[str | int] = ["path", "task_id"]
+
+_CREATED_COLUMNS = (
+    "id",
+    "user_id",
+    "title",
+    "description",
+    "priority",
+    "due_at",
+    "timezone",
+    "rrule",
+    "recurrence_anchor",
+    "completed",
+    "series_id",
+    "previous_task_id",
+    "created_at",
+    "updated_at",
+)
+_EVENT_COLUMNS = (
+    "event_id",
+    "event_type",
+    "topic",
+    "partition_key",
+    "payload",
+    "created_at",
+    "attempts",
+    "next_attempt_at",
+)
+_REMINDER_FIELDS = ("id", "before_minutes", "at", "remind_at", "fired_at")
+
+
+def _create_statement() -> sa.Insert:
+    """A task with its tags, its reminders and its event, written by one statement.
+
+    One round trip instead of five (task, tags, reminders, outbox row, each through the
+    driver and SQLAlchemy): data-modifying CTEs all run, whether or not the outer
+    statement reads them, and foreign keys are checked at the end of the statement, when
+    the task row exists. Tags and reminders come in as arrays (`unnest`), so the SQL is
+    the same for any number of them and stays prepared. Parameters (prefixed: a bind
+    parameter may not be named like a column): the task's columns as `task_*`, `tags`,
+    the reminders' columns as `reminder_*` arrays, the outbox row's as `event_*`.
+    """
+    task_values = {
+        name: sa.bindparam(f"task_{name}", type_=_TASKS.c[name].type) for name in _CREATED_COLUMNS
+    }
+    task_key, user_id = task_values["id"], task_values["user_id"]
+    task = sa.insert(_TASKS).values(task_values)
+    tag_names = sa.func.unnest(sa.bindparam("tags", type_=pg.ARRAY(_TAGS.c.name.type)))
+    tags = sa.insert(_TAGS).from_select(
+        ["task_id", "name", "user_id"], sa.select(task_key, tag_names, user_id)
+    )
+    arrays = [
+        sa.bindparam(f"reminder_{name}", type_=pg.ARRAY(_REMINDERS.c[name].type))
+        for name in _REMINDER_FIELDS
+    ]
+    rows = sa.func.unnest(*arrays).table_valued(*_REMINDER_FIELDS).render_derived(name="r")
+    reminders = sa.insert(_REMINDERS).from_select(
+        ["task_id", "user_id", *_REMINDER_FIELDS],
+        sa.select(task_key, user_id, *(rows.c[name] for name in _REMINDER_FIELDS)),
+    )
+    event = sa.insert(_OUTBOX).values(
+        {name: sa.bindparam(f"event_{name}", type_=_OUTBOX.c[name].type) for name in _EVENT_COLUMNS}
+    )
+    return event.add_cte(task.cte("new_task"), tags.cte("new_tags"), reminders.cte("new_reminders"))
+
+
+_CREATE = _create_statement()
 
 
 def fire_time(
@@ -78,19 +145,23 @@ def event_data(task: TaskPublic, *, user_id: str) -> dict[str, Any]:
     return data
 
 
-async def _emit(session: AsyncSession, event_type: str, task: TaskPublic, *, user_id: str) -> None:
-    """Write the task's event to the outbox, in the caller's transaction.
-
-    The row `write_event` would add (validated the same way), inserted with Core: the
-    ORM's unit of work for one object (construction, flush, RETURNING the id) cost about
-    as much as a whole insert statement.
-    """
-    values = outbox_values(
+def _event_values(event_type: str, task: TaskPublic, *, user_id: str) -> dict[str, Any]:
+    """The outbox row of the task's event (validated the same way `write_event` does)."""
+    return outbox_values(
         event_type=event_type,
         data=event_data(task, user_id=user_id),
         partition_key=str(task.id),
     )
-    await session.execute(_INSERT_EVENT, values)
+
+
+async def _emit(session: AsyncSession, event_type: str, task: TaskPublic, *, user_id: str) -> None:
+    """Write the task's event to the outbox, in the caller's transaction.
+
+    The row `write_event` would add, inserted with Core: the ORM's unit of work for one
+    object (construction, flush, RETURNING the id) cost about as much as a whole insert
+    statement.
+    """
+    await session.execute(_INSERT_EVENT, _event_values(event_type, task, user_id=user_id))
 
 
 async def create_task(
@@ -106,40 +177,15 @@ async def create_task(
     `series_id`/`previous_task_id` are set for generated occurrences; a recurring task
     created by a user starts its own series (its id). Inserting a second task with the
     same `previous_task_id` violates a unique constraint (one successor per completion).
+    Everything (task, tags, reminders, event) is one statement, so a caller may also run
+    it outside a transaction: it is atomic by itself.
     """
     now = utcnow()
     task_id = uuid.uuid4()
     if data.recurrence is not None and series_id is None:
         series_id = task_id
     recurrence = data.recurrence
-    await session.execute(
-        _INSERT_TASK,
-        {
-            "id": task_id,
-            "user_id": user_id,
-            "title": data.title,
-            "description": data.description,
-            "priority": data.priority,
-            "due_at": data.due_at,
-            "timezone": data.timezone,
-            "rrule": recurrence.rrule if recurrence else None,
-            "recurrence_anchor": recurrence.anchor.value if recurrence else None,
-            "completed": False,
-            "series_id": series_id,
-            "previous_task_id": previous_task_id,
-            "created_at": now,
-            "updated_at": now,
-        },
-    )
-    await _insert_tags(session, task_id=task_id, user_id=user_id, tags=data.tags)
-    reminders = await _insert_reminders(
-        session,
-        task_id=task_id,
-        user_id=user_id,
-        reminders=data.reminders,
-        due_at=data.due_at,
-        previous=[],
-    )
+    reminders = _new_reminders(data.reminders, due_at=data.due_at, previous=[])
     public = TaskPublic(
         id=task_id,
         title=data.title,
@@ -156,7 +202,29 @@ async def create_task(
         created_at=now,
         updated_at=now,
     )
-    await _emit(session, contracts.TASK_CREATED, public, user_id=user_id)
+    row: dict[str, Any] = {
+        "id": task_id,
+        "user_id": user_id,
+        "title": data.title,
+        "description": data.description,
+        "priority": data.priority,
+        "due_at": data.due_at,
+        "timezone": data.timezone,
+        "rrule": recurrence.rrule if recurrence else None,
+        "recurrence_anchor": recurrence.anchor.value if recurrence else None,
+        "completed": False,
+        "series_id": series_id,
+        "previous_task_id": previous_task_id,
+        "created_at": now,
+        "updated_at": now,
+    }
+    params = {f"task_{name}": value for name, value in row.items()}
+    params["tags"] = data.tags
+    for name in _REMINDER_FIELDS:
+        params[f"reminder_{name}"] = [getattr(reminder, name) for reminder in reminders]
+    for name, value in _event_values(contracts.TASK_CREATED, public, user_id=user_id).items():
+        params[f"event_{name}"] = value
+    await session.execute(_CREATE, params)
     return public
 
 
@@ -388,16 +456,14 @@ async def _insert_tags(
         )
 
 
-async def _insert_reminders(
-    session: AsyncSession,
-    *,
-    task_id: uuid.UUID,
-    user_id: str,
+def _new_reminders(
     reminders: Sequence[ReminderCreate],
+    *,
     due_at: datetime | None,
     previous: Sequence[ReminderPublic],
 ) -> list[ReminderPublic]:
-    """Insert reminders with their fire times (none when `due_at`-relative and undated).
+    """New reminder rows with their fire times (none when `due_at`-relative and undated),
+    in the order the API shows them.
 
     A reminder identical to one that already fired keeps its `fired_at`, so re-sending
     the same list does not fire it twice.
@@ -415,6 +481,20 @@ async def _insert_reminders(
                 fired_at=fired.get((reminder.before_minutes, reminder.at, remind_at)),
             )
         )
+    return sorted(created, key=_reminder_order)
+
+
+async def _insert_reminders(
+    session: AsyncSession,
+    *,
+    task_id: uuid.UUID,
+    user_id: str,
+    reminders: Sequence[ReminderCreate],
+    due_at: datetime | None,
+    previous: Sequence[ReminderPublic],
+) -> list[ReminderPublic]:
+    """Insert reminders (see `_new_reminders`) and return them as the API shows them."""
+    created = _new_reminders(reminders, due_at=due_at, previous=previous)
     if created:
         await session.execute(
             insert(_REMINDERS),
@@ -431,7 +511,7 @@ async def _insert_reminders(
                 for r in created
             ],
         )
-    return sorted(created, key=_reminder_order)
+    return created
 
 
 async def _rearm_relative_reminders(

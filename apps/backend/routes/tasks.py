@@ -15,13 +15,15 @@ from apps.shared.db import SessionDep
 from apps.shared.errors import error_responses
 
 
-async def read_only(session: AsyncSession) -> None:
-    """Run this request's reads in autocommit (call before any SQL).
+async def autocommit(session: AsyncSession) -> None:
+    """Let each statement of this request be its own transaction (call before any SQL).
 
-    Under READ COMMITTED every statement reads its own snapshot anyway, so a transaction
-    around reads only costs the BEGIN and ROLLBACK round trips; and psycopg forgets all
-    of a connection's prepared statements on ROLLBACK, so reads ending that way would
-    be planned from scratch every time.
+    For reads: under READ COMMITTED every statement reads its own snapshot anyway, so a
+    transaction around reads only costs the BEGIN and ROLLBACK round trips; and psycopg
+    forgets all of a connection's prepared statements on ROLLBACK, so reads ending that
+    way would be planned from scratch every time. For a change written by one statement
+    (a create: the task and its event together), the statement is atomic by itself and
+    BEGIN and COMMIT are two round trips saved.
     """
     await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
 
@@ -40,8 +42,8 @@ _ONE_TASK = error_responses(404)
 async def create_task(
     body: TaskCreate, session: SessionDep, user: CurrentUser, response: Response
 ) -> TaskPublic:
+    await autocommit(session)  # create_task writes everything in one statement
     task = await tasks.create_task(session, user_id=user, data=body)
-    await session.commit()
     response.headers["Location"] = f"{router.prefix}/tasks/{task.id}"
     return task
 
@@ -50,13 +52,13 @@ async def create_task(
 async def list_tasks(
     query: Annotated[TaskQuery, Query()], session: SessionDep, user: CurrentUser
 ) -> TaskList:
-    await read_only(session)
+    await autocommit(session)
     return await tasks.list_tasks(session, user_id=user, query=query)
 
 
 @router.get("/tasks/{task_id}", response_model=TaskPublic, responses=_ONE_TASK)
 async def read_task(task_id: uuid.UUID, session: SessionDep, user: CurrentUser) -> TaskPublic:
-    await read_only(session)
+    await autocommit(session)
     return await tasks.get_task(session, user_id=user, task_id=task_id)
 
 
@@ -96,5 +98,5 @@ async def reopen_task(task_id: uuid.UUID, session: SessionDep, user: CurrentUser
 
 @router.get("/tags", response_model=TagList, summary="The user's tags with task counts")
 async def list_tags(session: SessionDep, user: CurrentUser) -> TagList:
-    await read_only(session)
+    await autocommit(session)
     return TagList(items=await tasks.list_tags(session, user_id=user))
