@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
@@ -15,6 +16,8 @@ from fastapi.testclient import TestClient
 
 from apps.backend.main import create_app
 from apps.backend.settings import BackendSettings
+from apps.shared.auth import TokenVerifier
+from apps.shared.errors import ApiError
 from tests.apps.backend.conftest import make_token
 
 
@@ -102,3 +105,27 @@ def test_jwks_signed_tokens(database_url: str, jwks_server: tuple[str, rsa.RSAPr
         for token in (forged, unknown_kid):
             refused = client.get("/api/v1/tasks", headers={"Authorization": f"Bearer {token}"})
             assert refused.status_code == 401
+
+
+def test_remembered_token_still_expires(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A verified token is remembered, but its expiry is checked on every use."""
+    secret = "test-secret-that-is-long-enough-for-hs256!"
+    verifier = TokenVerifier(secret=secret, leeway_seconds=0)
+    now = time.time()
+    token = jwt.encode({"sub": "alice", "exp": int(now) + 60}, secret, "HS256")
+    assert verifier.subject(token) == "alice"
+    assert verifier.cached_subject(token) == "alice"
+    # Past its exp the remembered answer is dropped: the next use decodes it again
+    # (PyJWT's own clock, not patched here, then decides).
+    monkeypatch.setattr(time, "time", lambda: now + 120)
+    assert verifier.cached_subject(token) is None
+    assert verifier.cached_subject(token) is None
+
+
+def test_refused_token_is_not_remembered() -> None:
+    verifier = TokenVerifier(secret="test-secret-that-is-long-enough-for-hs256!")
+    forged = make_token("alice", secret="x" * 40)
+    for _ in range(2):
+        with pytest.raises(ApiError):
+            verifier.subject(forged)
+    assert verifier.cached_subject(forged) is None
