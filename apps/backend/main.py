@@ -11,7 +11,7 @@ from apps.backend.pipeline import event_pipeline
 from apps.backend.routes import pipeline as pipeline_routes
 from apps.backend.routes import tasks as task_routes
 from apps.backend.settings import BackendSettings
-from apps.shared.service import install_common, open_database, start_service
+from apps.shared.service import NO_OPENTELEMETRY, install_common, open_database, start_service
 
 SERVICE = "backend"
 
@@ -30,6 +30,7 @@ def create_app(settings: BackendSettings | None = None) -> FastAPI:
         version="1.0.0",
         description="Tasks with priorities, tags, due dates, reminders, recurrence and search.",
         lifespan=lifespan,
+        telemetry=NO_OPENTELEMETRY,
     )
     install_common(app, service=SERVICE)
     app.include_router(task_routes.router)

@@ -8,6 +8,7 @@ from typing import TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from fastapi.telemetry import TelemetryConfig
 from pydantic import BaseModel
 
 from apps.shared.auth import verifier_from_settings
@@ -19,6 +20,13 @@ from apps.shared.request_context import RequestContextMiddleware
 from apps.shared.settings import AuthSettings, ServiceSettings, SettingsError, load_settings
 
 SettingsT = TypeVar("SettingsT", bound=AuthSettings)
+
+
+# For every service's FastAPI(telemetry=...). The services report through their own
+# Prometheus metrics and JSON logs (architecture §10) and configure no OpenTelemetry
+# provider; FastAPI's built-in OpenTelemetry hooks would still look the global providers
+# up on every request to find that out.
+NO_OPENTELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
 
 class Health(BaseModel):
