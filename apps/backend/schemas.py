@@ -14,12 +14,14 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     Field,
+    TypeAdapter,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 from sqlmodel import SQLModel
 from sqlmodel._compat import SQLModelConfig  # the type SQLModel declares model_config as
+from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
 from apps.backend.fields import (
     MAX_REMINDER_MINUTES,
@@ -152,6 +154,53 @@ class TaskPublic(TaskBase):
 class TaskList(SQLModel):
     items: list[TaskPublic]
     total: int = Field(description="matching tasks, ignoring limit and offset")
+
+
+# The same shapes as plain data, for list pages built straight from database rows.
+# Building and validating a TaskPublic per row (its field validators run in Python)
+# and then validating and serialising the page again cost about 1 ms of a 50-task
+# page; serialising these dictionaries costs 0.2 ms. The fields and their order are
+# TaskPublic's (a test holds them together), so the bytes are the same.
+
+
+class ReminderData(TypedDict):
+    before_minutes: int | None
+    at: datetime | None
+    id: uuid.UUID
+    remind_at: datetime | None
+    fired_at: datetime | None
+
+
+class RecurrenceData(TypedDict):
+    rrule: str
+    anchor: str  # stored as the anchor's value
+
+
+class TaskData(TypedDict):
+    title: str
+    description: str
+    priority: Priority
+    due_at: datetime | None
+    timezone: str
+    id: uuid.UUID
+    tags: list[str]
+    reminders: list[ReminderData]
+    recurrence: RecurrenceData | None
+    completed: bool
+    completed_at: datetime | None
+    series_id: uuid.UUID | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class TaskListData(TypedDict):
+    items: list[TaskData]
+    total: int
+
+
+# Parses reminders as PostgreSQL's json_agg gives them (times as strings).
+REMINDER_DATA = TypeAdapter(list[ReminderData])
+TASK_LIST_DATA = TypeAdapter(TaskListData)
 
 
 class TagCount(SQLModel):

@@ -27,12 +27,14 @@ from apps.backend.queries import (
     task_list_statement,
 )
 from apps.backend.schemas import (
+    REMINDER_DATA,
     Recurrence,
     ReminderCreate,
     ReminderPublic,
     TagCount,
     TaskCreate,
-    TaskList,
+    TaskData,
+    TaskListData,
     TaskPublic,
     TaskQuery,
     TaskUpdate,
@@ -251,18 +253,44 @@ async def find_successor(
     return None if row is None else _public_from_row(row)
 
 
-async def list_tasks(session: AsyncSession, *, user_id: str, query: TaskQuery) -> TaskList:
+async def list_tasks(session: AsyncSession, *, user_id: str, query: TaskQuery) -> TaskListData:
+    """One page of tasks as plain data, to serialise with `TASK_LIST_DATA` (a `TaskList`)."""
     params = task_list_params(user_id=user_id, query=query)
     rows = (await session.execute(task_list_statement(query), params)).mappings()
-    items: list[TaskPublic] = []
+    items: list[TaskData] = []
     total: int | None = None
     for row in rows:
         total = row["total"]
-        items.append(_public_from_row(row))
+        items.append(_data_from_row(row))
     if total is None:
         # An offset past the end returns no row to read the count from.
         total = await _count(session, params=params, query=query) if query.offset else 0
-    return TaskList(items=items, total=total)
+    return {"items": items, "total": total}
+
+
+def _data_from_row(row: Any) -> TaskData:
+    """A task as the API shows it, from a row of `public_task_select` (not re-validated:
+    the database holds only what validated input put there)."""
+    rrule = row["rrule"]
+    reminders = row["reminders"]
+    return {
+        "title": row["title"],
+        "description": row["description"],
+        "priority": row["priority"],
+        "due_at": row["due_at"],
+        "timezone": row["timezone"],
+        "id": row["id"],
+        "tags": row["tags"],
+        "reminders": REMINDER_DATA.validate_python(reminders) if reminders else [],
+        "recurrence": (
+            None if rrule is None else {"rrule": rrule, "anchor": row["recurrence_anchor"]}
+        ),
+        "completed": row["completed"],
+        "completed_at": row["completed_at"],
+        "series_id": row["series_id"],
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+    }
 
 
 async def _count(session: AsyncSession, *, params: dict[str, Any], query: TaskQuery) -> int:
