@@ -54,11 +54,6 @@ _REMINDERS = Reminder.__table__  # type: ignore[attr-defined]
 _OUTBOX = OutboxEvent.__table__  # type: ignore[attr-defined]
 _INSERT_EVENT = sa.insert(_OUTBOX)
 _UPDATE_TASK = sa.update(_TASKS).where(_TASKS.c.id == sa.bindparam("task_key"))
-_DISARM_REMINDERS = (
-    sa.update(_REMINDERS)
-    .where(_REMINDERS.c.task_id == sa.bindparam("task_key"), _REMINDERS.c.fired_at.is_(None))
-    .values(remind_at=None)
-)
 
 _ID_LOC: list[str | int] = ["path", "task_id"]
 
@@ -120,13 +115,39 @@ def _create_statement() -> sa.Insert:
         ["task_id", "user_id", *_REMINDER_FIELDS],
         sa.select(task_key, user_id, *(rows.c[name] for name in _REMINDER_FIELDS)),
     )
-    event = sa.insert(_OUTBOX).values(
+    return _insert_event().add_cte(
+        task.cte("new_task"), tags.cte("new_tags"), reminders.cte("new_reminders")
+    )
+
+
+def _insert_event() -> sa.Insert:
+    """The outbox row, its columns as parameters `event_*` (see `_event_params`)."""
+    return sa.insert(_OUTBOX).values(
         {name: sa.bindparam(f"event_{name}", type_=_OUTBOX.c[name].type) for name in _EVENT_COLUMNS}
     )
-    return event.add_cte(task.cte("new_task"), tags.cte("new_tags"), reminders.cte("new_reminders"))
+
+
+def _complete_statement() -> sa.Insert:
+    """Mark a task done, disarm its unfired reminders and write its event: one statement
+    (one round trip instead of three). Parameters `task_key`, `completed_at` and the
+    outbox row's `event_*`."""
+    task_key = sa.bindparam("task_key", type_=_TASKS.c.id.type)
+    moment = sa.bindparam("completed_at", type_=_TASKS.c.completed_at.type)
+    done = (
+        sa.update(_TASKS)
+        .where(_TASKS.c.id == task_key)
+        .values(completed=sa.true(), completed_at=moment, updated_at=moment)
+    )
+    disarmed = (
+        sa.update(_REMINDERS)
+        .where(_REMINDERS.c.task_id == task_key, _REMINDERS.c.fired_at.is_(None))
+        .values(remind_at=sa.null())
+    )
+    return _insert_event().add_cte(done.cte("done"), disarmed.cte("disarmed"))
 
 
 _CREATE = _create_statement()
+_COMPLETE = _complete_statement()
 
 
 def fire_time(
@@ -154,6 +175,12 @@ def _event_values(event_type: str, task: TaskPublic, *, user_id: str) -> dict[st
         data=event_data(task, user_id=user_id),
         partition_key=str(task.id),
     )
+
+
+def _event_params(event_type: str, task: TaskPublic, *, user_id: str) -> dict[str, Any]:
+    """`_event_values` as the parameters `event_*` of a statement built with `_insert_event`."""
+    values = _event_values(event_type, task, user_id=user_id)
+    return {f"event_{name}": value for name, value in values.items()}
 
 
 async def _emit(session: AsyncSession, event_type: str, task: TaskPublic, *, user_id: str) -> None:
@@ -224,8 +251,7 @@ async def create_task(
     params["tags"] = data.tags
     for name in _REMINDER_FIELDS:
         params[f"reminder_{name}"] = [getattr(reminder, name) for reminder in reminders]
-    for name, value in _event_values(contracts.TASK_CREATED, public, user_id=user_id).items():
-        params[f"event_{name}"] = value
+    params.update(_event_params(contracts.TASK_CREATED, public, user_id=user_id))
     await session.execute(_CREATE, params)
     return public
 
@@ -419,21 +445,15 @@ async def complete_task(session: AsyncSession, *, user_id: str, task_id: uuid.UU
     if current.completed:
         return current
     now = utcnow()
-    await session.execute(
-        _UPDATE_TASK,
-        {"task_key": task_id, "completed": True, "completed_at": now, "updated_at": now},
-    )
-    reminders = current.reminders
-    if any(reminder.fired_at is None for reminder in reminders):
-        await session.execute(_DISARM_REMINDERS, {"task_key": task_id})
-        reminders = [
-            reminder if reminder.fired_at else reminder.model_copy(update={"remind_at": None})
-            for reminder in reminders
-        ]
+    reminders = [
+        reminder if reminder.fired_at else reminder.model_copy(update={"remind_at": None})
+        for reminder in current.reminders
+    ]
     public = current.model_copy(
         update={"completed": True, "completed_at": now, "updated_at": now, "reminders": reminders}
     )
-    await _emit(session, contracts.TASK_COMPLETED, public, user_id=user_id)
+    params = _event_params(contracts.TASK_COMPLETED, public, user_id=user_id)
+    await session.execute(_COMPLETE, {"task_key": task_id, "completed_at": now, **params})
     return public
 
 
