@@ -55,6 +55,22 @@ DnsLabel = Annotated[
 Quantity = Annotated[str, StringConstraints(pattern=r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti)?$")]
 CpuQuantity = Annotated[str, StringConstraints(pattern=r"^[0-9]+(\.[0-9]+)?m?$")]
 MemoryQuantity = Annotated[str, StringConstraints(pattern=r"^[0-9]+(Ki|Mi|Gi|Ti)$")]
+JvmHeap = Annotated[str, StringConstraints(pattern=r"^[0-9]+[mMgG]$")]
+"""A JVM memory size as `-Xmx` takes it (and Strimzi's `jvmOptions` schema allows)."""
+
+_MEMORY_UNITS = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+
+
+def memory_bytes(quantity: str) -> int:
+    """Bytes of a MemoryQuantity."""
+    return int(quantity[:-2]) * _MEMORY_UNITS[quantity[-2:]]
+
+
+def jvm_bytes(size: str) -> int:
+    """Bytes of a JvmHeap (`m` and `g` are binary units for the JVM)."""
+    return int(size[:-1]) * (2**20 if size[-1] in "mM" else 2**30)
+
+
 ImageTag = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")]
 Digest = Annotated[str, StringConstraints(pattern=r"^sha256:[0-9a-f]{64}$")]
 
@@ -319,9 +335,29 @@ class StrimziKafka(_Model):
         cpu_request="100m", memory_request="768Mi", cpu_limit="1", memory_limit="768Mi"
     )
     """Requests and limits of dedicated controllers (no client traffic, small heap)."""
+    heap: JvmHeap | None = None
+    """Brokers' JVM heap (`-Xms` = `-Xmx`, Strimzi `jvmOptions`); None = Strimzi sizes it
+    from the container's memory limit."""
+    controller_heap: JvmHeap | None = None
+    """Dedicated controllers' JVM heap, as `heap`."""
     topics: TopicSettings = TopicSettings()
     watch_any_namespace: bool = False
     """Let the operator reconcile Kafka clusters in any namespace (base of ephemeral stacks)."""
+
+    @model_validator(mode="after")
+    def _heaps(self) -> Self:
+        # The JVM needs memory beyond the heap (metaspace, thread stacks, direct buffers)
+        # and Kafka leans on the page cache: a heap over 3/4 of the limit ends in OOM kills.
+        for name, heap, resources in (
+            ("heap", self.heap, self.resources),
+            ("controllerHeap", self.controller_heap, self.controller_resources),
+        ):
+            if heap is not None and 4 * jvm_bytes(heap) > 3 * memory_bytes(resources.memory_limit):
+                raise ValueError(
+                    f"{name} ({heap}) must be at most 3/4 of the memory limit "
+                    f"({resources.memory_limit})"
+                )
+        return self
 
     @model_validator(mode="after")
     def _topology(self) -> Self:

@@ -192,7 +192,7 @@ class Kafka(pulumi.ComponentResource):
         cluster_labels: dict[str, str],
         opts: pulumi.ResourceOptions,
     ) -> list[pulumi.Resource]:
-        broker = (settings.storage, settings.resources)
+        broker = (settings.storage, settings.resources, settings.heap)
         if settings.controllers == 0:
             layout = [("dual-role", settings.brokers, ["controller", "broker"], *broker)]
         else:
@@ -203,11 +203,15 @@ class Kafka(pulumi.ComponentResource):
                     ["controller"],
                     settings.controller_storage,
                     settings.controller_resources,
+                    settings.controller_heap,
                 ),
                 ("brokers", settings.brokers, ["broker"], *broker),
             ]
         pools: list[pulumi.Resource] = []
-        for pool, replicas, roles, storage, sizing in layout:
+        for pool, replicas, roles, storage, sizing, heap in layout:
+            # An explicit heap (-Xms = -Xmx: no resizing pauses) leaves the rest of the
+            # container's limit to metaspace, threads, direct buffers and the page cache.
+            jvm = {"jvmOptions": {"-Xms": heap, "-Xmx": heap}} if heap else {}
             pools.append(
                 KubernetesObject(
                     f"{self._name}-pool-{pool}",
@@ -222,6 +226,7 @@ class Kafka(pulumi.ComponentResource):
                         "replicas": replicas,
                         "roles": roles,
                         "storage": self._storage(storage),
+                        **jvm,
                         "resources": {
                             "requests": {
                                 "cpu": sizing.cpu_request,
@@ -234,12 +239,16 @@ class Kafka(pulumi.ComponentResource):
                         },
                         "template": {
                             "pod": {
-                                # Spread replicas over nodes so one node loss keeps a quorum.
+                                # One replica per node while there are nodes to spare, so
+                                # one node loss costs one broker (ISR 2 of 3 stays) and one
+                                # controller (quorum 2 of 3). A hard rule: packing two
+                                # together to save memory would trade that away; a replica
+                                # that cannot be placed waits for the autoscaler instead.
                                 "topologySpreadConstraints": [
                                     {
                                         "maxSkew": 1,
                                         "topologyKey": "kubernetes.io/hostname",
-                                        "whenUnsatisfiable": "ScheduleAnyway",
+                                        "whenUnsatisfiable": "DoNotSchedule",
                                         "labelSelector": {
                                             "matchLabels": {"strimzi.io/pool-name": pool}
                                         },

@@ -17,13 +17,21 @@ footprint is the sum of requests of everything that runs steadily:
   (`infra.plan.reference`), by a small model of each chart's workloads.
 
 Containers with no request reserve nothing; they are counted and named, not guessed.
+
+Capacity. What the pods must fit is the nodes' allocatable resources, not the Droplets'
+size: on DOKS, DigitalOcean's published allocatable memory per node size (a 4 GB node
+offers pods 2.5 GiB), less the requests of the pods DOKS itself runs (per node and once
+per cluster; an assumed allowance, see DOKS_NODE_PODS). A plan fits when the steady pods
+and one extra pod of the largest Deployment (a rolling update) fit in total and, packed
+first-fit-decreasing with Kafka-style replicas one per node, node by node. What happens
+with one node down is reported apart (`Footprint.one_node_down`).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from infra.plan.mocks import RecordedResource
@@ -73,18 +81,36 @@ class PodGroup:
     per_pod: Requests
     per_node: bool = False
     transient: bool = False
+    rolling: bool = False
+    """A Deployment's pods: a rolling update runs one more pod of them for a while."""
+    stateful: bool = False
+    """Pods that keep data on a volume or in a quorum (Kafka nodes, StatefulSets)."""
 
 
 @dataclass(frozen=True)
 class Capacity:
-    """Where the pods must fit: the nodes' size minus what the system itself requests."""
+    """Where the pods must fit: what the scheduler may place on the nodes (allocatable),
+    and what the platform's own pods, which the plan does not hold, request of it."""
 
     label: str
     nodes: int
     cpu_m: int
+    """Allocatable CPU of all nodes."""
     memory: int
+    """Allocatable memory of all nodes."""
     system_cpu_m: int
     system_memory: int
+    source: str = ""
+    """Where the allocatable and system figures come from (printed with the fit)."""
+
+    @property
+    def node_cpu_m(self) -> int:
+        """What one node leaves to the plan's pods (its share of the system's pods off)."""
+        return (self.cpu_m - self.system_cpu_m) // max(self.nodes, 1)
+
+    @property
+    def node_memory(self) -> int:
+        return (self.memory - self.system_memory) // max(self.nodes, 1)
 
 
 MINIKUBE = Capacity(
@@ -94,9 +120,84 @@ MINIKUBE = Capacity(
     MINIKUBE_MEMORY,
     SYSTEM_CPU_M,
     SYSTEM_MEMORY,
+    "the VM's size, less the control plane's and add-ons' requests",
 )
 _DROPLET_SIZE = re.compile(r"(\d+)vcpu-(\d+)gb")
 CLUSTER_TYPE = "digitalocean:index/kubernetesCluster:KubernetesCluster"
+
+DOKS_ALLOCATABLE_SOURCE = (
+    "https://docs.digitalocean.com/products/kubernetes/details/limits/#allocatable-memory"
+)
+DOKS_ALLOCATABLE_MEMORY_GIB: dict[int, float] = {
+    2: 1,
+    3: 1.66,
+    4: 2.5,
+    8: 6,
+    16: 13,
+    32: 28,
+    48: 43,
+    64: 58,
+    96: 88.5,
+    128: 119.5,
+    160: 151,
+    192: 182,
+}
+"""DigitalOcean's "maximum pod allocatable memory" by node memory (GiB), as published at
+DOKS_ALLOCATABLE_SOURCE (the page as last edited 2025-11-10, read on 2026-11-27 from a
+public copy of it: re-check on the page itself). The difference is the kubelet's
+kube-reserved and system-reserved, which DigitalOcean sizes for the kubelet, containerd,
+the OS and its own node agents."""
+DOKS_UNLISTED_RESERVED_SHARE = 0.25
+"""ASSUMPTION (re-check against a node's `status.allocatable`): for a size the table does
+not list, a quarter of the node's memory is reserved, more than the table's share for any
+size of 4 GiB and up."""
+DOKS_RESERVED_CPU_SHARE = 0.1
+"""ASSUMPTION (re-check with `kubectl get node -o jsonpath='{.status.allocatable.cpu}'`):
+DigitalOcean publishes no allocatable CPU; 10% of each node's vCPUs is taken as reserved."""
+DOKS_NODE_PODS = (400, 400 * MIB)
+"""ASSUMPTION (re-check with `kubectl describe node` on a DOKS node): the requests of the
+pods DOKS runs on every node (cilium, csi-do-node, do-node-agent, konnectivity-agent,
+cpc-bridge-proxy; kube-proxy where it still runs). They count against allocatable like
+any pod, next to the reservation above; a round, generous allowance per node."""
+DOKS_CLUSTER_PODS = (300, 256 * MIB)
+"""ASSUMPTION (as above): DOKS's cluster-wide pods (two coredns replicas, the cilium
+operator), once per cluster."""
+
+
+def doks_allocatable(size: str) -> tuple[int, int] | None:
+    """(CPU in millicores, memory in bytes) one node of this Droplet size offers pods."""
+    match = _DROPLET_SIZE.search(size)
+    if match is None:
+        return None
+    vcpus, memory_gib = int(match.group(1)), int(match.group(2))
+    listed = DOKS_ALLOCATABLE_MEMORY_GIB.get(memory_gib)
+    memory_gib_allocatable = (
+        listed if listed is not None else memory_gib * (1 - DOKS_UNLISTED_RESERVED_SHARE)
+    )
+    cpu_m = round(vcpus * 1000 * (1 - DOKS_RESERVED_CPU_SHARE))
+    return cpu_m, round(memory_gib_allocatable * GIB)
+
+
+def doks_capacity(size: str, nodes: int) -> Capacity | None:
+    """The node pool at `nodes` nodes of `size`, as DOKS' scheduler sees it."""
+    allocatable = doks_allocatable(size)
+    if allocatable is None:
+        return None
+    cpu_m, memory = allocatable
+    listed = _DROPLET_SIZE.search(size)
+    assumed = "" if listed and int(listed.group(2)) in DOKS_ALLOCATABLE_MEMORY_GIB else ", assumed"
+    return Capacity(
+        f"{nodes} × {size} (node pool minimum)",
+        nodes,
+        nodes * cpu_m,
+        nodes * memory,
+        nodes * DOKS_NODE_PODS[0] + DOKS_CLUSTER_PODS[0],
+        nodes * DOKS_NODE_PODS[1] + DOKS_CLUSTER_PODS[1],
+        f"allocatable {cpu_m}m / {memory // MIB} Mi a node (memory: DigitalOcean's table"
+        f"{assumed}; CPU: {DOKS_RESERVED_CPU_SHARE:.0%} reserved, assumed); DOKS's own pods "
+        f"{DOKS_NODE_PODS[0]}m / {DOKS_NODE_PODS[1] // MIB} Mi a node + "
+        f"{DOKS_CLUSTER_PODS[0]}m / {DOKS_CLUSTER_PODS[1] // MIB} Mi (assumed)",
+    )
 
 
 def capacity_of(resources: Iterable[RecordedResource]) -> Capacity:
@@ -106,19 +207,10 @@ def capacity_of(resources: Iterable[RecordedResource]) -> Capacity:
             continue
         pool = resource.inputs.get("nodePool") or {}
         size = str(pool.get("size", ""))
-        match = _DROPLET_SIZE.search(size)
         nodes = int(pool.get("minNodes") or pool.get("nodeCount") or 1)
-        if match:
-            # DOKS' own pods (cilium, coredns, csi, konnectivity) are not in the plan;
-            # the same allowance as minikube's control plane is kept free per node.
-            return Capacity(
-                f"{nodes} × {size} (node pool minimum)",
-                nodes,
-                nodes * int(match.group(1)) * 1000,
-                nodes * int(match.group(2)) * GIB,
-                nodes * SYSTEM_CPU_M,
-                nodes * SYSTEM_MEMORY,
-            )
+        capacity = doks_capacity(size, nodes)
+        if capacity is not None:
+            return capacity
     return MINIKUBE
 
 
@@ -167,8 +259,81 @@ class Footprint:
     def headroom_memory(self) -> int:
         return self.capacity.memory - self.capacity.system_memory - self.memory
 
+    @property
+    def surge(self) -> Requests:
+        """One extra pod of the largest Deployment, as a rolling update runs (maxSurge 1)."""
+        pods = [g.per_pod for g in self.steady if g.rolling]
+        return max(pods, key=lambda r: (r.memory, r.cpu_m), default=Requests())
+
+    @property
+    def largest_pod(self) -> Requests:
+        pods = [g.per_pod for g in self.steady]
+        return max(pods, key=lambda r: (r.memory, r.cpu_m), default=Requests())
+
+    def unplaced(self, nodes: int | None = None) -> list[str]:
+        """Pods (a rolling update's extra pod included) that a first-fit-decreasing packing
+        onto `nodes` nodes (default: all) cannot place, each node offering its share of
+        the capacity. Replicas of a stateful group go to different nodes, as their hard
+        topology spread asks. An estimate of the scheduler, which places pods one at a
+        time as they come and can do worse."""
+        count = self.capacity.nodes if nodes is None else nodes
+        free = [[self.capacity.node_cpu_m, self.capacity.node_memory] for _ in range(count)]
+        holds: list[set[str]] = [set() for _ in range(count)]
+        pods: list[tuple[str, Requests, bool]] = []
+        for group in self.steady:
+            if group.per_node:  # on every node already: take it off each node's share
+                for node in free:
+                    node[0] -= group.per_pod.cpu_m
+                    node[1] -= group.per_pod.memory
+                continue
+            pods.extend(
+                (group.source, group.per_pod, group.stateful) for _ in range(group.replicas)
+            )
+        if any(g.rolling for g in self.steady):
+            pods.append(("rolling update's extra pod", self.surge, False))
+        pods.sort(key=lambda pod: (pod[1].memory, pod[1].cpu_m), reverse=True)
+        left: list[str] = []
+        for source, requests, spread in pods:
+            for index, node in enumerate(free):
+                if spread and source in holds[index]:
+                    continue
+                if node[0] >= requests.cpu_m and node[1] >= requests.memory:
+                    node[0] -= requests.cpu_m
+                    node[1] -= requests.memory
+                    holds[index].add(source)
+                    break
+            else:
+                left.append(source)
+        return left
+
     def fits(self) -> bool:
-        return self.headroom_cpu_m >= 0 and self.headroom_memory >= 0
+        """Every steady pod's requests, plus a rolling update's extra pod, within what the
+        nodes offer, in total and pod by pod onto the nodes."""
+        surge = self.surge
+        return (
+            self.headroom_cpu_m >= surge.cpu_m
+            and self.headroom_memory >= surge.memory
+            and not self.unplaced()
+        )
+
+    def one_node_down(self) -> tuple[int, int]:
+        """Headroom (CPU m, memory bytes) left on the other nodes when one is lost and its
+        pods wait to be placed elsewhere (negative: that much stays pending)."""
+        nodes = self.capacity.nodes - 1
+        per_node = [g for g in self.steady if g.per_node]
+        lost_daemons = sum((g.per_pod for g in per_node), Requests())
+        return (
+            nodes * self.capacity.node_cpu_m - (self.cpu_m - lost_daemons.cpu_m),
+            nodes * self.capacity.node_memory - (self.memory - lost_daemons.memory),
+        )
+
+    def stateful_requests(self) -> Requests:
+        """The pods that hold data on volumes and in quorums: Kafka nodes, StatefulSets,
+        Prometheus and Alertmanager."""
+        return Requests(
+            sum(g.replicas * g.per_pod.cpu_m for g in self.steady if g.stateful),
+            sum(g.replicas * g.per_pod.memory for g in self.steady if g.stateful),
+        )
 
 
 def _get(values: Mapping[str, Any], path: str, default: Any = None) -> Any:
@@ -263,10 +428,12 @@ def _workload_groups(objects: list[KubernetesObject]) -> list[PodGroup]:
         template = _get(obj.body, "spec.template", {}) or {}
         if obj.kind == "Deployment":
             replicas = hpa.get((obj.namespace, obj.name), _get(obj.body, "spec.replicas", 1))
-            groups.append(PodGroup(_label(obj), int(replicas), pod_requests(template)))
+            groups.append(
+                PodGroup(_label(obj), int(replicas), pod_requests(template), rolling=True)
+            )
         elif obj.kind == "StatefulSet":
             replicas = int(_get(obj.body, "spec.replicas", 1))
-            groups.append(PodGroup(_label(obj), replicas, pod_requests(template)))
+            groups.append(PodGroup(_label(obj), replicas, pod_requests(template), stateful=True))
         elif obj.kind == "DaemonSet":
             groups.append(PodGroup(_label(obj), 1, pod_requests(template), per_node=True))
         elif obj.kind == "Pod":
@@ -297,6 +464,7 @@ def _strimzi_groups(objects: list[KubernetesObject]) -> list[PodGroup]:
                     _label(obj),
                     int(_get(obj.body, "spec.replicas", 1)),
                     resources_requests(resources, "kafka"),
+                    stateful=True,
                 )
             )
     for kafka in kafkas.values():
@@ -328,7 +496,7 @@ def _gateway_groups(objects: list[KubernetesObject]) -> list[PodGroup]:
         else Requests(ENVOY_PROXY_DEFAULT_CPU_M, ENVOY_PROXY_DEFAULT_MEMORY)
     ) + Requests(*ENVOY_SHUTDOWN_MANAGER)
     return [
-        PodGroup(f"{_label(obj)} (Envoy proxy)", replicas, per_pod)
+        PodGroup(f"{_label(obj)} (Envoy proxy)", replicas, per_pod, rolling=True)
         for obj in objects
         if obj.kind == "Gateway" and obj.group == "gateway.networking.k8s.io"
     ]
@@ -388,7 +556,10 @@ def _kube_prometheus_model(release: str, values: Mapping[str, Any]) -> list[PodG
         enabled: str, name: str, replicas: int, requests: Requests, per_node: bool = False
     ) -> None:
         if _get(values, enabled, True):
-            groups.append(PodGroup(f"helm {release}: {name}", replicas, requests, per_node))
+            stateful = name in ("prometheus", "alertmanager")  # StatefulSets with volumes
+            groups.append(
+                PodGroup(f"helm {release}: {name}", replicas, requests, per_node, stateful=stateful)
+            )
 
     add(
         "prometheus.enabled",
@@ -509,7 +680,12 @@ def _helm_groups(objects: list[KubernetesObject], notes: list[str]) -> list[PodG
                 f"helm release {obj.name}: no default values for {chart} "
                 f"{obj.body['spec'].get('version')}; counted from the release's values only"
             )
-        groups.extend(model(obj.name, values))
+        # What is neither per node nor stateful is a Deployment (dapr's placement and
+        # scheduler are StatefulSets without volumes: rolled like one here, harmlessly).
+        groups.extend(
+            replace(group, rolling=not (group.per_node or group.stateful))
+            for group in model(obj.name, values)
+        )
     return groups
 
 

@@ -130,13 +130,35 @@ def _print_footprint(console: Console, footprint: Footprint) -> None:
         )
     console.print(table)
     capacity = footprint.capacity
+    surge = footprint.surge
     console.print(
         f"Steady total: {footprint.cpu_m}m CPU, {footprint.memory // MIB} Mi "
         f"in {footprint.pods} pods; with the system's own {capacity.system_cpu_m}m / "
-        f"{capacity.system_memory // MIB} Mi, "
+        f"{capacity.system_memory // MIB} Mi and a rolling update's extra pod "
+        f"({surge.cpu_m}m / {surge.memory // MIB} Mi), "
         f"{'fits' if footprint.fits() else 'does NOT fit'} {capacity.label} "
-        f"(headroom {footprint.headroom_cpu_m}m CPU, {footprint.headroom_memory // MIB} Mi)."
+        f"(headroom {footprint.headroom_cpu_m}m CPU, {footprint.headroom_memory // MIB} Mi "
+        "before that pod)."
     )
+    console.print(f"Capacity model: {capacity.source}.")
+    unplaced = footprint.unplaced()
+    if unplaced:
+        console.print(f"[red]Pods that find no node:[/red] {', '.join(unplaced)}")
+    if capacity.nodes > 1:
+        cpu_m, memory = footprint.one_node_down()
+        stateful = footprint.stateful_requests()
+        if cpu_m >= 0 and memory >= 0 and not footprint.unplaced(capacity.nodes - 1):
+            console.print("One node down: every pod still fits on the others.")
+        else:
+            short = [f"{-cpu_m}m CPU"] if cpu_m < 0 else []
+            short += [f"{-memory // MIB} Mi"] if memory < 0 else []
+            console.print(
+                f"One node down: the other {capacity.nodes - 1} are short by "
+                f"{' and '.join(short) or 'room for the largest pods'}; pods wait for a "
+                "replacement node (autoscaler, node auto-repair). Stateful pods (Kafka nodes, "
+                f"StatefulSets, Prometheus, Alertmanager: {stateful.cpu_m}m / "
+                f"{stateful.memory // MIB} Mi) keep one replica per node where replicated."
+            )
     unrequested = footprint.unrequested
     if unrequested:
         console.print(

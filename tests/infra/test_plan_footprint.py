@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+from infra.plan import reference
 from infra.plan.build import Plan
 from infra.plan.footprint import (
     CHART_MODELS,
+    CLUSTER_TYPE,
     MINIKUBE,
     Footprint,
     PodGroup,
     Requests,
+    capacity_of,
     compute_footprint,
+    doks_allocatable,
     pod_requests,
 )
 from infra.plan.mocks import RecordedResource
@@ -98,6 +105,58 @@ def test_totals_count_replicas_daemonsets_per_node_and_leave_jobs_out() -> None:
     assert not heavy.fits()  # 3.5 CPU + the control plane's 0.75 > 4 CPU
 
 
+def _doks(size: str, min_nodes: int) -> RecordedResource:
+    inputs = {"nodePool": {"size": size, "minNodes": min_nodes, "autoScale": True}}
+    return RecordedResource(
+        urn="urn:doks",
+        type=CLUSTER_TYPE,
+        name="doks",
+        parent=None,
+        provider=None,
+        dependencies=(),
+        custom=True,
+        inputs=inputs,
+        has_secrets=False,
+        raw_inputs=inputs,
+    )
+
+
+def test_doks_capacity_is_the_published_allocatable_memory_less_doks_pods() -> None:
+    # docs.digitalocean.com/products/kubernetes/details/limits/#allocatable-memory:
+    # s-2vcpu-4gb -> 2.5 GiB, s-4vcpu-8gb -> 6 GiB (not the Droplet's 4 and 8).
+    assert doks_allocatable("s-2vcpu-4gb") == (1800, int(2.5 * GIB))
+    assert doks_allocatable("s-4vcpu-8gb") == (3600, 6 * GIB)
+    assert doks_allocatable("s-1vcpu-2gb") == (900, GIB)
+    # A size the table does not list: a quarter of its memory is taken as reserved.
+    assert doks_allocatable("s-1vcpu-1gb") == (900, int(0.75 * GIB))
+    capacity = capacity_of([_doks("s-2vcpu-4gb", 5)])
+    assert (capacity.nodes, capacity.cpu_m, capacity.memory) == (5, 9000, int(12.5 * GIB))
+    # DOKS's own pods: 400m / 400 Mi on every node, 300m / 256 Mi once.
+    assert (capacity.system_cpu_m, capacity.system_memory) == (2300, 2256 * MIB)
+    assert capacity.node_memory == (int(12.5 * GIB) - 2256 * MIB) // 5
+    assert "DigitalOcean's table" in capacity.source and "assumed" in capacity.source
+
+
+def test_a_pool_too_small_does_not_fit() -> None:
+    brokers = PodGroup("KafkaNodePool kafka/brokers", 3, Requests(250, GIB), stateful=True)
+    web = PodGroup("Deployment todo/web", 3, Requests(200, 320 * MIB), rolling=True)
+    # 3 × 2.5 GiB less DOKS's pods: 3 brokers and 3 web pods fit, with a 4th web pod.
+    roomy = Footprint(groups=[brokers, web], capacity=capacity_of([_doks("s-2vcpu-4gb", 3)]))
+    assert roomy.fits() and roomy.unplaced() == []
+    assert roomy.surge == Requests(200, 320 * MIB)
+    # On two nodes the third broker has no node of its own (hard spread): no fit, even
+    # though the memory would add up.
+    two = Footprint(groups=[brokers, web], capacity=capacity_of([_doks("s-2vcpu-4gb", 2)]))
+    assert not two.fits() and "KafkaNodePool kafka/brokers" in two.unplaced()
+    # The old rule (8 GB counted as 8 GiB) would have fitted 14 GiB of requests on two
+    # s-4vcpu-8gb nodes; the allocatable 2 × 6 GiB does not.
+    big = PodGroup("StatefulSet db", 2, Requests(500, 7 * GIB), stateful=True)
+    assert not Footprint(groups=[big], capacity=capacity_of([_doks("s-4vcpu-8gb", 2)])).fits()
+    # One node down: the memory adds up (4032 of 4148 Mi), the brokers' spread does not.
+    assert roomy.one_node_down()[1] == 2 * roomy.capacity.node_memory - 4032 * MIB > 0
+    assert roomy.unplaced(nodes=2) == ["KafkaNodePool kafka/brokers"]
+
+
 def test_sample_plan_footprint(sample_plan: Plan) -> None:
     footprint = compute_footprint(sample_plan.objects, sample_plan.run.resources.values())
     by_source = {group.source: group for group in footprint.groups}
@@ -109,8 +168,9 @@ def test_sample_plan_footprint(sample_plan: Plan) -> None:
     assert (backend.per_pod.cpu_m, backend.per_pod.memory) == (500, 192 * MIB)
     brokers = by_source["KafkaNodePool kafka/broker"]
     assert (brokers.replicas, brokers.per_pod.cpu_m, brokers.per_pod.memory) == (3, 250, GIB)
+    # DigitalOcean's allocatable memory of a 4 GB node is 2.5 GiB, not 4.
     assert footprint.capacity.nodes == 2
-    assert footprint.capacity.cpu_m == 2 * 2000 and footprint.capacity.memory == 2 * 4 * GIB
+    assert footprint.capacity.cpu_m == 2 * 1800 and footprint.capacity.memory == 2 * 2.5 * GIB
 
 
 def test_helm_pods_come_from_values_over_chart_defaults(sample_plan: Plan) -> None:
@@ -224,3 +284,27 @@ def test_planned_stacks_count_every_pod_they_run(planned: Any) -> None:
     assert {"helm cert-manager: controller", "helm cert-manager: webhook"} <= set(groups)
     assert groups["Gateway envoy-gateway-system/todo (Envoy proxy)"].replicas == 2
     assert not [s for s in groups if "placement" in s or "scheduler" in s]
+
+
+def test_reference_yaml_is_kept_parsed_between_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = tmp_path / "chart-1.0.0.values.yaml"
+    source.write_text("replicas: 1\nimage: {tag: v1}\n")
+    monkeypatch.setattr(sys, "pycache_prefix", str(tmp_path / "cache" / "pycache"))
+    reference._load_yaml.cache_clear()
+    assert reference._load_yaml(source) == {"replicas": 1, "image": {"tag": "v1"}}
+    assert len(list((tmp_path / "cache" / "yaml").glob("*.marshal"))) == 1
+    # An edited file is parsed again (the key holds its size and modification time).
+    source.write_text("replicas: 22\n")
+    reference._load_yaml.cache_clear()
+    assert reference._load_yaml(source) == {"replicas": 22}
+    # An unchanged file comes from the kept form, without parsing.
+    reference._load_yaml.cache_clear()
+
+    def no_parsing(*_: object, **__: object) -> None:
+        raise AssertionError("parsed again")
+
+    monkeypatch.setattr(yaml, "load", no_parsing)
+    assert reference._load_yaml(source) == {"replicas": 22}
+    reference._load_yaml.cache_clear()

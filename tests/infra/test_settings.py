@@ -113,6 +113,21 @@ def test_cross_field_rules() -> None:
     )
 
 
+def test_jvm_heap_leaves_a_quarter_of_the_limit() -> None:
+    small = {"cpuRequest": "250m", "memoryRequest": "1Gi", "cpuLimit": "1", "memoryLimit": "1Gi"}
+    kafka: dict[str, Any] = {"mode": "strimzi", "resources": small, "heap": "800m"}
+    assert "heap (800m) must be at most 3/4 of the memory limit (1Gi)" in _error(
+        "minikube", _minikube(kafka=kafka)
+    )
+    kafka = {"mode": "strimzi", "controllers": 1, "controllerHeap": "1g"}
+    assert "controllerHeap (1g) must be at most 3/4" in _error("minikube", _minikube(kafka=kafka))
+    kafka = {"mode": "strimzi", "heap": "512MB"}
+    assert "todo:kafka.heap: got '512MB'" in _error("minikube", _minikube(kafka=kafka))
+    parse_settings(
+        "minikube", _minikube(kafka={"mode": "strimzi", "resources": small, "heap": "768m"})
+    )
+
+
 def test_standby_nodes_need_a_2gb_plan() -> None:
     raw = _raw("prod")
     raw["database"] = {**raw["database"], "size": "db-s-1vcpu-1gb"}

@@ -39,8 +39,14 @@ def test_prod_topology() -> None:
     assert pools["brokers"]["replicas"] == 3 and pools["brokers"]["roles"] == ["broker"]
     assert pools["brokers"]["storage"]["volumes"][0]["size"] == "20Gi"
     assert pools["controllers"]["storage"]["volumes"][0]["size"] == "5Gi"
-    assert pools["controllers"]["resources"]["requests"]["memory"] == "768Mi"
-    assert pools["brokers"]["resources"]["requests"]["memory"] == "1536Mi"
+    # Memory requests equal limits; the heap is fixed at half the container.
+    for pool, memory, heap in (("controllers", "512Mi", "256m"), ("brokers", "1Gi", "512m")):
+        resources = pools[pool]["resources"]
+        assert resources["requests"]["memory"] == resources["limits"]["memory"] == memory
+        assert pools[pool]["jvmOptions"] == {"-Xms": heap, "-Xmx": heap}
+        # One replica per node, strictly: one node lost costs one broker and one controller.
+        spread = pools[pool]["template"]["pod"]["topologySpreadConstraints"][0]
+        assert spread["whenUnsatisfiable"] == "DoNotSchedule"
     kafka = one(run, "kafka-cluster")
     config = kafka.raw_inputs["spec"]["kafka"]["config"]
     assert config["default.replication.factor"] == 3 and config["min.insync.replicas"] == 2
@@ -52,6 +58,7 @@ def test_prod_topology() -> None:
 def test_minikube_runs_one_dual_role_node() -> None:
     pools = by_type(plan("minikube"), STRIMZI + "KafkaNodePool")
     assert len(pools) == 1
+    assert "jvmOptions" not in pools[0].raw_inputs["spec"]  # Strimzi sizes the heap
     assert pools[0].raw_inputs["spec"]["roles"] == ["controller", "broker"]
     assert pools[0].raw_inputs["spec"]["replicas"] == 1
 
