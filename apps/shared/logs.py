@@ -10,6 +10,7 @@ import logging
 import re
 import sys
 from collections.abc import MutableMapping
+from functools import lru_cache
 from typing import Any
 
 import structlog
@@ -26,11 +27,18 @@ def redact_secrets(
 ) -> MutableMapping[str, Any]:
     """structlog processor: blank out secret-looking keys and URL passwords."""
     for key, value in list(event_dict.items()):
-        if _SECRET_KEY.search(key):
+        if _secret_key(key):
             event_dict[key] = REDACTED
         elif isinstance(value, str) and "://" in value:
             event_dict[key] = _URL_PASSWORD.sub(rf"\1{REDACTED}@", value)
     return event_dict
+
+
+@lru_cache(maxsize=1024)
+def _secret_key(key: str) -> bool:
+    """Whether a key names a secret; keys are the few names the code logs with, so the
+    answer is remembered rather than searched for on every line (ten keys a line)."""
+    return _SECRET_KEY.search(key) is not None
 
 
 def configure_logging(service: str, level: str = "INFO") -> None:
@@ -45,6 +53,9 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     ]
     structlog.configure(
         processors=[
+            # A disabled level (the request line under LOG_LEVEL=WARNING) stops here,
+            # before the other processors build a line the handler would drop.
+            structlog.stdlib.filter_by_level,
             *shared,
             structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
         ],
@@ -60,6 +71,9 @@ def configure_logging(service: str, level: str = "INFO") -> None:
             structlog.processors.JSONRenderer(),
         ],
     )
+    # The JSON lines carry no source location: skip the frame walk that looks for the
+    # caller on every record (the logging HOWTO's "Optimization" section).
+    logging._srcfile = None
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(formatter)
     root = logging.getLogger()
