@@ -55,11 +55,13 @@ def _carried_reminder(reminder: ReminderPublic, shift_seconds: float) -> Reminde
     return ReminderCreate(at=reminder.at + timedelta(seconds=shift_seconds))
 
 
+# Built once: building a statement per call costs more than executing a cached one.
+_SUCCESSOR_ID = sa.select(_TASKS.c.id).where(_TASKS.c.previous_task_id == sa.bindparam("task_id"))
+
+
 async def _successor_id(session: AsyncSession, task_id: uuid.UUID) -> uuid.UUID | None:
     """A cheap look at the unique index; the full task is read only when there is one."""
-    found = await session.execute(
-        sa.select(_TASKS.c.id).where(_TASKS.c.previous_task_id == task_id)
-    )
+    found = await session.execute(_SUCCESSOR_ID, {"task_id": task_id})
     successor: uuid.UUID | None = found.scalar_one_or_none()
     return successor
 

@@ -26,7 +26,12 @@ def check_app_token(presented: str | None, expected: str | None) -> None:
         raise ApiError(401, _LOC, "app token does not match", "app_token_invalid")
 
 
-def require_app_token(request: Request) -> None:
-    """FastAPI dependency; the expected token is `app.state.app_api_token` (str or None)."""
+async def require_app_token(request: Request) -> None:
+    """FastAPI dependency; the expected token is `app.state.app_api_token` (str or None).
+
+    Async though it never awaits: FastAPI runs a plain `def` dependency on a worker
+    thread, a hop (and two thread wake-ups) on every delivery, invocation and scan for
+    what is a string comparison.
+    """
     expected: str | None = getattr(request.app.state, "app_api_token", None)
     check_app_token(request.headers.get(APP_TOKEN_HEADER), expected)

@@ -4,10 +4,21 @@ from __future__ import annotations
 
 import uuid
 
+import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps.shared.models import ProcessedEvent
+
+_PROCESSED = ProcessedEvent.__table__  # type: ignore[attr-defined]
+# Built once, on the table (Core): building it per call, and the ORM's bulk-insert path
+# an entity insert takes, cost more than executing it.
+_RECORD = (
+    insert(_PROCESSED)
+    .values(consumer=sa.bindparam("p_consumer"), event_id=sa.bindparam("p_event_id"))
+    .on_conflict_do_nothing(index_elements=["consumer", "event_id"])
+    .returning(_PROCESSED.c.event_id)
+)
 
 
 async def record_processed(session: AsyncSession, *, consumer: str, event_id: uuid.UUID) -> bool:
@@ -17,11 +28,5 @@ async def record_processed(session: AsyncSession, *, consumer: str, event_id: uu
     must skip its effect. A concurrent first delivery blocks on the primary key until the
     other transaction ends, so exactly one of two racing deliveries sees True.
     """
-    statement = (
-        insert(ProcessedEvent)
-        .values(consumer=consumer, event_id=event_id)
-        .on_conflict_do_nothing(index_elements=["consumer", "event_id"])
-        .returning(ProcessedEvent.__table__.c.event_id)  # type: ignore[attr-defined]
-    )
-    result = await session.execute(statement)
+    result = await session.execute(_RECORD, {"p_consumer": consumer, "p_event_id": event_id})
     return result.first() is not None
