@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from apps.backend.next_occurrence import NextOccurrenceRequest, create_next_occurrence
 from apps.backend.pipeline import ReminderScanSettings
 from apps.backend.reminder_scan import claim_due_reminders
+from apps.backend.routes.tasks import task_response
 from apps.backend.schemas import TaskPublic
 from apps.shared.app_token import require_app_token
 from apps.shared.db import SessionDep
@@ -50,11 +51,9 @@ async def reminder_scan(request: Request, session: SessionDep) -> ScanSummary:
     include_in_schema=False,
 )
 async def next_occurrence(
-    task_id: uuid.UUID, body: NextOccurrenceRequest, session: SessionDep, response: Response
-) -> TaskPublic:
+    task_id: uuid.UUID, body: NextOccurrenceRequest, session: SessionDep
+) -> Response:
     """201 with the new occurrence, or 200 with the one an earlier call created."""
     task, created = await create_next_occurrence(session, task_id=task_id, request=body)
     await session.commit()
-    if not created:
-        response.status_code = status.HTTP_200_OK
-    return task
+    return task_response(task, status.HTTP_201_CREATED if created else status.HTTP_200_OK)
