@@ -77,9 +77,20 @@ class _Row:
     attempts: int
 
 
+_ROW_FIELDS = ("id", "topic", "partition_key", "payload", "attempts")
+
+
+# `followers`: whether the key has later unpublished rows, so that the second query
+# runs only for keys that have some (most keys have one pending row at a time).
 _HEADS = sa.text(
     """
-    SELECT o.id, o.topic, o.partition_key, o.payload, o.attempts
+    SELECT o.id, o.topic, o.partition_key, o.payload, o.attempts,
+           EXISTS (
+               SELECT 1 FROM outbox f
+               WHERE f.partition_key = o.partition_key
+                 AND f.published_at IS NULL
+                 AND f.id > o.id
+           ) AS followers
     FROM outbox o
     WHERE o.published_at IS NULL
       AND o.next_attempt_at <= now()
@@ -260,18 +271,24 @@ class OutboxRelay:
         return len(published)
 
     async def _claim(self, connection: AsyncConnection) -> OrderedDict[str, list[_Row]]:
-        heads = [
-            _Row(**row)
-            for row in (
-                await connection.execute(_HEADS, {"limit": self.settings.batch_size})
-            ).mappings()
-        ]
+        heads: list[_Row] = []
+        followed: list[_Row] = []  # heads of keys with later rows
+        rows = await connection.execute(_HEADS, {"limit": self.settings.batch_size})
+        for row in rows.mappings():
+            head = _Row(**{name: row[name] for name in _ROW_FIELDS})
+            heads.append(head)
+            if row["followers"]:
+                followed.append(head)
         by_key: OrderedDict[str, list[_Row]] = OrderedDict((h.partition_key, [h]) for h in heads)
         room = self.settings.max_rows - len(heads)
-        if heads and room > 0:
+        if followed and room > 0:
             followers = await connection.execute(
                 _FOLLOWERS,
-                {"keys": list(by_key), "heads": [h.id for h in heads], "limit": room},
+                {
+                    "keys": [h.partition_key for h in followed],
+                    "heads": [h.id for h in followed],
+                    "limit": room,
+                },
             )
             for row in followers.mappings():
                 by_key[row["partition_key"]].append(_Row(**row))
