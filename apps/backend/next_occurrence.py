@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from pydantic import Field, ValidationError
@@ -28,7 +29,7 @@ from apps.backend.fields import Moment, RRule
 from apps.backend.models import Task
 from apps.backend.schemas import Recurrence, ReminderCreate, ReminderPublic, TaskCreate, TaskPublic
 from apps.shared.errors import ApiError, invalid
-from apps.shared.idempotency import record_processed
+from apps.shared.idempotency import RECORD_PROCESSED
 
 _TASK_LOC: list[str | int] = ["path", "task_id"]
 _TASKS = Task.__table__  # type: ignore[attr-defined]
@@ -55,15 +56,33 @@ def _carried_reminder(reminder: ReminderPublic, shift_seconds: float) -> Reminde
     return ReminderCreate(at=reminder.at + timedelta(seconds=shift_seconds))
 
 
-# Built once: building a statement per call costs more than executing a cached one.
-_SUCCESSOR_ID = sa.select(_TASKS.c.id).where(_TASKS.c.previous_task_id == sa.bindparam("task_id"))
+def _record_and_find_successor_statement() -> sa.Select[Any]:
+    """The processed-event record and the successor lookup (a cheap look at the unique
+    index; the full task is read only when there is one) in one round trip."""
+    recorded = RECORD_PROCESSED.cte("recorded")
+    successor = sa.select(_TASKS.c.id).where(_TASKS.c.previous_task_id == sa.bindparam("task_id"))
+    return sa.select(
+        sa.exists(sa.select(recorded.c.event_id)).label("first_delivery"),
+        successor.scalar_subquery().label("successor_id"),
+    )
 
 
-async def _successor_id(session: AsyncSession, task_id: uuid.UUID) -> uuid.UUID | None:
-    """A cheap look at the unique index; the full task is read only when there is one."""
-    found = await session.execute(_SUCCESSOR_ID, {"task_id": task_id})
-    successor: uuid.UUID | None = found.scalar_one_or_none()
-    return successor
+_RECORD_AND_FIND_SUCCESSOR = _record_and_find_successor_statement()
+
+
+async def _record_and_find_successor(
+    session: AsyncSession, *, task_id: uuid.UUID, event_id: uuid.UUID
+) -> tuple[bool, uuid.UUID | None]:
+    """Whether this is the completion's first delivery (its record is written now), and
+    the successor created so far.
+
+    The successor is read from the statement's snapshot, taken before the insert: that
+    is enough because the caller holds the completed task's row lock, which every
+    delivery of this completion takes first, so what an earlier one committed is in it.
+    """
+    params = {"p_consumer": RECURRING_CONSUMER, "p_event_id": event_id, "task_id": task_id}
+    row = (await session.execute(_RECORD_AND_FIND_SUCCESSOR, params)).one()
+    return bool(row.first_delivery), row.successor_id
 
 
 async def create_next_occurrence(
@@ -73,10 +92,9 @@ async def create_next_occurrence(
     current = await tasks.get_task(
         session, user_id=request.user_id, task_id=task_id, for_update=True
     )
-    first_delivery = await record_processed(
-        session, consumer=RECURRING_CONSUMER, event_id=request.completion_event_id
+    first_delivery, successor_id = await _record_and_find_successor(
+        session, task_id=task_id, event_id=request.completion_event_id
     )
-    successor_id = await _successor_id(session, task_id)
     if successor_id is not None:
         existing = await tasks.get_task(session, user_id=request.user_id, task_id=successor_id)
         return existing, False
