@@ -16,8 +16,8 @@ import pytest
 
 from infra.plan.build import Plan
 from infra.plan.objects import KubernetesObject
-from infra.plan.reference import chart_defaults, missing_reference_message, reference_dir
-from tests.infra.conftest import EPHEMERAL_STACK, STACKS
+from infra.plan.reference import chart_defaults, reference_dir
+from tests.infra.conftest import EPHEMERAL_STACK, STACKS, needs_reference
 from tests.infra.validation import (
     CHARTS_MISSING_FROM_REFERENCE,
     CRDS_MISSING_FROM_REFERENCE,
@@ -35,8 +35,6 @@ from tests.infra.validation import (
 MINIKUBE_KUBERNETES = "1.34"
 ALL_STACKS = (*STACKS, EPHEMERAL_STACK)
 CLUSTER_TYPE = "digitalocean:index/kubernetesCluster:KubernetesCluster"
-
-needs_reference = pytest.mark.skipif(reference_dir() is None, reason=missing_reference_message())
 
 
 def kubernetes_version(plan: Plan, staging: Plan) -> str:

@@ -29,6 +29,7 @@ from infra.plan.objects import KubernetesObject, to_object
 from infra.plan.quantities import GIB, MIB, QuantityError, bytes_of, millicores
 from infra.plan.reference import chart_defaults, missing_reference_message
 from infra.plan.volumes import planned_volume_claims
+from tests.infra.conftest import needs_reference
 
 
 def _container(
@@ -266,6 +267,7 @@ def test_kube_prometheus_stack_pods() -> None:
     assert with_alerts["helm r: alertmanager"].per_pod.unrequested == ("alertmanager",)
 
 
+@needs_reference  # the charts' pods are counted from their default values
 def test_planned_stacks_count_every_pod_they_run(planned: Any) -> None:
     minikube = compute_footprint(
         planned("minikube").objects, planned("minikube").run.resources.values()
