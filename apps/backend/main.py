@@ -11,7 +11,7 @@ from apps.backend.pipeline import event_pipeline
 from apps.backend.routes import pipeline as pipeline_routes
 from apps.backend.routes import tasks as task_routes
 from apps.backend.settings import BackendSettings
-from apps.shared.service import NO_OPENTELEMETRY, install_common, open_database, start_service
+from apps.shared.service import open_database, service_app, start_service
 
 SERVICE = "backend"
 
@@ -25,14 +25,12 @@ def create_app(settings: BackendSettings | None = None) -> FastAPI:
         async with open_database(app, resolved), event_pipeline(app, resolved, service=SERVICE):
             yield
 
-    app = FastAPI(
+    app = service_app(
+        service=SERVICE,
         title="Todo backend",
-        version="1.0.0",
         description="Tasks with priorities, tags, due dates, reminders, recurrence and search.",
         lifespan=lifespan,
-        telemetry=NO_OPENTELEMETRY,
     )
-    install_common(app, service=SERVICE)
     app.include_router(task_routes.router)
     app.include_router(pipeline_routes.router)
     return app

@@ -11,7 +11,7 @@ from apps.notification.consumer import ReminderHandler
 from apps.notification.routes import SERVICE, install_routes
 from apps.notification.settings import NotificationServiceSettings
 from apps.notification.webhooks import WebhookWorker
-from apps.shared.service import NO_OPENTELEMETRY, install_common, open_database, start_service
+from apps.shared.service import open_database, service_app, start_service
 
 
 def create_app(settings: NotificationServiceSettings | None = None) -> FastAPI:
@@ -33,14 +33,12 @@ def create_app(settings: NotificationServiceSettings | None = None) -> FastAPI:
             finally:
                 await webhooks.stop()
 
-    app = FastAPI(
+    app = service_app(
+        service=SERVICE,
         title="Todo notification service",
-        version="1.0.0",
         description="Notifications for due reminders: in-app and signed webhooks.",
         lifespan=lifespan,
-        telemetry=NO_OPENTELEMETRY,
     )
-    install_common(app, service=SERVICE)
     install_routes(app)
     return app
 

@@ -12,7 +12,7 @@ from apps.recurring.routes import SERVICE, install_routes
 from apps.recurring.sandbox import RuleSandbox
 from apps.recurring.settings import RecurringSettings
 from apps.shared.dapr import DaprAccess
-from apps.shared.service import NO_OPENTELEMETRY, install_common, open_database, start_service
+from apps.shared.service import open_database, service_app, start_service
 
 
 def create_app(settings: RecurringSettings | None = None) -> FastAPI:
@@ -36,14 +36,12 @@ def create_app(settings: RecurringSettings | None = None) -> FastAPI:
                 await dapr.close()
                 sandbox.close()
 
-    app = FastAPI(
+    app = service_app(
+        service=SERVICE,
         title="Todo recurring-task service",
-        version="1.0.0",
         description="Creates the next occurrence of completed recurring tasks.",
         lifespan=lifespan,
-        telemetry=NO_OPENTELEMETRY,
     )
-    install_common(app, service=SERVICE)
     install_routes(app)
     return app
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TypeVar
 
 from fastapi import FastAPI, Request
@@ -31,6 +31,25 @@ NO_OPENTELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs":
 
 class Health(BaseModel):
     status: str
+
+
+def service_app(
+    *,
+    service: str,
+    title: str,
+    description: str,
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]],
+) -> FastAPI:
+    """A service's FastAPI app with what every service has (`install_common`)."""
+    app = FastAPI(
+        title=title,
+        version="1.0.0",
+        description=description,
+        lifespan=lifespan,
+        telemetry=NO_OPENTELEMETRY,
+    )
+    install_common(app, service=service)
+    return app
 
 
 def install_common(app: FastAPI, *, service: str) -> None:

@@ -91,8 +91,8 @@ def test_unknown_top_level_key() -> None:
 
 
 def test_bad_mode_lists_the_modes() -> None:
-    message = _error("minikube", _minikube(database={"mode": "sqlite"}))
-    assert "todo:database: got {'mode': 'sqlite'}" in message
+    message = _error("minikube", _minikube(database={"mode": "mysql"}))
+    assert "todo:database: got {'mode': 'mysql'}" in message
     assert "'inCluster', 'managed', 'external', 'shared'" in message
 
 
