@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from infra.plan import bytecode_cache
 from infra.plan.runner import PROJECT_ROOT
 
 ENV_VAR = "K8S_REFERENCE_DIR"
@@ -47,7 +48,7 @@ def _load_yaml(path: Path) -> Any:
 
     The chart defaults are read-only reference files (kube-prometheus-stack's alone is
     200 KB, ~0.15 s even with libyaml); their parsed form is kept as `marshal` data
-    under the CLI's bytecode cache (off with it), keyed by the file's path, size and
+    next to the CLI's bytecode cache (off with it), keyed by the file's path, size and
     modification time, and read back in a few milliseconds.
     """
     cached = _cache_file(path)
@@ -70,8 +71,8 @@ def _load_yaml(path: Path) -> Any:
 
 def _cache_file(path: Path) -> Path | None:
     """Where the parsed form of `path` is kept, or None when there is no cache."""
-    prefix = sys.pycache_prefix
-    if prefix is None:
+    directory = bytecode_cache.cache_dir()
+    if directory is None:
         return None
     try:
         stat = path.stat()
@@ -80,7 +81,7 @@ def _cache_file(path: Path) -> Path | None:
     key = hashlib.sha256(
         f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}:{sys.version_info[:2]}".encode()
     ).hexdigest()[:32]
-    return Path(prefix).parent / "yaml" / f"{key}.marshal"
+    return directory.parent / "yaml" / f"{key}.marshal"
 
 
 def chart_defaults(chart: str, version: str, root: Path | None = None) -> dict[str, Any] | None:

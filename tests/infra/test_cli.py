@@ -15,6 +15,7 @@ import yaml
 from typer.testing import CliRunner
 
 from infra.cli import app
+from infra.plan import bytecode_cache
 from infra.plan.runner import PROJECT_ROOT, STACKS_DIR
 
 runner = CliRunner()
@@ -116,7 +117,8 @@ def test_cost_prints_the_table_with_its_date() -> None:
 
 def test_plan_runs_on_a_fresh_machine(tmp_path: Path) -> None:
     """A new process with no Pulumi CLI, no credentials, an empty home and no network
-    settings: the plan still runs, and its bytecode goes to the private cache only."""
+    settings: the plan still runs, and writes no bytecode next to any source file (into
+    the private cache only when the installer compiled nothing)."""
     cache = tmp_path / "pycache"
     env = {
         "PATH": str(Path(sys.executable).parent),
@@ -145,8 +147,25 @@ def test_plan_runs_on_a_fresh_machine(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert (tmp_path / "out" / "resources.json").is_file()
-    assert any(cache.rglob("*.pyc"))
+    assert any(cache.rglob("*.pyc")) != bytecode_cache.installed_with_bytecode()
     assert not list((PROJECT_ROOT / "infra" / "plan").glob("__pycache__"))
+
+
+@pytest.mark.parametrize("precompiled", [True, False])
+def test_private_bytecode_cache_only_where_the_installer_compiled_nothing(
+    precompiled: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A pycache prefix would hide the installed bytecode: set it only when there is none.
+    monkeypatch.setenv("TODO_INFRA_BYTECODE_CACHE", str(tmp_path / "pycache"))
+    monkeypatch.setattr(bytecode_cache, "installed_with_bytecode", lambda: precompiled)
+    monkeypatch.setattr(sys, "pycache_prefix", None)
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    enabled = bytecode_cache.enable()
+    if precompiled:
+        assert enabled is None and sys.pycache_prefix is None and sys.dont_write_bytecode
+    else:
+        assert enabled == tmp_path / "pycache" and sys.pycache_prefix == str(enabled)
+        assert not sys.dont_write_bytecode
 
 
 def test_an_ephemeral_stack_plans_on_top_of_staging(tmp_path: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -293,7 +292,7 @@ def test_reference_yaml_is_kept_parsed_between_runs(
 ) -> None:
     source = tmp_path / "chart-1.0.0.values.yaml"
     source.write_text("replicas: 1\nimage: {tag: v1}\n")
-    monkeypatch.setattr(sys, "pycache_prefix", str(tmp_path / "cache" / "pycache"))
+    monkeypatch.setenv("TODO_INFRA_BYTECODE_CACHE", str(tmp_path / "cache" / "pycache"))
     reference._load_yaml.cache_clear()
     assert reference._load_yaml(source) == {"replicas": 1, "image": {"tag": "v1"}}
     assert len(list((tmp_path / "cache" / "yaml").glob("*.marshal"))) == 1
