@@ -409,54 +409,37 @@ class FastApiService(pulumi.ComponentResource):
                 }
             )
         if peers:
-            k8s.networking.v1.NetworkPolicy(
-                f"{self._name}-ingress",
-                metadata=cast(
-                    Any,
-                    {
-                        "name": f"{args.app_id}-ingress",
-                        "namespace": args.namespace,
-                        "labels": self._labels,
-                    },
-                ),
-                spec=cast(
-                    Any,
-                    {
-                        "podSelector": {"matchLabels": self._selector},
-                        "policyTypes": ["Ingress"],
-                        "ingress": peers,
-                    },
-                ),
-                opts=self._child(),
-            )
+            self._network_policy("ingress", "Ingress", peers)
         if args.public_egress_ports:
-            k8s.networking.v1.NetworkPolicy(
-                f"{self._name}-public-egress",
-                metadata=cast(
-                    Any,
-                    {
-                        "name": f"{args.app_id}-public-egress",
-                        "namespace": args.namespace,
-                        "labels": self._labels,
-                    },
-                ),
-                spec=cast(
-                    Any,
-                    {
-                        "podSelector": {"matchLabels": self._selector},
-                        "policyTypes": ["Egress"],
-                        "egress": [
-                            {
-                                "to": [
-                                    {"ipBlock": {"cidr": "0.0.0.0/0", "except": PRIVATE_RANGES}}
-                                ],
-                                "ports": _ports(*args.public_egress_ports),
-                            }
-                        ],
-                    },
-                ),
-                opts=self._child(),
+            public = {"ipBlock": {"cidr": "0.0.0.0/0", "except": PRIVATE_RANGES}}
+            self._network_policy(
+                "public-egress",
+                "Egress",
+                [{"to": [public], "ports": _ports(*args.public_egress_ports)}],
             )
+
+    def _network_policy(self, role: str, policy_type: str, rules: list[dict[str, Any]]) -> None:
+        """A NetworkPolicy `<app id>-<role>` for this app's pods: `rules` in one direction."""
+        k8s.networking.v1.NetworkPolicy(
+            f"{self._name}-{role}",
+            metadata=cast(
+                Any,
+                {
+                    "name": f"{self._args.app_id}-{role}",
+                    "namespace": self._args.namespace,
+                    "labels": self._labels,
+                },
+            ),
+            spec=cast(
+                Any,
+                {
+                    "podSelector": {"matchLabels": self._selector},
+                    "policyTypes": [policy_type],
+                    policy_type.lower(): rules,
+                },
+            ),
+            opts=self._child(),
+        )
 
     def _create_service_monitor(self, after: Sequence[pulumi.Resource]) -> None:
         args = self._args
