@@ -816,6 +816,17 @@ def _exit_on_signal(signum: int, _frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)  # unwinds the ExitStack: everything gets cleaned up
 
 
+def start_run(name: str) -> None:
+    """Clean up on SIGTERM/SIGHUP too, and say what machine the numbers come from."""
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    signal.signal(signal.SIGHUP, _exit_on_signal)
+    print(
+        f"{name} on {platform.node()}: {os.cpu_count()} CPUs, "
+        f"python {platform.python_version()}; load average at start {load_average()}",
+        flush=True,
+    )
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small and short: a sanity run")
@@ -842,13 +853,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _exit_on_signal)
-    signal.signal(signal.SIGHUP, _exit_on_signal)
-    print(
-        f"bench/api.py on {platform.node()}: {os.cpu_count()} CPUs, "
-        f"python {platform.python_version()}; load average at start {load_average()}",
-        flush=True,
-    )
+    start_run("bench/api.py")
     with ExitStack() as stack:
         # The database server starts before this process pins itself, so it may use every core.
         server_url = stack.enter_context(postgres_server())

@@ -33,7 +33,6 @@ import asyncio
 import json
 import logging
 import os
-import platform
 import signal
 import subprocess
 import sys
@@ -61,6 +60,7 @@ from bench.api import (
     load_average,
     postgres_server,
     server_settings,
+    start_run,
 )
 from bench.procstat import children, postmaster_of, process_cpu, server_cpu
 from bench.stats import percentile
@@ -569,10 +569,6 @@ async def reminders(args: argparse.Namespace, url: str) -> None:
     )
 
 
-def _exit_on_signal(signum: int, _frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)  # unwinds the ExitStack: everything gets cleaned up
-
-
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small and short: a sanity run")
@@ -603,13 +599,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.serve:
         serve(args.serve, Path(args.state_file), args.replicas, args.scan_seconds)
         return
-    signal.signal(signal.SIGTERM, _exit_on_signal)
-    signal.signal(signal.SIGHUP, _exit_on_signal)
-    print(
-        f"bench/pipeline.py on {platform.node()}: {os.cpu_count()} CPUs, "
-        f"python {platform.python_version()}; load average at start {load_average()}",
-        flush=True,
-    )
+    start_run("bench/pipeline.py")
     with ExitStack() as stack:
         server_url = stack.enter_context(postgres_server())
         url = stack.enter_context(bench_database(server_url))
