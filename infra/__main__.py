@@ -14,7 +14,7 @@ import pulumi
 from infra.components import base_stack as base_outputs
 from infra.components.app_secrets import AppSecrets, AppSecretsArgs
 from infra.components.base_stack import BaseStack, BaseStackArgs
-from infra.components.cluster import Cluster, ClusterArgs
+from infra.components.cluster import CLUSTER_VERSION_OUTPUT, Cluster, ClusterArgs
 from infra.components.dapr import Dapr, DaprArgs
 from infra.components.database import Database, DatabaseArgs, SharedServer
 from infra.components.edge import (
@@ -66,7 +66,6 @@ cluster = Cluster(
         local=settings.cluster if isinstance(settings.cluster, LocalCluster) else None,
         doks=settings.cluster if isinstance(settings.cluster, DoksCluster) else None,
         existing_cluster_name=base.cluster_name if base else None,
-        api_server_cidr=base.api_server_cidr if base else None,
     ),
 )
 in_cluster = pulumi.ResourceOptions(providers=[cluster.provider])
@@ -85,8 +84,7 @@ namespaces = Namespaces(
         apps=apps_namespace,
         dapr=base.dapr_namespace if base else names.dapr,
         kafka=apps_namespace if ephemeral else names.kafka,
-        api_server_cidr=cluster.api_server_cidr,
-        api_server_port=cluster.api_server_port,
+        api_server=cluster.api_server,
         database_port=settings.database_port,
         database_cidr=database_cidr,
         create_system_namespaces=not ephemeral,
@@ -137,9 +135,16 @@ kafka = Kafka(
     opts=in_cluster,
 )
 
+images = settings.apps.images
 app_secrets = AppSecrets(
     "app-secrets",
-    AppSecretsArgs(namespace=namespaces.apps, auth_jwt_secret=stack_secrets.auth_jwt_secret),
+    AppSecretsArgs(
+        namespace=namespaces.apps,
+        auth_jwt_secret=stack_secrets.auth_jwt_secret,
+        registry=images.registry if images else "",
+        pull_username=images.pull_username if images else None,
+        pull_token=stack_secrets.image_pull_token,
+    ),
     opts=in_cluster,
 )
 
@@ -160,7 +165,7 @@ dapr = Dapr(
     opts=in_cluster,
 )
 
-backend_image = settings.apps.images.image("backend")
+backend_image = settings.apps.image("backend")
 migrations = Migrations(
     "migrations",
     MigrationsArgs(
@@ -169,6 +174,7 @@ migrations = Migrations(
         database_secret=database.secret_name,
         log_level=settings.apps.log_level,
         after=database.ready,
+        image_pull_secret=app_secrets.image_pull_secret,
     ),
     opts=in_cluster,
 )
@@ -206,7 +212,7 @@ services = {
         FastApiServiceArgs(
             app_id=app,
             namespace=namespaces.apps,
-            image=settings.apps.images.image(app),
+            image=settings.apps.image(app),
             settings=settings.apps.service(app),
             app_env=settings.environment.value,
             log_level=settings.apps.log_level,
@@ -223,6 +229,7 @@ services = {
             ingress_namespaces=[gateway_namespace] if app in PUBLIC_API_PREFIXES else [],
             ingress_pod_labels=ENVOY_PROXY_POD_LABELS,
             public_egress_ports=(443, 80) if app == "notification" else (),
+            image_pull_secret=app_secrets.image_pull_secret,
             service_monitor_after=monitoring_release,
             depends_on=[migrations.job, *kafka.ready, *dapr.ready],
         ),
@@ -289,10 +296,12 @@ if isinstance(settings.cluster, LocalCluster):
     pulumi.export("kubeContext", settings.cluster.kube_context)
 if cluster.kubeconfig is not None:
     pulumi.export("kubeconfig", cluster.kubeconfig)
+if cluster.version is not None:
+    # Read back by the next run (Cluster._kubernetes_version): never ask for less than this.
+    pulumi.export(CLUSTER_VERSION_OUTPUT, cluster.version)
 if settings.is_cloud:
     # What ephemeral stacks read through their StackReference (base_stack.py).
     pulumi.export(base_outputs.CLUSTER_NAME, cluster.cluster_name)
-    pulumi.export(base_outputs.API_SERVER_CIDR, cluster.api_server_cidr)
     pulumi.export(base_outputs.VPC_IP_RANGE, cluster.vpc_ip_range)
     if database.cluster_id is not None and database.admin_url is not None:
         pulumi.export(base_outputs.DATABASE_CLUSTER_ID, database.cluster_id)

@@ -15,6 +15,7 @@ and `load_settings` reads `todo:<fieldAlias>` for it (as `observability` and `ed
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from typing import Annotated, Any, Literal, Self
 
 import pulumi
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Discriminator,
@@ -149,10 +151,35 @@ class NamespaceSettings(_Model):
 # --------------------------------------------------------------------------- cluster
 
 
+MIN_DOKS_MINOR = 33
+"""The oldest DOKS minor version the program deploys to (Gateway API CRDs, §9)."""
+
+
+def _private_ipv4_network(value: str) -> str:
+    try:
+        network = ipaddress.IPv4Network(value, strict=True)
+    except ValueError as error:
+        raise ValueError(f"not an IPv4 network in CIDR form ({error})") from None
+    if not network.is_private or network.prefixlen > 24 or network.prefixlen < 8:
+        raise ValueError("must be a private (RFC 1918) range between /8 and /24")
+    return str(network)
+
+
+Ipv4Network = Annotated[str, AfterValidator(_private_ipv4_network)]
+
+
 class LocalCluster(_Model):
-    """An existing cluster reached through a kubeconfig context (minikube)."""
+    """An existing cluster reached through a kubeconfig context (minikube, kind)."""
 
     kube_context: Annotated[str, StringConstraints(min_length=1)] = "minikube"
+    cni: Literal["generic", "cilium"] = "generic"
+    """How NetworkPolicies reach the API server and admit its webhook calls.
+
+    `generic`: Kubernetes NetworkPolicy `ipBlock`s on apiServerCidr/apiServerPort (minikube's
+    default CNI matches host traffic by address). `cilium`: CiliumNetworkPolicy entities
+    (`kube-apiserver`, `host`, `remote-node`), because Cilium does not match cluster nodes
+    or the API server by `ipBlock` (DOKS always runs Cilium; so does the kind proving ground).
+    """
     api_server_cidr: Annotated[
         str, StringConstraints(pattern=r"^[0-9]{1,3}(\.[0-9]{1,3}){3}/[0-9]{1,2}$")
     ] = "192.168.49.2/32"
@@ -192,11 +219,47 @@ class DoksCluster(_Model):
     vpc_ip_range: Annotated[
         str, StringConstraints(pattern=r"^10\.[0-9]{1,3}\.[0-9]{1,3}\.0/(1[6-9]|2[0-4])$")
     ]
+    cluster_subnet: Ipv4Network
+    """The pods' range of a VPC-native cluster (`10.124.0.0/16`): fixed at creation."""
+    service_subnet: Ipv4Network
+    """The Services' range of a VPC-native cluster (`10.125.0.0/20`): fixed at creation."""
     ha: bool = False
     """HA control plane (recommended for prod)."""
     auto_upgrade: bool = True
     node_pool: NodePool = NodePool()
     maintenance: MaintenanceWindow = MaintenanceWindow()
+
+    @field_validator("version_prefix")
+    @classmethod
+    def _gateway_api(cls, value: str) -> str:
+        # DOKS provides the Gateway API CRDs (which the edge relies on in the cloud) only
+        # on VPC-native clusters from 1.33 (architecture §9).
+        if int(value.split(".")[1]) < MIN_DOKS_MINOR:
+            raise ValueError(
+                f"must be 1.{MIN_DOKS_MINOR}. or newer: DOKS provides the Gateway API CRDs "
+                "the edge needs only on VPC-native clusters from 1.33"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _vpc_native(self) -> Self:
+        # A VPC-native cluster's pod and Service ranges may not overlap the VPC or each
+        # other (DigitalOcean: "create with VPC-native", linked from pulumi-digitalocean's
+        # KubernetesCluster.cluster_subnet docs).
+        ranges = {
+            "vpcIpRange": ipaddress.ip_network(self.vpc_ip_range),
+            "clusterSubnet": ipaddress.ip_network(self.cluster_subnet),
+            "serviceSubnet": ipaddress.ip_network(self.service_subnet),
+        }
+        names = list(ranges)
+        for i, first in enumerate(names):
+            for second in names[i + 1 :]:
+                if ranges[first].overlaps(ranges[second]):
+                    raise ValueError(
+                        f"{first} ({ranges[first]}) and {second} ({ranges[second]}) overlap: "
+                        "a VPC-native cluster needs three disjoint ranges"
+                    )
+        return self
 
 
 def _cluster_type(value: Any) -> str:
@@ -209,7 +272,17 @@ def _cluster_type(value: Any) -> str:
 
 
 _DOKS_KEYS = frozenset(  # keys only a DOKS cluster has
-    {"region", "versionPrefix", "vpcIpRange", "ha", "autoUpgrade", "nodePool", "maintenance"}
+    {
+        "region",
+        "versionPrefix",
+        "vpcIpRange",
+        "clusterSubnet",
+        "serviceSubnet",
+        "ha",
+        "autoUpgrade",
+        "nodePool",
+        "maintenance",
+    }
 )
 
 ClusterSettings = Annotated[
@@ -436,7 +509,11 @@ class ImageSettings(_Model):
     """Empty for images loaded straight into the node (`minikube image load`)."""
     tag: ImageTag
     digests: dict[Literal["backend", "notification", "recurring"], Digest] = {}
-    """Optional digests that pin the exact image built for the tag."""
+    """Digests that pin the exact image built for the tag (required on cloud stacks)."""
+    pull_username: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,100}$")] | None = (
+        None
+    )
+    """User of a private registry; its token is the secret `todo:imagePullToken`."""
 
     @field_validator("tag")
     @classmethod
@@ -482,7 +559,8 @@ class ServiceSettings(_Model):
 class AppsSettings(_Model):
     """The three services."""
 
-    images: ImageSettings
+    images: ImageSettings | None = None
+    """Required; cloud stacks get theirs from the deploy workflow (release-images.sh)."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     backend: ServiceSettings = ServiceSettings()
     notification: ServiceSettings = ServiceSettings()
@@ -494,6 +572,12 @@ class AppsSettings(_Model):
 
     The interval bounds how late a reminder fires (target p99 ≤ 2 s). Each backend replica
     fires the binding; a scan is one indexed claim query, so a second is cheap."""
+
+    def image(self, app: str) -> str:
+        """The image reference of one service (settings validation guarantees images)."""
+        if self.images is None:
+            raise SettingsError(f"{CONFIG_NAMESPACE}:apps.images: required but missing")
+        return self.images.image(app)
 
     def service(self, app: str) -> ServiceSettings:
         """Settings of one service by app id."""
@@ -691,6 +775,8 @@ SECRET_KEYS: dict[str, str] = {
     "authJwtSecret": "HS256 key the apps verify JWTs with (generated when unset)",
     "databaseUrl": "postgresql:// URL of an external database (database.mode external)",
     "kafkaPassword": "SASL password of an external Kafka (kafka.mode external)",
+    "imagePullToken": "token of apps.images.pullUsername for a private registry (GHCR: a PAT "
+    "with read:packages)",
 }
 
 # Scalar keys, then object keys (one per area), as written in the stack file.
@@ -907,6 +993,7 @@ def _cross_checks(settings: Settings, secret_keys: set[str]) -> list[str]:
         )
     errors.extend(_connection_budget(settings))
     errors.extend(_platform_checks(settings))
+    errors.extend(_image_checks(settings, secret_keys))
     if settings.environment is AppEnv.PROD:
         if isinstance(settings.cluster, DoksCluster) and not settings.cluster.ha:
             errors.append(f"{ns}:cluster.ha: got False; environment 'prod' needs true")
@@ -980,6 +1067,47 @@ def _platform_checks(settings: Settings) -> list[str]:
     return errors
 
 
+RELEASE_IMAGES_HINT = (
+    "deploy.yml sets them after building and pushing the images; by hand: "
+    "`.github/scripts/release-images.sh set <org>/todo/<stack> ghcr.io/<owner> <tag> <digests-dir>`"
+)
+
+
+def _image_checks(settings: Settings, secret_keys: set[str]) -> list[str]:
+    """Every stack names its images; a cloud stack pins, by digest, images it can pull."""
+    ns = CONFIG_NAMESPACE
+    images = settings.apps.images
+    if images is None:
+        if settings.kind is StackKind.MINIKUBE:
+            hint = "e.g. {registry: '', tag: dev} for images loaded into the node"
+        else:
+            hint = RELEASE_IMAGES_HINT
+        return [f"{ns}:apps.images: required but missing ({hint})"]
+    errors: list[str] = []
+    if settings.kind is not StackKind.MINIKUBE:
+        if not images.registry:
+            errors.append(
+                f"{ns}:apps.images.registry: got ''; kind {settings.kind.value!r} pulls from "
+                f"a registry ({RELEASE_IMAGES_HINT})"
+            )
+        missing = [app for app in APP_IDS if app not in images.digests]
+        # Ephemeral stacks may run a tag a developer pushed; what staging and prod run is
+        # pinned by digest (the deploy workflow promotes digests, not tags).
+        if missing and settings.kind is StackKind.CLOUD:
+            errors.append(
+                f"{ns}:apps.images.digests: missing {missing}; kind {settings.kind.value!r} "
+                f"runs only images pinned by digest ({RELEASE_IMAGES_HINT})"
+            )
+    has_token = "imagePullToken" in secret_keys
+    if (images.pull_username is None) != (not has_token):
+        errors.append(
+            f"{ns}:apps.images.pullUsername/imagePullToken: got "
+            f"{'a user without a token' if images.pull_username else 'a token without a user'}"
+            "; a private registry needs both (pulumi config set --secret imagePullToken ...)"
+        )
+    return errors
+
+
 def _connection_budget(settings: Settings) -> list[str]:
     """The services at max replicas must fit the managed plan's connection limit."""
     if not isinstance(settings.database, ManagedDatabase):
@@ -1010,6 +1138,7 @@ class StackSecrets:
     auth_jwt_secret: pulumi.Output[str] | None
     database_url: pulumi.Output[str] | None
     kafka_password: pulumi.Output[str] | None
+    image_pull_token: pulumi.Output[str] | None = None
 
 
 def load_settings(config: pulumi.Config | None = None) -> tuple[Settings, StackSecrets]:
@@ -1031,6 +1160,7 @@ def load_settings(config: pulumi.Config | None = None) -> tuple[Settings, StackS
         auth_jwt_secret=config.get_secret("authJwtSecret"),
         database_url=config.get_secret("databaseUrl"),
         kafka_password=config.get_secret("kafkaPassword"),
+        image_pull_token=config.get_secret("imagePullToken"),
     )
     return settings, secrets
 

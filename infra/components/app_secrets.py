@@ -5,10 +5,17 @@ token (app → Dapr) and, unless the stack sets `todo:authJwtSecret`, the JWT si
 are RandomPasswords, stored in state as secrets and handed over as Kubernetes Secrets.
 Dapr reads its tokens from the key `token` (`dapr.io/app-token-secret`,
 `dapr.io/api-token-secret`).
+
+Images from a private registry (GHCR packages are private by default for private
+repositories) need a pull secret: given `apps.images.pullUsername` and the secret
+`todo:imagePullToken`, a `kubernetes.io/dockerconfigjson` Secret that the Deployments and
+the migration Job name in `imagePullSecrets`.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -27,6 +34,12 @@ class AppSecretsArgs:
     """The apps namespace."""
     auth_jwt_secret: pulumi.Input[str] | None = None
     """HS256 key from config (secret); generated when None."""
+    registry: str = ""
+    """The image registry host (`ghcr.io/acme` → `ghcr.io`), for the pull secret."""
+    pull_username: str | None = None
+    """User of a private registry; None = images are public or already on the nodes."""
+    pull_token: pulumi.Input[str] | None = None
+    """That user's token (secret)."""
 
 
 class AppSecrets(pulumi.ComponentResource):
@@ -40,6 +53,8 @@ class AppSecrets(pulumi.ComponentResource):
     """Secret (key `jwt-secret`) with the JWT verification key (AUTH_JWT_SECRET)."""
     jwt_key: pulumi.Output[str]
     """The JWT key itself, a Pulumi secret: the deploy's smoke test signs its token with it."""
+    image_pull_secret: pulumi.Output[str] | None
+    """Secret for private images (`imagePullSecrets`); None when not needed."""
 
     def __init__(
         self, name: str, args: AppSecretsArgs, opts: pulumi.ResourceOptions | None = None
@@ -62,6 +77,7 @@ class AppSecrets(pulumi.ComponentResource):
         )
         self.auth_secret = self._secret(name, "auth", {"jwt-secret": jwt}, args)
         self.jwt_key = pulumi.Output.secret(jwt)
+        self.image_pull_secret = self._create_pull_secret(name, args)
         self.register_outputs(
             {
                 "app_token_secret": self.app_token_secret,
@@ -83,3 +99,29 @@ class AppSecrets(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         return secret.metadata.apply(lambda m: m["name"])
+
+    def _create_pull_secret(self, name: str, args: AppSecretsArgs) -> pulumi.Output[str] | None:
+        if args.pull_username is None or args.pull_token is None:
+            return None
+        host = args.registry.split("/", 1)[0]
+        if not host:
+            raise ValueError("a pull secret needs the registry's host")
+        username = args.pull_username
+
+        def docker_config(token: str) -> str:
+            # The `.dockerconfigjson` format (Kubernetes docs, "Pull an Image from a
+            # Private Registry"): auths.<host>.auth = base64("user:token").
+            auth = base64.b64encode(f"{username}:{token}".encode()).decode()
+            return json.dumps({"auths": {host: {"username": username, "auth": auth}}})
+
+        config: pulumi.Output[str] = pulumi.Output.from_input(args.pull_token).apply(docker_config)
+        secret = k8s.core.v1.Secret(
+            f"{name}-image-pull",
+            metadata=cast(
+                Any, {"namespace": args.namespace, "labels": labels("todo", "image-pull")}
+            ),
+            type="kubernetes.io/dockerconfigjson",
+            string_data={".dockerconfigjson": pulumi.Output.secret(config)},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return secret.metadata.apply(lambda m: str(m["name"]))

@@ -14,7 +14,6 @@ import pulumi
 
 # Output names of a base stack that ephemeral stacks read (the contract with __main__).
 CLUSTER_NAME = "clusterName"
-API_SERVER_CIDR = "apiServerCidr"
 DATABASE_CLUSTER_ID = "databaseClusterId"
 DATABASE_ADMIN_URL = "databaseAdminUrl"
 VPC_IP_RANGE = "vpcIpRange"
@@ -34,8 +33,6 @@ class BaseStack(pulumi.ComponentResource):
 
     cluster_name: pulumi.Output[str]
     """Name of the DOKS cluster."""
-    api_server_cidr: pulumi.Output[str]
-    """The API server as a CIDR (egress NetworkPolicies)."""
     database_cluster_id: pulumi.Output[str]
     """The managed PostgreSQL cluster id."""
     database_admin_url: pulumi.Output[str]
@@ -69,7 +66,6 @@ class BaseStack(pulumi.ComponentResource):
             return ref.get_output(key).apply(check)
 
         self.cluster_name = required(CLUSTER_NAME)
-        self.api_server_cidr = required(API_SERVER_CIDR)
         self.database_cluster_id = required(DATABASE_CLUSTER_ID)
         # Secret in the base stack; kept secret here whatever the reference reports.
         self.database_admin_url = pulumi.Output.secret(required(DATABASE_ADMIN_URL))

@@ -7,16 +7,39 @@ capabilities dropped; the seccomp profile is set per pod by annotation). Actors 
 scheduler are switched off: no app uses actors, reminders, jobs or workflows, and they
 would add a StatefulSet with volumes per replica.
 
+The chart is applied with `helm.v4.Chart`, which renders it (its `crds/` included) and
+applies every object itself: a chart upgrade upgrades Dapr's CRDs too, which `helm
+upgrade` never does for `crds/` (Helm docs, "Some caveats and explanations"). The chart
+has no hooks that would need a Helm release.
+
+The sidecar injector fails closed for app pods: `webhookFailurePolicy: Fail`, scoped by
+the webhook's object and namespace selectors (chart `dapr_sidecar_injector` values,
+rendered into `dapr_sidecar_injector_webhook_config.yaml`) to pods labelled for Dapr in
+namespaces labelled for Dapr apps. An unreachable injector then stops a rollout with an
+admission error, instead of starting app pods without daprd; no other pod in the
+cluster depends on the injector.
+
 App namespace (names are contracts with the apps, architecture §10):
-- `pubsub` (pubsub.kafka): consumer group = app id, SCRAM credentials from the secret
-  store, topics each app may publish or subscribe to, explicit initial offset;
+- `pubsub` (pubsub.kafka): consumer group = app id, SCRAM credentials from a Secret,
+  topics each app may publish or subscribe to, explicit initial offset;
 - `statestore` (state.postgresql), `secretstore` (secretstores.kubernetes),
   `reminder-scan` (bindings.cron → backend `POST /reminder-scan`);
 - a Resiliency (bounded retries, circuit breakers, timeouts);
-- declarative Subscriptions with routes and dead-letter topics (docs/development.md);
 - Configurations: metrics, tracing, secret-store scopes, and access control: only
   `recurring` may invoke the backend, nobody may invoke the workers.
 Everything is scoped to the apps that use it.
+
+Secrets in component metadata (`secretKeyRef`) carry no `auth.secretStore`: the Dapr
+operator then resolves them from the component's namespace and hands daprd the values
+(dapr/dapr v1.18.3 `pkg/operator/api/components.go`, `processComponentSecrets`: a ref is
+resolved when the store is `kubernetes` or empty; the chart's operator ClusterRole may
+read Secrets, `dapr_rbac/templates/operator.yaml`). With a named store every daprd would
+read them through the API server at start, tying sidecar start-up to that path.
+
+Subscriptions are programmatic only: each app serves `GET /dapr/subscribe` (routes, match
+rules, dead-letter topics next to its handlers, apps/shared/dapr_subscriptions.py), which
+daprd reads at start. A declarative Subscription for the same topic would be a second
+source of truth that could disagree.
 """
 
 from __future__ import annotations
@@ -28,14 +51,18 @@ from typing import Any, cast
 import pulumi
 import pulumi_kubernetes as k8s
 
-from infra.components.kube import KubernetesObject, labels
+from infra.components.kube import (
+    DAPR_APPS_NAMESPACE_LABEL,
+    DAPR_POD_LABEL,
+    KubernetesObject,
+    labels,
+)
 from infra.settings import APP_IDS, STATE_STORE_MAX_CONNECTIONS, DaprSettings
 
 DAPR_CHART = "dapr"
 DAPR_CHART_VERSION = "1.18.3"
 DAPR_REPOSITORY = "https://dapr.github.io/helm-charts/"
 DAPR_API = "dapr.io/v1alpha1"
-SUBSCRIPTION_API = "dapr.io/v2alpha1"
 SECRET_STORE = "secretstore"
 PUBSUB = "pubsub"
 STATE_STORE = "statestore"
@@ -85,8 +112,8 @@ class DaprArgs:
 class Dapr(pulumi.ComponentResource):
     """The Dapr control plane and the Dapr resources of the apps namespace."""
 
-    release: k8s.helm.v3.Release | None
-    """The chart release (None when another stack owns the control plane)."""
+    release: k8s.helm.v4.Chart | None
+    """The chart (None when another stack owns the control plane)."""
     config_names: dict[str, str]
     """Dapr Configuration name per app id (`dapr.io/config`)."""
     ready: list[pulumi.Resource]
@@ -110,27 +137,25 @@ class Dapr(pulumi.ComponentResource):
         self._create_secret_access()
         self._create_components()
         self._create_resiliency()
-        self._create_subscriptions()
         self._create_configurations()
         self.register_outputs({"config_names": self.config_names})
 
     # ------------------------------------------------------------------ control plane
 
-    def _create_release(self) -> k8s.helm.v3.Release:
+    def _create_release(self) -> k8s.helm.v4.Chart:
         settings = self._args.settings
         control_plane_resources = {
             "requests": {"cpu": "50m", "memory": "64Mi"},
             "limits": {"cpu": "500m", "memory": "256Mi"},
         }
         service = {"logLevel": settings.log_level, "resources": control_plane_resources}
-        return k8s.helm.v3.Release(
+        return k8s.helm.v4.Chart(
             f"{self._name}-control-plane",
             name="dapr",
             chart=DAPR_CHART,
             version=DAPR_CHART_VERSION,
             repository_opts={"repo": DAPR_REPOSITORY},
             namespace=self._args.namespace,
-            create_namespace=False,
             values={
                 "global": {
                     "ha": {"enabled": settings.ha},
@@ -149,6 +174,9 @@ class Dapr(pulumi.ComponentResource):
                 "dapr_sentry": service,
                 "dapr_sidecar_injector": {
                     **service,
+                    "webhookFailurePolicy": "Fail",
+                    "objectSelector": {"matchLabels": {DAPR_POD_LABEL: "true"}},
+                    "namespaceSelector": {"matchLabels": {DAPR_APPS_NAMESPACE_LABEL: "true"}},
                     "sidecarRunAsNonRoot": True,
                     "sidecarReadOnlyRootFilesystem": True,
                     "sidecarDropALLCapabilities": True,
@@ -252,7 +280,6 @@ class Dapr(pulumi.ComponentResource):
                     {"name": "subscriptionScopes", "value": SUBSCRIPTION_SCOPES},
                 ],
             },
-            auth={"secretStore": SECRET_STORE},
             scopes=every_app,
         )
         self._object(
@@ -276,7 +303,6 @@ class Dapr(pulumi.ComponentResource):
                     {"name": "cleanupIntervalInSeconds", "value": "3600"},
                 ],
             },
-            auth={"secretStore": SECRET_STORE},
             scopes=every_app,
         )
         self._object(
@@ -368,42 +394,6 @@ class Dapr(pulumi.ComponentResource):
                 },
             },
             scopes=list(APP_IDS),
-        )
-
-    def _create_subscriptions(self) -> None:
-        self._object(
-            "sub-recurring",
-            "Subscription",
-            "recurring-task-events",
-            api=SUBSCRIPTION_API,
-            spec={
-                "pubsubname": PUBSUB,
-                "topic": "task-events",
-                "routes": {
-                    "rules": [
-                        {
-                            "match": 'event.type == "task.completed.v1"',
-                            "path": "/events/task-completed",
-                        }
-                    ],
-                    "default": "/events/task-events",
-                },
-                "deadLetterTopic": "task-events-dlq",
-            },
-            scopes=["recurring"],
-        )
-        self._object(
-            "sub-notification",
-            "Subscription",
-            "notification-reminders",
-            api=SUBSCRIPTION_API,
-            spec={
-                "pubsubname": PUBSUB,
-                "topic": "reminders",
-                "routes": {"default": "/events/reminder-due"},
-                "deadLetterTopic": "reminders-dlq",
-            },
-            scopes=["notification"],
         )
 
     def _configuration_spec(self, policies: list[dict[str, Any]]) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from infra.components.kube import (
     DB_CLIENT_LABEL,
     KubernetesObject,
     container_security_context,
+    image_pull_secrets,
     labels,
     pod_security_context,
     resources,
@@ -84,6 +85,8 @@ class FastApiServiceArgs:
     """Ports the app may call on public addresses (webhooks); never private ranges."""
     extra_env: Mapping[str, str] = field(default_factory=dict)
     """More plain settings for the ConfigMap."""
+    image_pull_secret: pulumi.Input[str] | None = None
+    """Secret for a private registry (`imagePullSecrets`); None for public images."""
     service_monitor_after: Sequence[pulumi.Resource] | None = None
     """The release that installs the ServiceMonitor CRD; None = no ServiceMonitor."""
     service_monitor_labels: Mapping[str, str] = field(default_factory=dict)
@@ -213,6 +216,7 @@ class FastApiService(pulumi.ComponentResource):
                         "spec": {
                             "serviceAccountName": account.metadata.apply(lambda m: m["name"]),
                             "automountServiceAccountToken": False,
+                            **image_pull_secrets(args.image_pull_secret),
                             "securityContext": pod_security_context(APP_UID, APP_UID),
                             "terminationGracePeriodSeconds": 30,
                             "topologySpreadConstraints": [

@@ -76,8 +76,8 @@ class Kafka(pulumi.ComponentResource):
     """Dapr's `saslMechanism` value."""
     tls: bool
     """Whether the connection uses TLS."""
-    operator: k8s.helm.v3.Release | None
-    """The Strimzi operator release (None when another stack owns it)."""
+    operator: k8s.helm.v4.Chart | None
+    """The Strimzi operator chart (None when another stack owns it)."""
     ready: list[pulumi.Resource]
     """What the sidecars need before they start: cluster, topics, user."""
 
@@ -144,8 +144,12 @@ class Kafka(pulumi.ComponentResource):
                 "name": args.cluster_name,
                 "namespace": args.namespace,
                 "labels": {"app.kubernetes.io/part-of": PART_OF},
-                # pulumi-kubernetes waits for this condition before dependants start.
-                "annotations": {"pulumi.com/waitFor": "condition=Ready"},
+                "annotations": {
+                    # pulumi-kubernetes waits for this condition before dependants start,
+                    # for as long as the cluster may take to come up (see ready_timeout).
+                    "pulumi.com/waitFor": "condition=Ready",
+                    "pulumi.com/timeoutSeconds": str(ready_timeout_seconds(settings)),
+                },
             },
             spec=self._kafka_spec(settings),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[*crd_owner, *pools]),
@@ -159,16 +163,18 @@ class Kafka(pulumi.ComponentResource):
             )
         return self._create_user(topic_opts)
 
-    def _create_operator(self) -> k8s.helm.v3.Release:
+    def _create_operator(self) -> k8s.helm.v4.Chart:
         args = self._args
-        return k8s.helm.v3.Release(
+        # helm.v4.Chart applies the chart's `crds/` like any other object, so a chart
+        # upgrade upgrades Strimzi's CRDs (Strimzi's upgrade guide: CRDs first); `helm
+        # upgrade` would leave them as first installed. The chart has no hooks.
+        return k8s.helm.v4.Chart(
             f"{self._name}-operator",
             name="strimzi",
             chart=STRIMZI_CHART,
             version=STRIMZI_CHART_VERSION,
             repository_opts={"repo": STRIMZI_REPOSITORY},
             namespace=args.namespace,
-            create_namespace=False,
             values={
                 "watchAnyNamespace": args.operator_watch_any_namespace,
                 "replicas": 1,
@@ -439,3 +445,15 @@ class Kafka(pulumi.ComponentResource):
         )
         self.ready.append(user)
         return password.result
+
+
+def ready_timeout_seconds(settings: StrimziKafka) -> int:
+    """How long `pulumi up` waits for the Kafka cluster's Ready condition.
+
+    The operator creates the node pools' pods, each with its volume to provision and
+    attach (about a minute each on DigitalOcean block storage), the controllers before
+    the brokers; prod's six pods need far more than the ten-minute default of the
+    generic await. Ten minutes of base (operator start, image pulls) plus 150 s a pod.
+    """
+    pods = settings.controllers + settings.brokers
+    return 600 + 150 * pods

@@ -89,3 +89,8 @@ class KubernetesObject(pulumi.CustomResource):
         props: dict[str, Any] = {"apiVersion": api_version, "kind": kind, "metadata": metadata}
         props.update(fields)
         super().__init__(f"kubernetes:{api_version}:{kind}", name, props, opts)
+
+
+def image_pull_secrets(secret: pulumi.Input[str] | None) -> dict[str, Any]:
+    """A pod spec's `imagePullSecrets`, or nothing when the images are public."""
+    return {} if secret is None else {"imagePullSecrets": [{"name": secret}]}

@@ -19,6 +19,7 @@ import pulumi_kubernetes as k8s
 from infra.components.kube import (
     DB_CLIENT_LABEL,
     container_security_context,
+    image_pull_secrets,
     labels,
     pod_security_context,
     resources,
@@ -41,6 +42,8 @@ class MigrationsArgs:
     """LOG_LEVEL for the migration run."""
     after: Sequence[pulumi.Resource] = field(default_factory=tuple)
     """What the database needs first (server, grants)."""
+    image_pull_secret: pulumi.Input[str] | None = None
+    """Secret for a private registry (`imagePullSecrets`); None for public images."""
 
 
 class Migrations(pulumi.ComponentResource):
@@ -79,6 +82,7 @@ class Migrations(pulumi.ComponentResource):
                         "spec": {
                             "restartPolicy": "Never",
                             "automountServiceAccountToken": False,
+                            **image_pull_secrets(args.image_pull_secret),
                             "securityContext": pod_security_context(APP_UID, APP_UID),
                             "containers": [
                                 {

@@ -28,15 +28,22 @@ from typing import Any, cast
 import pulumi
 import pulumi_kubernetes as k8s
 
+from infra.components.cluster import ApiServerAccess
 from infra.components.kube import (
     DAPR_APPS_NAMESPACE_LABEL,
     DAPR_POD_LABEL,
     DB_CLIENT_LABEL,
     KAFKA_CLIENTS_NAMESPACE_LABEL,
     PART_OF,
+    KubernetesObject,
 )
 
 DNS_PORTS = [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]
+CILIUM_API = "cilium.io/v2"
+# The API server's port after the `kubernetes` Service's DNAT (Cilium enforces after it):
+# 443 on DOKS, 6443 on kubeadm clusters (kind), 16443 where DOKS' HA control plane proxy
+# (cpc-bridge-proxy) moved off 443 (DigitalOcean, "Kubernetes Limits").
+API_SERVER_PORTS = (443, 6443, 16443)
 SIDECAR_INTERNAL_GRPC = 50002
 SENTRY_PORT = 50001
 OPERATOR_API_PORT = 6500
@@ -60,10 +67,8 @@ class NamespacesArgs:
     """The Dapr control-plane namespace (a plain name when created here)."""
     kafka: pulumi.Input[str]
     """Where Kafka runs; the apps namespace itself for ephemeral stacks."""
-    api_server_cidr: pulumi.Input[str]
-    """The API server address as pods reach it."""
-    api_server_port: int
-    """The API server port as pods reach it."""
+    api_server: ApiServerAccess
+    """How pods reach the API server (Cilium entities, or an address on a local cluster)."""
     database_port: int
     """The port database clients connect to."""
     database_cidr: pulumi.Input[str] | None = None
@@ -225,13 +230,47 @@ class Namespaces(pulumi.ComponentResource):
             policy_name="allow-dns",
         )
 
-    def _api_server_egress(self) -> list[dict[str, Any]]:
-        return [
-            {
-                "to": [{"ipBlock": {"cidr": self._args.api_server_cidr}}],
-                "ports": self._ports(self._args.api_server_port),
-            }
-        ]
+    def _api_server_egress(
+        self, role: str, namespace: pulumi.Input[str], pod_selector: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        """Egress rules to the API server for the selected pods.
+
+        On a generic CNI: a rule for the caller's NetworkPolicy (the API server's address
+        after DNAT). On Cilium (DOKS, kind): Cilium does not match the API server or any
+        cluster node by `ipBlock` ("CIDR rules do not apply to traffic where both sides are
+        managed by Cilium or use an IP belonging to a node in the cluster", Cilium docs,
+        Layer 3 policy; cilium/cilium#14724), so a CiliumNetworkPolicy allows the
+        `kube-apiserver` entity instead, and the caller's policy gets no rule. Cilium adds
+        up the allows of every policy that selects a pod, Kubernetes' and its own.
+        """
+        access = self._args.api_server
+        if access.cni == "generic":
+            assert access.cidr is not None and access.port is not None
+            return [{"to": [{"ipBlock": {"cidr": access.cidr}}], "ports": self._ports(access.port)}]
+        KubernetesObject(
+            f"{self._name}-{role}-api-server",
+            CILIUM_API,
+            "CiliumNetworkPolicy",
+            metadata={"name": f"{role}-to-api-server", "namespace": namespace},
+            spec={
+                "endpointSelector": pod_selector,
+                "egress": [
+                    {
+                        "toEntities": ["kube-apiserver"],
+                        "toPorts": [
+                            {
+                                "ports": [
+                                    {"port": str(port), "protocol": "TCP"}
+                                    for port in API_SERVER_PORTS
+                                ]
+                            }
+                        ],
+                    }
+                ],
+            },
+            opts=self._opts(),
+        )
+        return []
 
     # ------------------------------------------------------------------ apps
 
@@ -252,8 +291,9 @@ class Namespaces(pulumi.ComponentResource):
                     "to": [self._namespace_peer(args.dapr)],
                     "ports": self._ports(SENTRY_PORT, OPERATOR_API_PORT),
                 },
-                # The Kubernetes secret store reads Secrets through the API server.
-                *self._api_server_egress(),
+                # The `secretstore` component (Kubernetes secret store) reads Secrets
+                # through the API server when an app asks it; start-up does not need it.
+                *self._api_server_egress("sidecars", ns, dapr_pods),
             ],
             policy_name="allow-dapr-sidecars",
         )
@@ -325,20 +365,21 @@ class Namespaces(pulumi.ComponentResource):
             ns,
             {},
             ingress=[{"from": same_namespace}],
-            egress=[{"to": same_namespace}, *self._api_server_egress()],
+            egress=[{"to": same_namespace}, *self._api_server_egress("dapr", ns, {})],
             policy_name="allow-internal-and-api-server",
         )
-        # Admission webhooks are called by the API server, which is outside the pod network.
+        # Admission webhooks are called by the API server, which is outside the pod network
+        # and which no peer selector matches on every CNI (Cilium sees it as the
+        # `kube-apiserver`, `host` or `remote-node` entity, never as an ipBlock). A rule
+        # without `from` "matches all sources" (NetworkPolicy API), whichever CNI enforces
+        # it; only the webhook ports are open. The injector's failure policy is `Fail` for
+        # app pods (Dapr component), so an unreachable injector stops a rollout instead of
+        # starting pods without a sidecar.
         self._policy(
             "dapr-webhooks",
             ns,
             {},
-            ingress=[
-                {
-                    "from": [{"ipBlock": {"cidr": "0.0.0.0/0"}}, {"namespaceSelector": {}}],
-                    "ports": self._ports(INJECTOR_WEBHOOK_PORT, OPERATOR_WEBHOOK_PORT),
-                }
-            ],
+            ingress=[{"ports": self._ports(INJECTOR_WEBHOOK_PORT, OPERATOR_WEBHOOK_PORT)}],
             policy_name="allow-admission-webhooks",
         )
         self._policy(
@@ -394,7 +435,7 @@ class Namespaces(pulumi.ComponentResource):
             ns,
             selector,
             ingress=[{"from": peers}],
-            egress=[{"to": peers}, *self._api_server_egress()],
+            egress=[{"to": peers}, *self._api_server_egress(prefix, ns, selector)],
             policy_name="kafka-internal",
         )
         if whole_namespace:

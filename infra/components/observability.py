@@ -28,6 +28,10 @@ import yaml
 
 CHART = "kube-prometheus-stack"
 CHART_VERSION = "88.5.3"
+# The CRD upgrade Job's images (kube-prometheus-stack `crds.upgradeJob.image`): kubectl
+# within one minor version of the clusters (DOKS 1.33-1.35, minikube).
+CRD_JOB_BUSYBOX_TAG = "1.37.0"
+CRD_JOB_KUBECTL_TAG = "v1.34.2"
 CHART_REPO = "https://prometheus-community.github.io/helm-charts"
 RELEASE_NAME = "kube-prometheus-stack"
 """Fixed, so that the names the chart derives from it (Services, labels) are predictable."""
@@ -203,7 +207,26 @@ def chart_values(
         grafana_ini["server"] = {"root_url": grafana_url}
 
     return {
-        "crds": {"enabled": True},
+        "crds": {
+            "enabled": True,
+            # Helm installs `crds/` once and never upgrades them; the chart's pre-upgrade
+            # hook Job applies the new prometheus-operator CRDs server-side, taking them
+            # over from the installer (`forceConflicts`), before the operator rolls.
+            # Its pods run non-root with a read-only root filesystem by the chart's
+            # defaults; the images are pinned here (the chart's busybox is `latest`).
+            "upgradeJob": {
+                "enabled": True,
+                "forceConflicts": True,
+                "image": {
+                    "busybox": {"tag": CRD_JOB_BUSYBOX_TAG},
+                    "kubectl": {"tag": CRD_JOB_KUBECTL_TAG},
+                },
+                "resources": {
+                    "requests": {"cpu": "50m", "memory": "64Mi"},
+                    "limits": {"cpu": "500m", "memory": "256Mi"},
+                },
+            },
+        },
         "defaultRules": {
             "create": True,
             # Managed control planes (DOKS) and minikube do not expose these components to

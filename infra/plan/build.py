@@ -14,6 +14,7 @@ import pulumi
 from infra.plan import lazy_sdk
 from infra.plan.graph import CriticalPath, critical_path
 from infra.plan.objects import KubernetesObject, kubernetes_objects
+from infra.plan.provider_mocks import CloudWorld
 from infra.plan.runner import (
     PROGRAM,
     PROJECT_ROOT,
@@ -88,13 +89,22 @@ def execute(
     program: Path = PROGRAM,
     stacks_dir: Path = STACKS_DIR,
     stack_outputs: Mapping[str, Mapping[str, Any]] | None = None,
+    world: CloudWorld | None = None,
+    preview: bool = True,
 ) -> Plan:
     """Run the program for `stack` under mocks and derive the plan (writes nothing)."""
     lazy_sdk.install()
     started = time.perf_counter()
     try:
         stack_config = config if config is not None else load_stack_config(stack, stacks_dir)
-        run = run_program(stack, stack_config, program=program, stack_outputs=stack_outputs)
+        run = run_program(
+            stack,
+            stack_config,
+            program=program,
+            stack_outputs=stack_outputs,
+            world=world,
+            preview=preview,
+        )
     except Exception as error:  # noqa: BLE001 (sorted into user and program errors)
         cause = _user_error(error)
         if cause is not None:

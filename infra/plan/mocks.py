@@ -1,9 +1,10 @@
 """Pulumi mocks that let the real program run offline, and a monitor that records it.
 
 `PlanMocks` plays the engine and the providers: every resource gets a deterministic id
-and a state that is its inputs plus the outputs the real provider would compute (the
-ones the program reads). Invokes (data sources) answer from a fixed table; an invoke the
-table does not know fails loudly, so a new data source cannot silently plan as empty.
+and a state that is its inputs plus the outputs the real provider computes, as the
+provider documents them (`infra/plan/provider_mocks.py`, which also models the account:
+offered versions, existing clusters). An invoke it does not model fails loudly, so a new
+data source cannot silently plan as empty.
 
 `RecordingMonitor` keeps what the engine would see for every registration: type, name,
 parent, provider, dependencies and the inputs, with secret values kept apart so that
@@ -12,9 +13,8 @@ they can be masked when written out.
 
 from __future__ import annotations
 
-import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,30 +24,9 @@ from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs
 from pulumi.runtime.proto import resource_pb2
 from pulumi.runtime.sync_await import _sync_await
 
+from infra.plan.provider_mocks import RESOURCE_STATES, CloudWorld, Fidelity, deterministic_id
+
 SECRET_MASK = "[secret]"
-
-# A DOKS version list as `digitalocean.get_kubernetes_versions` returns it.
-KUBERNETES_VERSIONS = ["1.34.1-do.0", "1.33.5-do.1", "1.32.9-do.2"]
-
-# A kubeconfig shaped like the one DigitalOcean returns; the token is obviously fake.
-_FAKE_KUBECONFIG = """apiVersion: v1
-kind: Config
-clusters:
-- cluster:
-    certificate-authority-data: cGxhbi1jYQ==
-    server: https://{name}.k8s.ondigitalocean.example
-  name: do-{name}
-contexts:
-- context:
-    cluster: do-{name}
-    user: do-{name}-admin
-  name: do-{name}
-current-context: do-{name}
-users:
-- name: do-{name}-admin
-  user:
-    token: plan-placeholder-token
-"""
 
 
 def mask_secrets(value: Any) -> tuple[Any, bool]:
@@ -115,99 +94,32 @@ PROVIDER_SECRET_OUTPUTS: dict[str, frozenset[str]] = {
 }
 
 
-def _deterministic_id(type_: str, name: str) -> str:
-    return hashlib.sha256(f"{type_}::{name}".encode()).hexdigest()[:16]
-
-
-def _default_state(args: MockResourceArgs) -> dict[str, Any]:
-    """Outputs the providers compute and the program reads back."""
+def _state(
+    world: CloudWorld, args: MockResourceArgs, created: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    """Inputs plus the outputs the provider computes (as it documents them)."""
     inputs: dict[str, Any] = unwrap_secrets(dict(args.inputs))
     typ, name = args.typ, args.name
-    if typ == "digitalocean:index/kubernetesCluster:KubernetesCluster":
-        cluster_name = inputs.get("name", name)
-        return {
-            **inputs,
-            "urn": f"do:kubernetes:{cluster_name}",
-            "endpoint": f"https://{cluster_name}.k8s.ondigitalocean.example",
-            "ipv4Address": "203.0.113.10",
-            "clusterSubnet": "10.244.0.0/16",
-            "serviceSubnet": "10.245.0.0/16",
-            "kubeConfigs": [
-                {
-                    "rawConfig": _FAKE_KUBECONFIG.format(name=cluster_name),
-                    "host": f"https://{cluster_name}.k8s.ondigitalocean.example",
-                    "token": "plan-placeholder-token",
-                    "clusterCaCertificate": "cGxhbi1jYQ==",
-                    "expiresAt": "2030-01-01T00:00:00Z",
-                }
-            ],
-        }
-    if typ == "digitalocean:index/databaseCluster:DatabaseCluster":
-        host = f"{inputs.get('name', name)}.db.ondigitalocean.example"
-        private_host = f"private-{host}"
-        return {
-            **inputs,
-            "urn": f"do:dbaas:{inputs.get('name', name)}",
-            "host": host,
-            "privateHost": private_host,
-            "port": 25060,
-            "database": "defaultdb",
-            "user": "doadmin",
-            "password": "plan-placeholder-password",
-            "uri": f"postgresql://doadmin:plan-placeholder-password@{host}:25060/defaultdb?sslmode=require",
-            "privateUri": (
-                "postgresql://doadmin:plan-placeholder-password"
-                f"@{private_host}:25060/defaultdb?sslmode=require"
-            ),
-        }
-    if typ == "digitalocean:index/databaseUser:DatabaseUser":
-        return {**inputs, "password": "plan-placeholder-password", "role": "normal"}
-    if typ == "digitalocean:index/vpc:Vpc":
-        return {**inputs, "urn": f"do:vpc:{inputs.get('name', name)}"}
+    computed = world.fidelity is not Fidelity.INPUTS_ONLY
+    provider_state = RESOURCE_STATES.get(typ)
+    if provider_state is not None:
+        if typ == "digitalocean:index/kubernetesCluster:KubernetesCluster":
+            created[str(inputs.get("name", name))] = inputs
+        return provider_state(world, name, inputs) if computed else inputs
     if typ.startswith("random:index/random"):
-        return {**inputs, "result": f"plan-placeholder-{name}"}
+        # RandomPassword/RandomId: "The generated random ..." `result`.
+        return {**inputs, "result": f"plan-placeholder-{name}"} if computed else inputs
     if typ.startswith("kubernetes:") and "metadata" in inputs:
+        # The Kubernetes provider auto-names objects without `metadata.name` (name plus a
+        # random suffix) already in preview; the plan uses the plain name.
         metadata = dict(inputs["metadata"] or {})
         metadata.setdefault("name", name)
         return {**inputs, "metadata": metadata}
-    if typ == "kubernetes:helm.sh/v3:Release":
+    if typ == "kubernetes:helm.sh/v3:Release" and computed:
         release_name = inputs.get("name", name)
         namespace = inputs.get("namespace", "default")
         return {**inputs, "status": {"name": release_name, "namespace": namespace}}
     return inputs
-
-
-def _call_kubernetes_versions(args: Mapping[str, Any]) -> dict[str, Any]:
-    prefix = str(args.get("versionPrefix") or "")
-    valid = [v for v in KUBERNETES_VERSIONS if v.startswith(prefix)]
-    return {"latestVersion": valid[0] if valid else "", "validVersions": valid}
-
-
-def _call_kubernetes_cluster(args: Mapping[str, Any]) -> dict[str, Any]:
-    name = str(args["name"])
-    return {
-        "id": _deterministic_id("digitalocean:index/kubernetesCluster:KubernetesCluster", name),
-        "name": name,
-        "ipv4Address": "203.0.113.10",
-        "urn": f"do:kubernetes:{name}",
-        "endpoint": f"https://{name}.k8s.ondigitalocean.example",
-        "kubeConfigs": [
-            {
-                "rawConfig": _FAKE_KUBECONFIG.format(name=name),
-                "host": f"https://{name}.k8s.ondigitalocean.example",
-                "token": "plan-placeholder-token",
-                "clusterCaCertificate": "cGxhbi1jYQ==",
-                "expiresAt": "2030-01-01T00:00:00Z",
-            }
-        ],
-    }
-
-
-CALLS: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
-    "digitalocean:index/getKubernetesVersions:getKubernetesVersions": _call_kubernetes_versions,
-    "digitalocean:index/getKubernetesCluster:getKubernetesCluster": _call_kubernetes_cluster,
-}
-"""Invokes the program may make, by token. Extend this table when the program adds one."""
 
 
 class UnmockedInvokeError(RuntimeError):
@@ -217,35 +129,50 @@ class UnmockedInvokeError(RuntimeError):
 class PlanMocks(pulumi.runtime.Mocks):
     """Deterministic provider behaviour for offline plans and tests."""
 
-    def __init__(self, stack_outputs: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+    def __init__(
+        self,
+        stack_outputs: Mapping[str, Mapping[str, Any]] | None = None,
+        world: CloudWorld | None = None,
+    ) -> None:
         # Outputs of other stacks, for StackReference, by stack name.
         self._stack_outputs = dict(stack_outputs or {})
+        self.world = world or CloudWorld()
+        self._created_clusters: dict[str, dict[str, Any]] = {}
 
     def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         if args.typ == "pulumi:pulumi:StackReference":
-            stack_name = str(args.inputs.get("name", args.name))
-            outputs = self._stack_outputs.get(stack_name)
-            if outputs is None:
+            return self._stack_reference(args)
+        if args.resource_id and args.typ.startswith("kubernetes:"):
+            # `.get()`: the object as it exists in the cluster.
+            return args.resource_id, self.world.read_kubernetes(args.typ, args.resource_id)
+        resource_id = args.resource_id or deterministic_id(args.typ, args.name)
+        return resource_id, _state(self.world, args, self._created_clusters)
+
+    def _stack_reference(self, args: MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        stack_name = str(args.inputs.get("name", args.name))
+        outputs = self._stack_outputs.get(stack_name)
+        if outputs is None:
+            if stack_name.rsplit("/", 1)[-1] != pulumi.get_stack():
                 raise UnmockedInvokeError(
                     f"no outputs are mocked for stack reference {stack_name!r}"
                 )
-            return stack_name, {
-                "name": stack_name,
-                "outputs": dict(outputs),
-                "secretOutputNames": [],
-            }
-        resource_id = args.resource_id or _deterministic_id(args.typ, args.name)
-        return resource_id, _default_state(args)
+            # A stack reading its own last outputs: a stack never deployed has none.
+            outputs = {}
+        return stack_name, {"name": stack_name, "outputs": dict(outputs), "secretOutputNames": []}
 
     def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-        handler = CALLS.get(args.token)
-        if handler is None:
+        call_args = unwrap_secrets(dict(args.args))
+        if args.token == "digitalocean:index/getKubernetesVersions:getKubernetesVersions":
+            result = self.world.kubernetes_versions(call_args)
+        elif args.token == "digitalocean:index/getKubernetesCluster:getKubernetesCluster":
+            result = self.world.existing_cluster(call_args, self._created_clusters)
+        else:
             raise UnmockedInvokeError(
-                f"the offline plan has no mock for invoke {args.token!r}; add one to "
-                "infra.plan.mocks.CALLS"
+                f"the offline plan has no mock for invoke {args.token!r}; model it in "
+                "infra.plan.provider_mocks and answer it in PlanMocks.call"
             )
         # No check failures: the SDK's mock monitor iterates this list.
-        return handler(unwrap_secrets(dict(args.args))), []
+        return result, []
 
 
 class RecordingMonitor(MockMonitor):

@@ -23,10 +23,13 @@ from pulumi.runtime import config as runtime_config
 from pulumi.runtime.stack import run_pulumi_func
 
 from infra.plan.mocks import SECRET_MASK, PlanMocks, RecordedResource, RecordingMonitor
+from infra.plan.provider_mocks import CloudWorld
+from infra.plan.release_images import with_release_images
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PROJECT_NAME = "todo"
 PROGRAM = PROJECT_ROOT / "infra" / "__main__.py"
+PLAN_ORGANIZATION = "organization"
 STACKS_DIR = PROJECT_ROOT / "stacks"
 
 
@@ -85,7 +88,8 @@ def config_from_mapping(raw: Mapping[str, Any]) -> StackConfig:
 
 
 def load_stack_config(stack: str, stacks_dir: Path = STACKS_DIR) -> StackConfig:
-    """Read `stacks/Pulumi.<stack>.yaml`."""
+    """Read `stacks/Pulumi.<stack>.yaml` (a cloud stack without images gets the plan's
+    placeholder release images, as the deploy workflow would set real ones)."""
     path = stacks_dir / f"Pulumi.{stack}.yaml"
     if not path.is_file():
         known = sorted(
@@ -96,7 +100,8 @@ def load_stack_config(stack: str, stacks_dir: Path = STACKS_DIR) -> StackConfig:
             f"no config file for stack {stack!r} ({path.name}); known stacks: {', '.join(known)}"
         )
     document = yaml.safe_load(path.read_text()) or {}
-    return config_from_mapping(document.get("config") or {})
+    config = config_from_mapping(document.get("config") or {})
+    return StackConfig(values=with_release_images(config.values), secret_keys=config.secret_keys)
 
 
 def run_program(
@@ -105,13 +110,20 @@ def run_program(
     *,
     program: Path = PROGRAM,
     stack_outputs: Mapping[str, Mapping[str, Any]] | None = None,
+    world: CloudWorld | None = None,
+    preview: bool = True,
 ) -> PlanRun:
     """Run `program` for `stack` under mocks and return what it registered.
+
+    `world` is the cloud account the providers answer from; `preview=False` runs as an
+    update does (outputs the providers leave unset are None, not unknown).
 
     Each run gets a fresh context and event loop, so several runs (several stacks) can
     happen in one process without seeing each other's config or resources.
     """
-    return contextvars.Context().run(_run_isolated, stack, config, program, stack_outputs)
+    return contextvars.Context().run(
+        _run_isolated, stack, config, program, stack_outputs, world, preview
+    )
 
 
 def _run_isolated(
@@ -119,14 +131,22 @@ def _run_isolated(
     config: StackConfig,
     program: Path,
     stack_outputs: Mapping[str, Mapping[str, Any]] | None,
+    world: CloudWorld | None,
+    preview: bool,
 ) -> PlanRun:
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
-        monitor = RecordingMonitor(PlanMocks(stack_outputs))
+        monitor = RecordingMonitor(PlanMocks(stack_outputs, world))
         runtime_config.set_all_config(dict(config.values), sorted(config.secret_keys))
         pulumi.runtime.set_mocks(
-            monitor.mocks, project=PROJECT_NAME, stack=stack, preview=True, monitor=monitor
+            monitor.mocks,
+            project=PROJECT_NAME,
+            stack=stack,
+            preview=preview,
+            monitor=monitor,
+            # What `pulumi.get_organization()` answers on a self-managed backend.
+            organization=PLAN_ORGANIZATION,
         )
         root = pulumi.runtime.get_root_resource()
         loop.run_until_complete(run_pulumi_func(lambda: _run_main(program)))
