@@ -41,11 +41,11 @@ def reference_dir() -> Path:
     """`$K8S_REFERENCE_DIR` if set and not empty, else the vendored `infra/k8s-reference`."""
     configured = os.environ.get(ENV_VAR)
     path = Path(configured) if configured else DEFAULT_REFERENCE_DIR
-    missing = [name for name in ("crds", "values") if not (path / name).is_dir()]
+    missing = [f"{name}/" for name in ("crds", "values") if not (path / name).is_dir()]
     if missing:
         origin = f"${ENV_VAR}" if configured else "the repository's copy"
         raise ReferenceDataError(
-            f"k8s reference data at {path} ({origin}) has no {' or '.join(missing)}/ folder: "
+            f"k8s reference data at {path} ({origin}) has no {' or '.join(missing)}: "
             f"restore infra/k8s-reference from git or run `{REFRESH_COMMAND}`"
         )
     return path

@@ -123,7 +123,7 @@ def test_a_missing_folder_is_an_error_naming_the_fix(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(ENV_VAR, str(tmp_path / "nowhere"))
-    with pytest.raises(ReferenceDataError, match="has no crds or values/ folder") as error:
+    with pytest.raises(ReferenceDataError, match="has no crds/ or values/: restore") as error:
         reference_dir()
     assert REFRESH_COMMAND in str(error.value)
     # Set but empty (as in `K8S_REFERENCE_DIR= uv run pytest`): the vendored copy.
