@@ -15,6 +15,8 @@ import importlib
 import os
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -34,7 +36,7 @@ _STARTED = time.perf_counter()
 _skip_interpreter_teardown = False
 """Set by commands that loaded the Pulumi SDKs (see `main`)."""
 
-COMMAND_MODULES: tuple[str, ...] = ("infra.diff", "infra.ephemeral")
+COMMAND_MODULES: tuple[str, ...] = ("infra.diff", "infra.ephemeral", "infra.reference_commands")
 """Modules that add commands through `register(app)`; a module not written yet is skipped."""
 
 app = typer.Typer(
@@ -65,6 +67,18 @@ def _execute(stack: str, program: Path | None, stacks_dir: Path | None) -> Plan:
         return execute(stack, program=program or PROGRAM, stacks_dir=stacks_dir)
     except PlanUserError as error:
         errors.print(f"[red]error:[/red] stack {stack!r}: {error}")
+        raise typer.Exit(2) from None
+
+
+@contextmanager
+def _reference_data_errors() -> Iterator[None]:
+    """A missing or broken k8s reference folder: one red line and exit 2, no traceback."""
+    from infra.plan.reference import ReferenceDataError
+
+    try:
+        yield
+    except ReferenceDataError as error:
+        errors.print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from None
 
 
@@ -115,8 +129,9 @@ def plan(
     write_plan(result.run, result.objects, result.critical, out_dir)
     # An ephemeral stack's pods run on its base stack's cluster.
     cluster_source = result.base or result
-    footprint = compute_footprint(result.objects, cluster_source.run.resources.values())
-    cost = estimate(result.run.resources, result.objects)
+    with _reference_data_errors():  # chart defaults: the footprint and the volumes' cost
+        footprint = compute_footprint(result.objects, cluster_source.run.resources.values())
+        cost = estimate(result.run.resources, result.objects)
     violations = policy_violations(result)
     print_plan(
         console,
@@ -142,9 +157,9 @@ def cost(
 
     result = _execute(stack, program, stacks_dir)
     prices = load_prices()
-    print_cost(
-        console, stack, estimate(result.run.resources, result.objects, prices), prices.sources
-    )
+    with _reference_data_errors():
+        estimated = estimate(result.run.resources, result.objects, prices)
+    print_cost(console, stack, estimated, prices.sources)
 
 
 def _register_commands() -> None:

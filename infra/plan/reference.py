@@ -1,9 +1,11 @@
-"""Reference data outside the repository: CRD schemas and Helm charts' default values.
+"""The repository's Kubernetes reference data: CRD schemas and Helm charts' default values.
 
-The team keeps byte-for-byte copies of upstream CRDs and chart `values.yaml` files in
-`../shared/k8s-reference` (next to the repository; `K8S_REFERENCE_DIR` overrides it).
-They are read from there at run time and never copied into the repository. When the
-folder is absent, callers get `None` and say what they could not check.
+`infra/k8s-reference/` holds upstream CRDs and chart `values.yaml` files for the chart
+versions the program pins, with a lock file (`sources.yaml`: where each file came from
+and its sha256). `todo-infra reference refresh` rewrites the folder for the pinned
+versions (`infra/plan/reference_refresh.py`). The plan's footprint and the tests read it
+from here; `K8S_REFERENCE_DIR` points them at another copy (a refreshed one being tried).
+A missing or unreadable folder is an error, never a reason to check less.
 """
 
 from __future__ import annotations
@@ -12,34 +14,41 @@ import hashlib
 import marshal
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
 from infra.plan import bytecode_cache
-from infra.plan.runner import PROJECT_ROOT
 
 ENV_VAR = "K8S_REFERENCE_DIR"
+DEFAULT_REFERENCE_DIR = Path(__file__).resolve().parents[1] / "k8s-reference"
+"""The vendored copy: `infra/k8s-reference/`."""
+REFRESH_COMMAND = "uv run todo-infra reference refresh"
 # libyaml's loader when PyYAML has it: the kube-prometheus-stack defaults alone are 200 KB,
 # half a second with the pure-Python loader.
 _LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_T = TypeVar("_T")
 
 
-def reference_dir() -> Path | None:
-    """The reference folder, or None when it is not there."""
+class ReferenceDataError(RuntimeError):
+    """The reference folder is missing or not what the lock file says."""
+
+
+def reference_dir() -> Path:
+    """`$K8S_REFERENCE_DIR` if set and not empty, else the vendored `infra/k8s-reference`."""
     configured = os.environ.get(ENV_VAR)
-    path = Path(configured) if configured else PROJECT_ROOT.parent / "shared" / "k8s-reference"
-    return path if (path / "values").is_dir() or (path / "crds").is_dir() else None
-
-
-def missing_reference_message() -> str:
-    return (
-        "k8s-reference data not found (set K8S_REFERENCE_DIR or place it at "
-        "../shared/k8s-reference next to the repository)"
-    )
+    path = Path(configured) if configured else DEFAULT_REFERENCE_DIR
+    missing = [f"{name}/" for name in ("crds", "values") if not (path / name).is_dir()]
+    if missing:
+        origin = f"${ENV_VAR}" if configured else "the repository's copy"
+        raise ReferenceDataError(
+            f"k8s reference data at {path} ({origin}) has no {' or '.join(missing)}: "
+            f"restore infra/k8s-reference from git or run `{REFRESH_COMMAND}`"
+        )
+    return path
 
 
 @cache
@@ -57,7 +66,7 @@ def _load_yaml(path: Path) -> Any:
             return marshal.loads(cached.read_bytes())
         except (OSError, EOFError, ValueError, TypeError):
             pass
-    data = yaml.load(path.read_text(), Loader=_LOADER)  # noqa: S506 (a safe loader)
+    data = _parse(path, lambda text: yaml.load(text, Loader=_LOADER))  # noqa: S506 (safe)
     if cached is not None:
         try:
             cached.parent.mkdir(parents=True, exist_ok=True)
@@ -67,6 +76,16 @@ def _load_yaml(path: Path) -> Any:
         except (OSError, ValueError):
             pass  # unmarshallable data or a read-only cache: parse again next time
     return data
+
+
+def _parse(path: Path, load: Callable[[str], _T]) -> _T:
+    """`load` of the file's text; a file that is not YAML is named in the error."""
+    try:
+        return load(path.read_text())
+    except yaml.YAMLError as error:
+        raise ReferenceDataError(
+            f"{path} is not valid YAML ({error}); `{REFRESH_COMMAND}` writes it again"
+        ) from None
 
 
 def _cache_file(path: Path) -> Path | None:
@@ -88,11 +107,10 @@ def chart_defaults(chart: str, version: str, root: Path | None = None) -> dict[s
     """A chart's default values with its subcharts' defaults under their keys.
 
     `chart` may be a repository path (`oci://.../gateway-helm`); the last segment is the
-    chart name. Returns None when the reference data has no file for this chart version.
+    chart name. Returns None when the reference data has no file for this chart version
+    (a chart it does not cover); the tests hold every pinned chart to having one.
     """
     base = root or reference_dir()
-    if base is None:
-        return None
     name = chart.rstrip("/").rsplit("/", 1)[-1]
     values_dir = base / "values"
     # Some charts are published both as `v1.2.3` and `1.2.3` (Envoy Gateway).
@@ -128,11 +146,10 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
 def crd_documents(root: Path | None = None) -> list[dict[str, Any]]:
     """Every CRD in the reference folder."""
     base = root or reference_dir()
-    if base is None:
-        return []
     documents: list[dict[str, Any]] = []
     for path in sorted((base / "crds").rglob("*.yaml")):
-        for document in yaml.load_all(path.read_text(), Loader=_LOADER):  # noqa: S506
+        parsed = _parse(path, lambda text: list(yaml.load_all(text, Loader=_LOADER)))  # noqa: S506
+        for document in parsed:
             if isinstance(document, dict) and document.get("kind") == "CustomResourceDefinition":
                 documents.append(document)
     return documents

@@ -14,12 +14,7 @@ from pathlib import Path
 import pytest
 
 from infra.plan.build import EPHEMERAL_BASE, Plan, execute, execute_ephemeral, is_ephemeral
-from infra.plan.reference import missing_reference_message, reference_dir
 from infra.plan.runner import PROGRAM, config_from_mapping
-
-# Checks against ../shared/k8s-reference (CRD schemas, chart default values): without it
-# they are skipped with the reason, never passed.
-needs_reference = pytest.mark.skipif(reference_dir() is None, reason=missing_reference_message())
 
 SAMPLE_PROGRAM = Path(__file__).parent / "sample_program" / "__main__.py"
 STACKS = ("minikube", "staging", "prod")

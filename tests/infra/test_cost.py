@@ -59,10 +59,11 @@ def test_sample_plan_cost_lines(sample_plan: Plan) -> None:
     ha = _line(cost, "HA control plane")
     assert ha.monthly_min == prices.price("kubernetes", "ha_control_plane")
     volumes = _line(cost, "volumes")
-    # 3 Kafka brokers × 20Gi, plus Dapr's scheduler (HA: 3 replicas) at its chart
-    # default size when the reference data is there.
-    assert volumes.monthly_min >= 60 * prices.price("volumes", "per_gib")
+    # 3 Kafka brokers × 20Gi, plus Dapr's scheduler (HA: 3 replicas) at its chart's
+    # default size (dapr_scheduler.cluster.storageSize in the vendored values: 16Gi).
+    assert volumes.monthly_min == (60 + 48) * prices.price("volumes", "per_gib")
     assert "KafkaNodePool kafka/broker 3×20Gi" in volumes.detail
+    assert "helm dapr: dapr-scheduler 3×16Gi" in volumes.detail
     assert cost.monthly_min == round(sum(line.monthly_min for line in cost.lines), 2)
     assert cost.monthly_max > cost.monthly_min
 

@@ -4,7 +4,8 @@ Every PromQL expression in every dashboard and alert rule is parsed with a real 
 parser; every metric it selects must be in infra/observability/metric-catalogue.yaml
 (histograms as their _bucket/_count/_sum series), and every label it matches on must be a
 label of that metric (or one Prometheus adds to every target). The catalogue's `apps`
-entries are checked against architecture §10 and against what apps/shared registers.
+entries, and what apps/shared registers, are checked against the metrics contract
+(docs/contracts/metrics.yaml, the repository's copy of architecture §10's table).
 """
 
 from __future__ import annotations
@@ -18,12 +19,15 @@ from typing import Any
 import promql_parser
 import pytest
 import yaml
+from prometheus_client import REGISTRY
+from prometheus_client.metrics import MetricWrapperBase
 
+from apps.shared import metrics as app_metrics
 from infra.components import observability as obs
 from infra.plan.runner import PROJECT_ROOT
 
 CATALOGUE_FILE = obs.DATA_DIR / "metric-catalogue.yaml"
-ARCHITECTURE = PROJECT_ROOT.parent / "shared" / "design" / "architecture.md"
+METRICS_CONTRACT = PROJECT_ROOT / "docs" / "contracts" / "metrics.yaml"
 SOURCES = {"apps", "dapr", "kafka-exporter", "kube-state-metrics", "prometheus"}
 KINDS = {"counter", "gauge", "histogram"}
 # Labels Prometheus (through the operator's monitors) attaches to every scraped series.
@@ -153,49 +157,47 @@ def test_catalogue_entries_are_well_formed() -> None:
             assert not name.endswith(("_bucket", "_count", "_sum", "_total")), name
 
 
-def _architecture_metrics() -> dict[str, set[str]]:
-    """§10's metrics table: name -> labels."""
-    if not ARCHITECTURE.is_file():
-        pytest.skip(f"architecture document not found at {ARCHITECTURE}; §10 check skipped")
-    text = ARCHITECTURE.read_text()
-    section = text[text.index("Metrics every service exposes") :]
-    metrics: dict[str, set[str]] = {}
-    for match in re.finditer(r"`([a-z_]+)(?:\{([a-z_,]*)\})?`", section):
-        name, labels = match.group(1), match.group(2)
-        if name.endswith(("_total", "_seconds", "_events")) or labels is not None:
-            metrics[name] = set(labels.split(",")) if labels else set()
-    return metrics
+def _contract() -> dict[str, tuple[str, set[str]]]:
+    """The metrics contract (architecture §10's table): name -> (kind, labels)."""
+    document = yaml.safe_load(METRICS_CONTRACT.read_text())
+    return {
+        name: (entry["kind"], set(entry["labels"])) for name, entry in document["metrics"].items()
+    }
 
 
-def test_apps_entries_are_exactly_the_architecture_metrics() -> None:
-    documented = _architecture_metrics()
-    catalogued = {
-        name: set(entry["labels"])
+def _catalogued_apps_metrics() -> dict[str, tuple[str, set[str]]]:
+    return {
+        name: (entry["kind"], set(entry["labels"]))
         for name, entry in _catalogue().items()
         if entry["source"] == "apps"
     }
-    assert catalogued == documented
 
 
-def test_apps_entries_match_what_the_apps_register() -> None:
-    metrics = pytest.importorskip("apps.shared.metrics", reason="apps metrics module missing")
-    from prometheus_client import REGISTRY
-    from prometheus_client.metrics import MetricWrapperBase
+def test_the_metrics_contract_is_well_formed() -> None:
+    contract = _contract()
+    assert contract
+    for name, (kind, labels) in contract.items():
+        assert re.fullmatch(r"[a-z_]+", name), name
+        assert kind in KINDS, name
+        assert all(re.fullmatch(r"[a-z_]+", label) for label in labels), name
+        # Prometheus naming: counters end in _total; histograms carry a unit, not a suffix.
+        assert name.endswith("_total") == (kind == "counter"), name
 
+
+def test_apps_entries_are_exactly_the_contracts_metrics() -> None:
+    assert _catalogued_apps_metrics() == _contract()
+
+
+def test_apps_register_exactly_the_contracts_metrics() -> None:
     registered: dict[str, tuple[str, set[str]]] = {}
-    for value in vars(metrics).values():
+    for value in vars(app_metrics).values():
         if isinstance(value, MetricWrapperBase):
             (family,) = value.describe()
             labels = set(getattr(value, "_labelnames", ()))
             # Counters' families drop the _total that their series (and queries) carry.
             name = f"{family.name}_total" if family.type == "counter" else family.name
             registered[name] = (family.type, labels)
-    catalogued = {
-        name: (entry["kind"], set(entry["labels"]))
-        for name, entry in _catalogue().items()
-        if entry["source"] == "apps"
-    }
-    assert registered == catalogued
+    assert registered == _contract()
     # And they are in the registry that GET /metrics serves.
     exposed = {family.name for family in REGISTRY.collect()}
     for name, (kind, _) in registered.items():

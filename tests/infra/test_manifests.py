@@ -1,9 +1,9 @@
 """Every rendered object of every stack validates offline.
 
 Built-in kinds: kubernetes-validate --strict for the stack's Kubernetes minor version.
-Custom resources: their CRD schema from k8s-reference (unknown kinds fail). Helm
-releases: every value key exists in the chart's defaults. The reference checks skip
-with a clear message when ../shared/k8s-reference is absent.
+Custom resources: their CRD schema from the vendored k8s reference data
+(infra/k8s-reference; unknown kinds fail). Helm releases: every value key exists in the
+chart's defaults.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pytest
 from infra.plan.build import Plan
 from infra.plan.objects import KubernetesObject
 from infra.plan.reference import chart_defaults, reference_dir
-from tests.infra.conftest import EPHEMERAL_STACK, STACKS, needs_reference
+from tests.infra.conftest import EPHEMERAL_STACK, STACKS
 from tests.infra.validation import (
     CHARTS_MISSING_FROM_REFERENCE,
     CRDS_MISSING_FROM_REFERENCE,
@@ -67,7 +67,6 @@ def test_builtin_objects_pass_kubernetes_validate_strict(planned: Any, stack: st
     assert failures == {}
 
 
-@needs_reference
 @pytest.mark.parametrize("stack", ALL_STACKS)
 def test_custom_resources_match_their_crd_schemas(planned: Any, stack: str) -> None:
     plan = planned(stack)
@@ -87,7 +86,6 @@ def test_custom_resources_match_their_crd_schemas(planned: Any, stack: str) -> N
     assert failures == {}
 
 
-@needs_reference
 @pytest.mark.parametrize("stack", STACKS)
 def test_helm_values_exist_in_the_charts_defaults(planned: Any, stack: str) -> None:
     releases = [o for o in planned(stack).objects if o.is_helm_release]
@@ -115,13 +113,12 @@ def test_helm_values_exist_in_the_charts_defaults(planned: Any, stack: str) -> N
         assert all(key.split(".", 1)[0] in subcharts for key in reasons), chart
 
 
-@needs_reference
 def test_allowed_gaps_in_the_reference_are_still_gaps() -> None:
     """Each exception above exists only while the reference lacks the data."""
     index = crd_index()
     for key in CRDS_MISSING_FROM_REFERENCE:
         assert key not in index, f"{key} now has a CRD: drop it from CRDS_MISSING_FROM_REFERENCE"
-    values = reference_dir() / "values"  # type: ignore[operator]
+    values = reference_dir() / "values"
     for chart in CHARTS_MISSING_FROM_REFERENCE:
         assert not list(values.glob(f"{chart}-*.values.yaml")), f"{chart} now has values"
     for chart, subcharts in SUBCHARTS_MISSING_FROM_REFERENCE.items():
@@ -132,7 +129,6 @@ def test_allowed_gaps_in_the_reference_are_still_gaps() -> None:
 # --- the checks catch what they are for -------------------------------------------------
 
 
-@needs_reference
 def test_a_misspelt_helm_value_key_is_reported() -> None:
     defaults = chart_defaults("dapr", "1.18.3")
     assert defaults is not None
@@ -147,7 +143,6 @@ def test_a_misspelt_helm_value_key_is_reported() -> None:
     ]
 
 
-@needs_reference
 def test_a_misspelt_custom_resource_field_is_reported() -> None:
     topic: dict[str, Any] = {
         "apiVersion": "kafka.strimzi.io/v1",
@@ -165,7 +160,6 @@ def test_a_misspelt_custom_resource_field_is_reported() -> None:
     assert any("replicas" in e for e in validate_custom(wrong_type))
 
 
-@needs_reference
 def test_an_envoy_proxy_without_a_crd_is_still_checked_field_by_field(planned: Any) -> None:
     (proxy,) = [o for o in planned("prod").objects if o.kind == "EnvoyProxy"]
     assert validate_custom(proxy.body) == []
@@ -193,7 +187,6 @@ def test_an_envoy_proxy_without_a_crd_is_still_checked_field_by_field(planned: A
     assert core.startswith("envoyDeployment:") and "runAsNonroot" in core
 
 
-@needs_reference
 def test_an_unknown_custom_kind_fails_instead_of_being_skipped() -> None:
     proxy = {"apiVersion": "gateway.envoyproxy.io/v1alpha1", "kind": "Widget", "metadata": {}}
     assert validate_custom(proxy) == [

@@ -26,9 +26,8 @@ from infra.plan.footprint import (
 from infra.plan.mocks import RecordedResource
 from infra.plan.objects import KubernetesObject, to_object
 from infra.plan.quantities import GIB, MIB, QuantityError, bytes_of, millicores
-from infra.plan.reference import chart_defaults, missing_reference_message
+from infra.plan.reference import chart_defaults
 from infra.plan.volumes import planned_volume_claims
-from tests.infra.conftest import needs_reference
 
 
 def _container(
@@ -174,8 +173,6 @@ def test_sample_plan_footprint(sample_plan: Plan) -> None:
 
 
 def test_helm_pods_come_from_values_over_chart_defaults(sample_plan: Plan) -> None:
-    if chart_defaults("dapr", "1.18.3") is None:
-        pytest.skip(missing_reference_message())
     footprint = compute_footprint(sample_plan.objects)
     by_source = {group.source: group for group in footprint.groups}
 
@@ -266,7 +263,6 @@ def test_kube_prometheus_stack_pods() -> None:
     assert with_alerts["helm r: alertmanager"].per_pod.unrequested == ("alertmanager",)
 
 
-@needs_reference  # the charts' pods are counted from their default values
 def test_planned_stacks_count_every_pod_they_run(planned: Any) -> None:
     minikube = compute_footprint(
         planned("minikube").objects, planned("minikube").run.resources.values()

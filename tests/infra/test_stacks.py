@@ -12,7 +12,6 @@ from infra.plan.objects import kubernetes_objects
 from infra.plan.quantities import GIB, MIB
 from infra.plan.runner import PlanRun
 from tests.infra.components.plans import EPHEMERAL, by_type, depends_on, one, plan, pod_spec
-from tests.infra.conftest import needs_reference
 
 WORKLOADS = (
     "kubernetes:apps/v1:Deployment",
@@ -213,7 +212,6 @@ def _footprint(stack: str) -> Footprint:
     return compute_footprint(kubernetes_objects(run.resources.values()), run.resources.values())
 
 
-@needs_reference  # the charts' pods are counted from their default values
 def test_minikube_footprint_fits_a_4_cpu_8_gib_node() -> None:
     footprint = _footprint("minikube")
     # Every pod counted: our workloads, the operators' pods and every chart's pods.
@@ -229,7 +227,6 @@ def test_minikube_footprint_fits_a_4_cpu_8_gib_node() -> None:
     assert footprint.headroom_cpu_m >= 1000 and footprint.headroom_memory >= 2 * GIB
 
 
-@needs_reference  # the charts' pods are counted from their default values
 def test_prod_requests_fit_the_node_pool_minimum_with_room_for_a_rolling_update() -> None:
     footprint = _footprint("prod")
     assert footprint.notes == [] and footprint.unrequested == []

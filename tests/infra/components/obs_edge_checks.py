@@ -1,15 +1,14 @@
 """Helpers for the observability and edge component tests: run a component under the
 offline harness, and check what it renders against the k8s reference data.
 
-The reference data (CRD schemas, chart default values) is not part of the repository: it
-is read from `../shared/k8s-reference` (or `K8S_REFERENCE_DIR`), and checks that need it
-are skipped, with a message saying so, where it is absent.
+The reference data (CRD schemas, chart default values) is the repository's vendored copy,
+infra/k8s-reference (`K8S_REFERENCE_DIR` points at another copy), read through
+`infra.plan.reference`.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import textwrap
 from collections.abc import Iterator, Mapping
 from functools import cache
@@ -18,31 +17,14 @@ from typing import Any
 
 import jsonschema
 import kubernetes_validate
-import pytest
 import yaml
 
 from infra.plan.mocks import RecordedResource
-from infra.plan.runner import PROJECT_ROOT, PlanRun, config_from_mapping, run_program
+from infra.plan.reference import reference_dir
+from infra.plan.runner import PlanRun, config_from_mapping, run_program
 
 KUBERNETES_VERSION = "1.34.0"
 """The Kubernetes API version rendered objects are validated against (DOKS 1.34)."""
-
-
-def reference_dir() -> Path:
-    """`K8S_REFERENCE_DIR`, else `../shared/k8s-reference` next to the repository."""
-    override = os.environ.get("K8S_REFERENCE_DIR")
-    return Path(override) if override else PROJECT_ROOT.parent / "shared" / "k8s-reference"
-
-
-def require_reference() -> Path:
-    """The reference folder, or skip the calling test with a clear reason."""
-    path = reference_dir()
-    if not (path / "crds").is_dir() or not (path / "values").is_dir():
-        pytest.skip(
-            f"k8s reference data not found at {path} (set K8S_REFERENCE_DIR to the folder "
-            "holding crds/ and values/); CRD schema and Helm values checks skipped"
-        )
-    return path
 
 
 @cache
@@ -62,7 +44,7 @@ def _crd_schemas(root: str) -> dict[tuple[str, str, str], dict[str, Any]]:
 def crd_schema(api_version: str, kind: str) -> dict[str, Any]:
     """The openAPIV3Schema of a custom resource kind, from the reference CRDs."""
     group, _, version = api_version.rpartition("/")
-    schemas = _crd_schemas(str(require_reference()))
+    schemas = _crd_schemas(str(reference_dir()))
     try:
         return schemas[(group, version, kind)]
     except KeyError:
@@ -84,11 +66,11 @@ def validate_builtin(resource: RecordedResource) -> None:
     kubernetes_validate.validate(body, KUBERNETES_VERSION, strict=True)
 
 
-def chart_defaults(file_name: str) -> dict[str, Any]:
-    """A chart's default values file from the reference folder."""
-    document: dict[str, Any] = yaml.safe_load(
-        (require_reference() / "values" / file_name).read_text()
-    )
+def chart_defaults(chart: str, version: str) -> dict[str, Any]:
+    """A chart's own default values file (no subcharts') from the reference folder."""
+    name = chart.rstrip("/").rsplit("/", 1)[-1]
+    path = reference_dir() / "values" / f"{name}-{version}.values.yaml"
+    document: dict[str, Any] = yaml.safe_load(path.read_text())
     return document
 
 

@@ -367,11 +367,11 @@ def test_network_policies_admit_clients_to_envoy_only_on_listener_ports(cloud: P
 
 def test_values_use_only_keys_the_charts_have(cloud: PlanRun) -> None:
     names = by_name(cloud)
-    gateway_defaults = chart_defaults("gateway-helm-v1.9.0.values.yaml")
+    gateway_defaults = chart_defaults(edge.GATEWAY_CHART, edge.ENVOY_GATEWAY_VERSION)
     assert (
         unknown_value_keys(names["edge-envoy-gateway"].raw_inputs["values"], gateway_defaults) == []
     )
-    cert_defaults = chart_defaults("cert-manager-v1.21.1.values.yaml")
+    cert_defaults = chart_defaults(edge.CERT_MANAGER_CHART, edge.CERT_MANAGER_VERSION)
     assert unknown_value_keys(names["edge-cert-manager"].raw_inputs["values"], cert_defaults) == []
 
 

@@ -273,7 +273,7 @@ def test_network_policies_admit_the_gateway_to_grafana_only(minikube: PlanRun) -
 
 
 def test_values_use_only_keys_the_chart_has(minikube: PlanRun, cloud: PlanRun) -> None:
-    defaults = chart_defaults("kube-prometheus-stack-88.5.3.values.yaml")
+    defaults = chart_defaults(obs.CHART, obs.CHART_VERSION)
     for run in (minikube, cloud):
         unknown = set(unknown_value_keys(_values(run), defaults))
         assert unknown <= UNVERIFIED_SUBCHART_KEYS, sorted(unknown - UNVERIFIED_SUBCHART_KEYS)
