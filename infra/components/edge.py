@@ -42,6 +42,8 @@ from typing import Any, cast
 import pulumi
 import pulumi_kubernetes as k8s
 
+from infra.components.gateway_api import provider_gateway_api
+
 GATEWAY_CHART = "oci://docker.io/envoyproxy/gateway-helm"
 GATEWAY_CRDS_CHART = "oci://docker.io/envoyproxy/gateway-crds-helm"
 ENVOY_GATEWAY_VERSION = "v1.9.0"
@@ -274,6 +276,10 @@ class Edge(pulumi.ComponentResource):
         self.gateway_crds = self._create_gateway_crds()
         self.controller = self._create_controller()
         proxy = self._create_envoy_proxy()
+        # Where the cluster's provider owns the Gateway API CRDs (DOKS), check them first.
+        self._gateway_api_bundle: pulumi.Output[str] | None = (
+            None if args.install_gateway_api_crds else provider_gateway_api(name, self)
+        )
         gateway_class = self._create_gateway_class(proxy)
         self.gateway = self._create_gateway(gateway_class)
         issuer_ready: list[pulumi.Resource] = []
@@ -394,7 +400,14 @@ class Edge(pulumi.ComponentResource):
             f"{self._name}-class",
             api_version="gateway.networking.k8s.io/v1",
             kind="GatewayClass",
-            metadata={"name": GATEWAY_CLASS},
+            metadata={
+                "name": GATEWAY_CLASS,
+                **(
+                    {"annotations": {"todo.dev/gateway-api-bundle": self._gateway_api_bundle}}
+                    if self._gateway_api_bundle is not None
+                    else {}
+                ),
+            },
             spec={
                 "controllerName": CONTROLLER_NAME,
                 "description": "Envoy Gateway: the one ingress point of the Todo platform.",

@@ -45,6 +45,7 @@ def resources_document(run: PlanRun) -> dict[str, Any]:
                 "provider": resource.provider_urn,
                 "dependencies": list(resource.dependencies),
                 "custom": resource.custom,
+                **({"read": True} if resource.read else {}),
                 "inputs": normalize_numbers(resource.inputs),
                 # Digests of the masked (stand-in) values, so that `todo-infra diff` can
                 # tell a changed secret without seeing it (infra/delivery/secret_digest.py).

@@ -75,6 +75,8 @@ class RecordedResource:
     has_secrets: bool
     raw_inputs: dict[str, Any] = field(repr=False, compare=False)
     """Inputs with secrets unwrapped: only for assertions in tests, never written out."""
+    read: bool = False
+    """Read from the cloud or cluster (`.get()`), not created by the program."""
 
     @property
     def provider_urn(self) -> str | None:
@@ -183,7 +185,7 @@ class RecordingMonitor(MockMonitor):
         self.recorded: dict[str, RecordedResource] = {}
         self.stack_urn: str | None = None
 
-    def _record(self, request: Any, urn: str, custom: bool) -> None:
+    def _record(self, request: Any, urn: str, custom: bool, read: bool = False) -> None:
         inputs = rpc.deserialize_properties(
             request.object if hasattr(request, "object") else request.properties
         )
@@ -199,6 +201,7 @@ class RecordingMonitor(MockMonitor):
             inputs=json.loads(json.dumps(masked, default=str)),
             has_secrets=has_secrets,
             raw_inputs=unwrap_secrets(inputs),
+            read=read,
         )
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
@@ -232,5 +235,5 @@ class RecordingMonitor(MockMonitor):
 
     def ReadResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
         response = super().ReadResource(request)  # type: ignore[no-untyped-call]
-        self._record(request, response.urn, True)
+        self._record(request, response.urn, True, read=True)
         return response

@@ -94,6 +94,7 @@ def is_kubernetes_object(resource: RecordedResource) -> bool:
         return True
     return (
         resource.custom
+        and not resource.read  # read from the cluster (`.get()`), not applied
         and resource.type.startswith(KUBERNETES_PREFIX)
         and not resource.type.startswith(_NOT_OBJECTS)
         and not resource.type.startswith("pulumi:providers:")
