@@ -214,6 +214,14 @@ def _config_builder(
     """The stack config for a given owner (validated by the settings model)."""
     from infra.settings import ephemeral_stack_config
 
+    if not registry:
+        # Cloud stack files name no images (the release pins them), so there is usually
+        # no base-stack registry to default to.
+        raise EphemeralInputError(
+            f"image registry: the base stack's file names none; pass --registry "
+            f"ghcr.io/<owner> (where `pr-*`/`dev-*` images for {stack_name} are pushed)"
+        )
+
     def build(owner: str) -> dict[str, Any]:
         return ephemeral_stack_config(
             stack_name,

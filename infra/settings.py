@@ -176,9 +176,9 @@ class LocalCluster(_Model):
     """How NetworkPolicies reach the API server and admit its webhook calls.
 
     `generic`: Kubernetes NetworkPolicy `ipBlock`s on apiServerCidr/apiServerPort (minikube's
-    default CNI matches host traffic by address). `cilium`: CiliumNetworkPolicy entities
-    (`kube-apiserver`, `host`, `remote-node`), because Cilium does not match cluster nodes
-    or the API server by `ipBlock` (DOKS always runs Cilium; so does the kind proving ground).
+    default CNI matches host traffic by address). `cilium`: a CiliumNetworkPolicy allowing
+    the `kube-apiserver` entity, because Cilium does not match cluster nodes or the API
+    server by `ipBlock` (DOKS always runs Cilium; so does the kind proving ground).
     """
     api_server_cidr: Annotated[
         str, StringConstraints(pattern=r"^[0-9]{1,3}(\.[0-9]{1,3}){3}/[0-9]{1,2}$")

@@ -114,14 +114,16 @@ class AppSecrets(pulumi.ComponentResource):
             auth = base64.b64encode(f"{username}:{token}".encode()).decode()
             return json.dumps({"auths": {host: {"username": username, "auth": auth}}})
 
-        config: pulumi.Output[str] = pulumi.Output.from_input(args.pull_token).apply(docker_config)
+        token: pulumi.Output[str] = pulumi.Output.from_input(args.pull_token)
+        plain_config: pulumi.Output[str] = token.apply(docker_config)
+        config: pulumi.Output[str] = pulumi.Output.secret(plain_config)
         secret = k8s.core.v1.Secret(
             f"{name}-image-pull",
             metadata=cast(
                 Any, {"namespace": args.namespace, "labels": labels("todo", "image-pull")}
             ),
             type="kubernetes.io/dockerconfigjson",
-            string_data={".dockerconfigjson": pulumi.Output.secret(config)},
+            string_data={".dockerconfigjson": config},
             opts=pulumi.ResourceOptions(parent=self),
         )
         return secret.metadata.apply(lambda m: str(m["name"]))

@@ -345,7 +345,7 @@ def test_config_map_is_what_the_program_decodes() -> None:
     assert settings.ephemeral is not None
     assert settings.ephemeral.expires_at == NOW + timedelta(hours=8)
     assert settings.ephemeral.base_stack == BASE
-    assert settings.apps.images.image("backend") == "ghcr.io/acme/todo-backend:0a1b2c3d"
+    assert settings.apps.image("backend") == "ghcr.io/acme/todo-backend:0a1b2c3d"
 
 
 def test_default_registry_is_the_base_stacks(tmp_path: Path) -> None:
@@ -560,7 +560,9 @@ def test_missing_cloud_token_is_a_clear_message(monkeypatch: pytest.MonkeyPatch)
         require_cloud_token()
     require_cloud_token({"DIGITALOCEAN_TOKEN": "placeholder"})
 
-    result = CliRunner().invoke(app, ["up", "--name", "alice", "--base-stack", BASE])
+    result = CliRunner().invoke(
+        app, ["up", "--name", "alice", "--base-stack", BASE, "--registry", "ghcr.io/acme"]
+    )
     assert result.exit_code == 1 and "DIGITALOCEAN_TOKEN" in result.output
 
 
@@ -573,6 +575,8 @@ def test_missing_cloud_token_is_a_clear_message(monkeypatch: pytest.MonkeyPatch)
         (["up"], "exactly one of --name"),
         (["down", "--name", "alice", "--base-stack", "staging"], "ORG/PROJECT/STACK"),
         (["up", "--name", "alice", "--digest", "backend"], "APP=sha256"),
+        # Staging's file names no images: nothing to default the registry to.
+        (["up", "--name", "alice", "--image-tag", "t"], "pass --registry ghcr.io/<owner>"),
     ],
 )
 def test_bad_input_fails_before_pulumi(args: list[str], message: str) -> None:
@@ -601,6 +605,8 @@ def test_print_config_generates_a_valid_stack_file() -> None:
             "backend=sha256:" + "a" * 64,
             "--base-stack",
             BASE,
+            "--registry",
+            "ghcr.io/acme",
             "--print-config",
         ],
     )
@@ -617,8 +623,8 @@ def test_print_config_generates_a_valid_stack_file() -> None:
     images = config["todo:apps"]["images"]
     assert images["tag"] == "0123abcd"
     assert images["digests"] == {"backend": "sha256:" + "a" * 64}
-    # The registry defaults to the base stack's (stacks/Pulumi.staging.yaml).
-    assert images["registry"] == default_registry(BASE)
+    assert images["registry"] == "ghcr.io/acme"
+    assert default_registry(BASE) == ""  # staging's file names no images
     parse_settings("pr-42", {k.removeprefix("todo:"): v for k, v in config.items()})
 
 

@@ -112,7 +112,7 @@ def test_the_dapr_and_strimzi_resources_the_program_creates_have_crds_from_the_p
             group, _, version = obj.api_version.rpartition("/")
             if group in CRD_OWNERS:
                 used.add((group, version, obj.kind))
-    assert {kind for _, _, kind in used} >= {"Component", "Subscription", "Kafka", "KafkaTopic"}
+    assert {kind for _, _, kind in used} >= {"Component", "Configuration", "Kafka", "KafkaTopic"}
     missing = {
         key for key in used if key not in _served_kinds(DEFAULT_REFERENCE_DIR, CRD_OWNERS[key[0]])
     }

@@ -46,7 +46,10 @@ def _error(stack: str, raw: dict[str, Any], **kwargs: Any) -> str:
 def test_committed_stacks_are_valid(stack: str) -> None:
     settings = parse_settings(stack, _raw(stack))
     assert settings.stack == stack
-    assert settings.apps.images.tag != "latest"
+    images = settings.apps.images
+    # Cloud stack files name no images: the release pins them (issue 9).
+    assert (images is None) == (stack != "minikube")
+    assert images is None or images.tag != "latest"
 
 
 def test_prod_is_highly_available() -> None:
@@ -192,6 +195,7 @@ def test_ephemeral_config_is_generated_and_valid() -> None:
         owner="alice",
         base_stack="acme/todo/staging",
         image_tag="sha-1234567",
+        image_registry="ghcr.io/acme",
         ttl=timedelta(hours=8),
         now=now,
     )
@@ -204,7 +208,12 @@ def test_ephemeral_config_is_generated_and_valid() -> None:
 
 
 def test_ephemeral_rules() -> None:
-    kwargs: dict[str, Any] = {"owner": "a", "base_stack": "acme/todo/staging", "image_tag": "t"}
+    kwargs: dict[str, Any] = {
+        "owner": "a",
+        "base_stack": "acme/todo/staging",
+        "image_tag": "t",
+        "image_registry": "ghcr.io/acme",
+    }
     with pytest.raises(SettingsError, match="ttl: got 30 days"):
         ephemeral_stack_config("dev-a", ttl=timedelta(days=30), **kwargs)
     with pytest.raises(SettingsError, match="stack name: got 'alice'"):
@@ -285,7 +294,12 @@ def test_edge_rules_follow_the_kind() -> None:
 
 
 def test_ephemeral_stacks_take_no_monitoring_or_edge() -> None:
-    kwargs: dict[str, Any] = {"owner": "a", "base_stack": "acme/todo/staging", "image_tag": "t"}
+    kwargs: dict[str, Any] = {
+        "owner": "a",
+        "base_stack": "acme/todo/staging",
+        "image_tag": "t",
+        "image_registry": "ghcr.io/acme",
+    }
     config = ephemeral_stack_config("pr-7", ttl=timedelta(hours=1), **kwargs)
     raw = {key.split(":", 1)[1]: value for key, value in config.items()}
     raw["observability"] = {"retention": "1d"}

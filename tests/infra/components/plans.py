@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from infra.plan.mocks import RecordedResource
+from infra.plan.objects import HELM_CHART_V4_TYPE, HELM_RELEASE_TYPE
 from infra.plan.runner import PlanRun, config_from_mapping, load_stack_config, run_program
 from infra.settings import ephemeral_stack_config
 
@@ -40,6 +41,11 @@ def plan(stack: str) -> PlanRun:
 def by_type(run: PlanRun, type_: str) -> list[RecordedResource]:
     """Resources of one type, in registration order."""
     return [res for res in run.resources.values() if res.type == type_]
+
+
+def helm_installs(run: PlanRun) -> list[RecordedResource]:
+    """Helm v3 Releases and v4 Charts: every chart the program installs."""
+    return by_type(run, HELM_RELEASE_TYPE) + by_type(run, HELM_CHART_V4_TYPE)
 
 
 def one(run: PlanRun, name: str) -> RecordedResource:

@@ -26,7 +26,7 @@ def test_prod_cluster_settings() -> None:
     vpc = one(run, "cluster-vpc")
     inputs = doks.raw_inputs
     assert inputs["ha"] is True and inputs["surgeUpgrade"] is True
-    assert inputs["version"] == "1.34.1-do.0"  # newest patch of the configured prefix
+    assert inputs["version"] == "1.34.2-do.1"  # the newest offered patch of the prefix
     assert inputs["maintenancePolicy"] == {"day": "sunday", "startTime": "02:00"}
     pool = inputs["nodePool"]
     assert pool["size"] == "s-2vcpu-4gb"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from infra.plan.runner import PlanRun
+from tests.infra.components.obs_edge_checks import chart_defaults
 from tests.infra.components.plans import EPHEMERAL, by_type, one, plan
 
 COMPONENT = "kubernetes:dapr.io/v1alpha1:Component"
@@ -40,7 +41,8 @@ def test_dapr_resources_wait_for_the_release_that_installs_their_crds() -> None:
     run = plan("prod")
     release = one(run, "dapr-control-plane")
     dapr = [r for r in run.resources.values() if "dapr.io/" in r.type]
-    assert len(dapr) == 9
+    # 4 Components, 2 Configurations, 1 Resiliency; no declarative Subscription.
+    assert len(dapr) == 7
     assert all(release.urn in r.dependencies for r in dapr)
     # ... and nothing else waits on it without reason: the Kafka operator does not.
     assert release.urn not in one(run, "kafka-operator").dependencies
@@ -55,7 +57,10 @@ def test_pubsub_component() -> None:
     assert meta["initialOffset"] == "oldest" and meta["maxMessageBytes"] == "1048576"
     assert meta["authType"] == "password" and meta["saslMechanism"] == "SHA-512"
     assert meta["saslPassword"]["key"] == "password"
-    assert pubsub["auth"] == {"secretStore": "secretstore"}
+    # No `auth.secretStore`: the operator resolves secretKeyRef from Kubernetes Secrets
+    # when it hands the component to daprd (dapr pkg/operator/api/components.go), so a
+    # sidecar's start does not wait on its own API-server round trip for secrets.
+    assert "auth" not in pubsub
     assert pubsub["scopes"] == ["backend", "notification", "recurring"]
 
 
@@ -72,23 +77,38 @@ def test_state_secret_and_cron_components() -> None:
     assert _metadata(cron)["route"] == "/reminder-scan"
 
 
-def test_subscriptions_match_the_routes_table() -> None:
-    subs = {
-        r.raw_inputs["metadata"]["name"]: r.raw_inputs
-        for r in by_type(plan("prod"), "kubernetes:dapr.io/v2alpha1:Subscription")
-    }
-    recurring = subs["recurring-task-events"]
-    assert recurring["scopes"] == ["recurring"]
-    assert recurring["spec"]["topic"] == "task-events"
-    assert recurring["spec"]["deadLetterTopic"] == "task-events-dlq"
-    assert recurring["spec"]["routes"] == {
-        "rules": [{"match": 'event.type == "task.completed.v1"', "path": "/events/task-completed"}],
-        "default": "/events/task-events",
-    }
-    notification = subs["notification-reminders"]
-    assert notification["scopes"] == ["notification"]
-    assert notification["spec"]["routes"] == {"default": "/events/reminder-due"}
-    assert notification["spec"]["deadLetterTopic"] == "reminders-dlq"
+def test_no_component_resolves_secrets_through_a_secret_store() -> None:
+    for stack in ("minikube", "prod", EPHEMERAL):
+        components = _components(plan(stack))
+        assert [name for name, c in components.items() if "auth" in c] == [], stack
+
+
+def test_subscriptions_are_programmatic_only() -> None:
+    # daprd uses the app's GET /dapr/subscribe (the routes table in apps/); a declarative
+    # Subscription for the same topic would be a second source of truth.
+    for stack in ("minikube", "staging", "prod", EPHEMERAL):
+        run = plan(stack)
+        assert [r.type for r in run.resources.values() if r.type.endswith(":Subscription")] == []
+
+
+def test_injector_fails_closed_for_app_pods_only() -> None:
+    values = one(plan("prod"), "dapr-control-plane").raw_inputs["values"]
+    injector = values["dapr_sidecar_injector"]
+    # The chart's default is Ignore (vendored values): a pod would start without daprd.
+    defaults = chart_defaults("dapr-dapr_sidecar_injector", "1.18.3")
+    assert defaults["webhookFailurePolicy"] == "Ignore"
+    assert injector["webhookFailurePolicy"] == "Fail"
+    # ... scoped, so that a control-plane outage blocks only pods that ask for a sidecar
+    # in namespaces that host apps, never kube-system or the Dapr control plane itself.
+    assert injector["objectSelector"] == {"matchLabels": {"todo.dev/dapr": "true"}}
+    assert injector["namespaceSelector"] == {"matchLabels": {"todo.dev/dapr-apps": "true"}}
+    run = plan("prod")
+    apps_namespace = one(run, "namespaces-apps").raw_inputs["metadata"]
+    assert apps_namespace["labels"]["todo.dev/dapr-apps"] == "true"
+    for app in ("backend", "notification", "recurring"):
+        template = one(run, f"{app}-deployment").raw_inputs["spec"]["template"]["metadata"]
+        assert template["labels"]["todo.dev/dapr"] == "true", app
+        assert template["annotations"]["dapr.io/enabled"] == "true", app
 
 
 def test_only_recurring_may_invoke_the_backend() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import yaml
 
 from infra.plan.runner import STACKS_DIR, PlanRun, config_from_mapping, run_program
-from tests.infra.components.plans import by_type, one
+from tests.infra.components.plans import by_type, helm_installs, one
 
 BROKERS = "b-1.kafka.example.net:9096,b-2.kafka.example.net:9096"
 
@@ -48,7 +48,7 @@ def test_no_in_cluster_kafka_or_database() -> None:
     run = _run()
     assert not [r for r in run.resources.values() if "strimzi" in r.type]
     assert not by_type(run, "kubernetes:apps/v1:StatefulSet")
-    releases = [r.raw_inputs["chart"] for r in by_type(run, "kubernetes:helm.sh/v3:Release")]
+    releases = [r.raw_inputs["chart"] for r in helm_installs(run)]
     # Monitoring and the edge stay; only the Strimzi operator is gone.
     assert sorted(releases) == [
         "dapr",

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 
+from infra.plan.release_images import placeholder_digest
 from tests.infra.components.plans import EPHEMERAL, depends_on, one, plan, pod_spec
 
 
 def test_job_runs_alembic_with_the_backend_image() -> None:
     run = plan("prod")
     job = one(run, "migrations-job")
-    image = "ghcr.io/todo-platform/todo-backend:0.1.0"
+    image = f"release.invalid/todo/todo-backend:planned-release@{placeholder_digest('backend')}"
     expected = f"migrate-{hashlib.sha256(image.encode()).hexdigest()[:10]}"
     assert job.raw_inputs["metadata"]["name"] == expected
     container = pod_spec(job)["containers"][0]

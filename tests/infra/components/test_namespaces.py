@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from infra.plan.runner import PlanRun
 from tests.infra.components.plans import EPHEMERAL, by_type, plan
 
 NAMESPACE = "kubernetes:core/v1:Namespace"
 POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
+CILIUM_POLICY = "kubernetes:cilium.io/v2:CiliumNetworkPolicy"
 PROMETHEUS = {
     "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
     "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
@@ -66,14 +69,59 @@ def test_sidecar_paths() -> None:
     sidecars = _policies(run, "todo")["allow-dapr-sidecars"]
     assert sidecars["podSelector"] == {"matchLabels": {"todo.dev/dapr": "true"}}
     egress_ports = [_ports(rule) for rule in sidecars["egress"]]
-    assert {50002} in egress_ports and {50001, 6500} in egress_ports
-    api = sidecars["egress"][-1]
-    assert api["to"] == [{"ipBlock": {"cidr": "203.0.113.10/32"}}] and _ports(api) == {443}
+    assert egress_ports == [{50002}, {50001, 6500}]
     kafka = _policies(run, "todo")["allow-kafka"]["egress"][0]
     assert _ports(kafka) == {9092}
     assert kafka["to"][0]["namespaceSelector"]["matchLabels"] == {
         "kubernetes.io/metadata.name": "kafka"
     }
+
+
+def _cilium_policies(run: PlanRun) -> dict[tuple[str, str], dict[str, Any]]:
+    return {
+        (
+            res.raw_inputs["metadata"]["namespace"],
+            res.raw_inputs["metadata"]["name"],
+        ): res.raw_inputs
+        for res in by_type(run, CILIUM_POLICY)
+    }
+
+
+@pytest.mark.parametrize("stack", ["staging", "prod", EPHEMERAL])
+def test_doks_stacks_reach_the_api_server_as_a_cilium_entity(stack: str) -> None:
+    # DOKS runs Cilium, and an HA cluster has no `ipv4_address` (pulumi-digitalocean
+    # KubernetesCluster docs): no NetworkPolicy may name the API server by address.
+    run = plan(stack)
+    blocks = [
+        peer["ipBlock"]["cidr"]
+        for res in by_type(run, POLICY)
+        for direction in ("ingress", "egress")
+        for rule in res.raw_inputs["spec"].get(direction, [])
+        for peer in rule.get("to", rule.get("from", []))
+        if "ipBlock" in peer
+    ]
+    assert all(not cidr.endswith("/32") for cidr in blocks), blocks
+    policies = _cilium_policies(run)
+    apps = "todo-dev-alice" if stack == EPHEMERAL else "todo"
+    expected = {(apps, "sidecars-to-api-server")}
+    if stack != EPHEMERAL:
+        expected |= {("dapr-system", "dapr-to-api-server"), ("kafka", "kafka-to-api-server")}
+    else:
+        expected |= {(apps, "apps-kafka-to-api-server")}
+    assert set(policies) == expected
+    sidecars = policies[(apps, "sidecars-to-api-server")]
+    assert sidecars["apiVersion"] == "cilium.io/v2"
+    assert sidecars["spec"]["endpointSelector"] == {"matchLabels": {"todo.dev/dapr": "true"}}
+    (rule,) = sidecars["spec"]["egress"]
+    assert rule["toEntities"] == ["kube-apiserver"]
+    assert {p["port"] for p in rule["toPorts"][0]["ports"]} == {"443", "6443", "16443"}
+
+
+def test_minikube_reaches_the_api_server_by_its_address() -> None:
+    run = plan("minikube")
+    assert not by_type(run, CILIUM_POLICY)
+    api = _policies(run, "todo")["allow-dapr-sidecars"]["egress"][-1]
+    assert api["to"] == [{"ipBlock": {"cidr": "192.168.49.2/32"}}] and _ports(api) == {8443}
 
 
 def test_database_egress_matches_where_the_database_is() -> None:
