@@ -14,7 +14,7 @@ import pulumi
 from infra.plan import lazy_sdk
 from infra.plan.graph import CriticalPath, critical_path
 from infra.plan.objects import KubernetesObject, kubernetes_objects
-from infra.plan.provider_mocks import CloudWorld
+from infra.plan.provider_mocks import CloudWorld, world_after
 from infra.plan.runner import (
     PROGRAM,
     PROJECT_ROOT,
@@ -168,6 +168,7 @@ def execute_ephemeral(
         config=ephemeral_config(stack, base),
         program=program,
         stack_outputs={EPHEMERAL_BASE_QUALIFIED: base.run.outputs},
+        world=world_after(CloudWorld(), base.run.resources.values()),
     )
     plan.extra["base"] = base
     return plan

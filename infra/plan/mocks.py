@@ -235,5 +235,10 @@ class RecordingMonitor(MockMonitor):
 
     def ReadResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
         response = super().ReadResource(request)  # type: ignore[no-untyped-call]
+        # The engine answers a read with the object's id (resource_pb2.ReadResourceResponse
+        # `id`); the SDK's mock monitor leaves it empty, which the SDK takes for "unknown"
+        # in a preview (runtime/resource.py read_resource), and every invoke depending on
+        # the read (a StackReference's outputs) would then come back unknown, unchecked.
+        response.id = str(self.resources[response.urn].id or request.id)
         self._record(request, response.urn, True, read=True)
         return response

@@ -16,8 +16,8 @@ reactions (a prefix no longer offered, a cluster upgraded past its prefix).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any
 
@@ -226,6 +226,24 @@ class CloudWorld:
         )
 
 
+CLUSTER_TYPE = "digitalocean:index/kubernetesCluster:KubernetesCluster"
+
+
+def world_after(world: CloudWorld, resources: Iterable[Any]) -> CloudWorld:
+    """The account once the given run's resources exist: its DOKS clusters are there to be
+    looked up by name (an ephemeral stack uses its base stack's cluster)."""
+    clusters = dict(world.clusters)
+    for resource in resources:
+        if resource.type == CLUSTER_TYPE:
+            inputs = resource.raw_inputs
+            clusters[str(inputs["name"])] = ExistingCluster(
+                version=str(inputs["version"]),
+                region=str(inputs.get("region", "fra1")),
+                ha=bool(inputs.get("ha")),
+            )
+    return replace(world, clusters=clusters)
+
+
 def _kube_config(name: str, region: str, uuid: str) -> dict[str, Any]:
     """`kube_configs[0]` (KubernetesClusterKubeConfig): the token "will expire and need to
     be regenerated" at `expires_at`, seven days after it was issued (DOKS docs)."""
@@ -239,7 +257,7 @@ def _kube_config(name: str, region: str, uuid: str) -> dict[str, Any]:
 
 
 RESOURCE_STATES: dict[str, Callable[[CloudWorld, str, dict[str, Any]], dict[str, Any]]] = {
-    "digitalocean:index/kubernetesCluster:KubernetesCluster": CloudWorld.kubernetes_cluster,
+    CLUSTER_TYPE: CloudWorld.kubernetes_cluster,
     "digitalocean:index/databaseCluster:DatabaseCluster": CloudWorld.database_cluster,
     "digitalocean:index/databaseUser:DatabaseUser": CloudWorld.database_user,
     "digitalocean:index/vpc:Vpc": CloudWorld.vpc,

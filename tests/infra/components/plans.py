@@ -12,6 +12,7 @@ from typing import Any
 
 from infra.plan.mocks import RecordedResource
 from infra.plan.objects import HELM_CHART_V4_TYPE, HELM_RELEASE_TYPE
+from infra.plan.provider_mocks import CloudWorld, world_after
 from infra.plan.runner import PlanRun, config_from_mapping, load_stack_config, run_program
 from infra.settings import ephemeral_stack_config
 
@@ -32,8 +33,12 @@ def plan(stack: str) -> PlanRun:
             ttl=timedelta(hours=8),
             now=datetime(2026, 1, 4, 10, 0, tzinfo=UTC),
         )
+        base = plan("staging")
         return run_program(
-            stack, config_from_mapping(config), stack_outputs={BASE_STACK: plan("staging").outputs}
+            stack,
+            config_from_mapping(config),
+            stack_outputs={BASE_STACK: base.outputs},
+            world=world_after(CloudWorld(), base.resources.values()),
         )
     return run_program(stack, load_stack_config(stack))
 

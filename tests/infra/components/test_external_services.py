@@ -53,6 +53,7 @@ def test_no_in_cluster_kafka_or_database() -> None:
     assert sorted(releases) == [
         "dapr",
         "kube-prometheus-stack",
+        "oci://docker.io/envoyproxy/gateway-crds-helm",
         "oci://docker.io/envoyproxy/gateway-helm",
     ]
     namespaces = [
