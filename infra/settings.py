@@ -155,12 +155,20 @@ MIN_DOKS_MINOR = 33
 """The oldest DOKS minor version the program deploys to (Gateway API CRDs, §9)."""
 
 
+_RFC1918 = tuple(
+    ipaddress.IPv4Network(block) for block in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
+)
+
+
 def _private_ipv4_network(value: str) -> str:
     try:
         network = ipaddress.IPv4Network(value, strict=True)
     except ValueError as error:
         raise ValueError(f"not an IPv4 network in CIDR form ({error})") from None
-    if not network.is_private or network.prefixlen > 24 or network.prefixlen < 8:
+    # RFC 1918 exactly: `is_private` would also pass documentation and other reserved
+    # ranges (203.0.113.0/24 ...), which DigitalOcean does not accept for a VPC.
+    private = any(network.subnet_of(block) for block in _RFC1918)
+    if not private or network.prefixlen > 24 or network.prefixlen < 8:
         raise ValueError("must be a private (RFC 1918) range between /8 and /24")
     return str(network)
 
@@ -256,8 +264,9 @@ class DoksCluster(_Model):
             for second in names[i + 1 :]:
                 if ranges[first].overlaps(ranges[second]):
                     raise ValueError(
-                        f"{first} ({ranges[first]}) and {second} ({ranges[second]}) overlap: "
-                        "a VPC-native cluster needs three disjoint ranges"
+                        f"{CONFIG_NAMESPACE}:cluster.{second} ({ranges[second]}) overlaps "
+                        f"{CONFIG_NAMESPACE}:cluster.{first} ({ranges[first]}): a VPC-native "
+                        "cluster needs three disjoint ranges"
                     )
         return self
 
