@@ -10,13 +10,32 @@ need to.
 
 from __future__ import annotations
 
+import copy
+import fnmatch
+import ipaddress
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from infra.plan.build import Plan
+from infra.plan.objects import KubernetesObject
+from infra.settings import LocalCluster
 from tests.infra.conftest import EPHEMERAL_STACK, STACKS
-from tests.infra.network_paths import Pod, Policies
+from tests.infra.network_paths import (
+    Cni,
+    Endpoint,
+    External,
+    Path,
+    Pod,
+    PodPort,
+    Policies,
+    strimzi_policies,
+    workload_pods,
+)
+from tests.infra.semantics import synthetic_object
 
 APPS = ("backend", "notification", "recurring")
 PUBLIC_APIS = APPS  # each serves part of the public API (PUBLIC_API_PREFIXES)
@@ -29,14 +48,19 @@ PROMETHEUS = Pod(
         "prometheus": "kube-prometheus-stack-prometheus",
     },
     "prometheus",
+    (PodPort(9090, "http-web"),),
 )
 GRAFANA = Pod(
     "monitoring",
     {"app.kubernetes.io/name": "grafana", "app.kubernetes.io/instance": "kube-prometheus-stack"},
     "grafana",
+    (PodPort(3000, "grafana"),),
 )
 KUBE_STATE_METRICS = Pod(
-    "monitoring", {"app.kubernetes.io/name": "kube-state-metrics"}, "kube-state-metrics"
+    "monitoring",
+    {"app.kubernetes.io/name": "kube-state-metrics"},
+    "kube-state-metrics",
+    (PodPort(8080, "http"),),
 )
 ENVOY = Pod(
     "envoy-gateway-system",
@@ -47,24 +71,31 @@ ENVOY = Pod(
         "gateway.envoyproxy.io/owning-gateway-name": "todo",
     },
     "envoy",
+    (PodPort(10080), PodPort(10443), PodPort(19001, "metrics")),
 )
 GATEWAY_CONTROLLER = Pod(
     "envoy-gateway-system",
     {"control-plane": "envoy-gateway", "app.kubernetes.io/name": "gateway-helm"},
     "envoy-gateway",
+    (PodPort(18000, "grpc"), PodPort(19001, "metrics")),
 )
 ACME_SOLVER = Pod(
-    "envoy-gateway-system", {"acme.cert-manager.io/http01-solver": "true"}, "acme-solver"
+    "envoy-gateway-system",
+    {"acme.cert-manager.io/http01-solver": "true"},
+    "acme-solver",
+    (PodPort(8089, "http"),),
 )
 DAPR_OPERATOR = Pod(
     "dapr-system",
     {"app": "dapr-operator", "app.kubernetes.io/name": "dapr"},
     "dapr-operator",
+    (PodPort(6500), PodPort(19443), PodPort(9090, "metrics")),
 )
 STRIMZI_OPERATOR = Pod(
     "kafka",
     {"name": "strimzi-cluster-operator", "strimzi.io/kind": "cluster-operator"},
     "strimzi-cluster-operator",
+    (PodPort(8080, "http"),),
 )
 
 
@@ -160,3 +191,414 @@ def test_the_base_stacks_prometheus_scrapes_an_ephemeral_stack(planned: Any) -> 
     assert _closed(policies, needed) == []
     unwanted = [(GRAFANA, apps["backend"], 8000), (GRAFANA, exporter, 9404)]
     assert _open(policies, unwanted) == []
+
+
+# --- the whole matrix: what is allowed is exactly what the design needs ------------------
+
+DAPR_SENTRY = Pod(
+    "dapr-system",
+    {"app": "dapr-sentry", "app.kubernetes.io/name": "dapr"},
+    "dapr-sentry",
+    (PodPort(50001), PodPort(9090, "metrics")),
+)
+DAPR_INJECTOR = Pod(
+    "dapr-system",
+    {"app": "dapr-sidecar-injector", "app.kubernetes.io/name": "dapr"},
+    "dapr-sidecar-injector",
+    (PodPort(4000, "https"), PodPort(9090, "metrics")),
+)
+PROMETHEUS_OPERATOR = Pod(
+    "monitoring",
+    {
+        "app": "kube-prometheus-stack-operator",
+        "app.kubernetes.io/name": "kube-prometheus-stack-prometheus-operator",
+    },
+    "prometheus-operator",
+    (PodPort(10250, "https"),),
+)
+CERT_MANAGER = Pod(
+    "cert-manager",
+    {"app.kubernetes.io/name": "cert-manager", "app.kubernetes.io/component": "controller"},
+    "cert-manager",
+    (PodPort(9402, "http-metrics"),),
+)
+CERT_MANAGER_WEBHOOK = Pod(
+    "cert-manager",
+    {"app.kubernetes.io/name": "webhook", "app.kubernetes.io/component": "webhook"},
+    "cert-manager-webhook",
+    (PodPort(10250, "https"),),
+)
+KUBE_DNS = Pod(
+    "kube-system",
+    {"k8s-app": "kube-dns"},
+    "kube-dns",
+    (PodPort(53, "dns", "UDP"), PodPort(53, "dns-tcp")),
+)
+# A pod of a namespace no policy of ours fences: catches rules that admit anyone.
+OUTSIDER = Pod("default", {"app": "outsider"}, "outsider", (PodPort(8080),))
+# The internet: webhook receivers and the ACME server (TEST-NET-3, RFC 5737).
+INTERNET = External("internet", "203.0.113.10", "world", (PodPort(443), PodPort(80)))
+DOKS_API_SERVER_PORT = 443
+
+
+def _cni(plan: Plan) -> Cni:
+    if plan.config.values.get("todo:kind") != "minikube":
+        return "cilium"  # DOKS always runs Cilium
+    cluster = json.loads(plan.config.values.get("todo:cluster", "{}"))
+    cni: Cni = cluster.get("cni", LocalCluster().cni)
+    return cni
+
+
+def _api_server(plan: Plan) -> tuple[External, External]:
+    """The API server as a destination, and as the source of webhook calls."""
+    if _cni(plan) == "cilium":
+        address, port = "10.110.0.2", DOKS_API_SERVER_PORT  # any node-side address
+        entity = "kube-apiserver"
+    else:
+        cluster = json.loads(plan.config.values.get("todo:cluster", "{}"))
+        defaults = LocalCluster()
+        cidr = cluster.get("apiServerCidr", defaults.api_server_cidr)
+        address = str(next(iter(ipaddress.ip_network(cidr))))
+        port, entity = int(cluster.get("apiServerPort", defaults.api_server_port)), "world"
+    return (
+        External("api-server", address, entity, (PodPort(port),)),
+        External("control-plane", address, entity),
+    )
+
+
+def _database(plan: Plan) -> External | None:
+    """The managed database: an address in the VPC (None: PostgreSQL runs in the cluster)."""
+    for resource in plan.run.resources.values():
+        if resource.type == "digitalocean:index/vpc:Vpc":
+            network = ipaddress.ip_network(str(resource.inputs["ipRange"]))
+            return External("database", str(network[10]), "world", (PodPort(25060),))
+    return None
+
+
+def _fenced_namespaces(objects: Iterable[KubernetesObject]) -> set[str]:
+    return {str(o.namespace) for o in objects if o.kind == "NetworkPolicy"}
+
+
+def _matrix_inputs(
+    plan: Plan, objects: list[KubernetesObject]
+) -> tuple[Policies, list[Endpoint], list[Endpoint]]:
+    namespaces = _fenced_namespaces(objects)
+    policies = Policies.of(objects, _cni(plan))
+    policies.policies.extend(strimzi_policies(objects, STRIMZI_OPERATOR.namespace))
+    platform = [
+        PROMETHEUS,
+        GRAFANA,
+        KUBE_STATE_METRICS,
+        PROMETHEUS_OPERATOR,
+        ENVOY,
+        GATEWAY_CONTROLLER,
+        ACME_SOLVER,
+        DAPR_OPERATOR,
+        DAPR_SENTRY,
+        DAPR_INJECTOR,
+        STRIMZI_OPERATOR,
+        CERT_MANAGER,
+        CERT_MANAGER_WEBHOOK,
+    ]
+    pods = [
+        *(pod for pod in platform if pod.namespace in namespaces),
+        *workload_pods(objects),
+        KUBE_DNS,
+        OUTSIDER,
+    ]
+    api_server, control_plane = _api_server(plan)
+    database = _database(plan.base or plan)
+    externals = [api_server, INTERNET, *([database] if database else [])]
+    return policies, [*pods, INTERNET, control_plane], [*pods, *externals]
+
+
+def _allowed(plan: Plan, objects: list[KubernetesObject]) -> set[Path]:
+    policies, sources, destinations = _matrix_inputs(plan, objects)
+    namespaces = _fenced_namespaces(objects)
+
+    def ours(key: str) -> bool:
+        return key.split("/", 1)[0] in namespaces if "/" in key else False
+
+    # Paths between endpoints none of our policies fence are not ours to judge.
+    return {
+        path
+        for path in policies.allowed_paths(sources, destinations)
+        if ours(path[0]) or ours(path[1])
+    }
+
+
+@dataclass(frozen=True)
+class Need:
+    """Paths the design needs: sources → destinations on ports, and why.
+
+    Sources and destinations are endpoint keys (`namespace/pod`, or an external's name),
+    with shell-style wildcards; ports are `"8000"`, `"53/UDP"`, or `"*"` for every port
+    the destination listens on.
+    """
+
+    sources: tuple[str, ...]
+    destinations: tuple[str, ...]
+    ports: tuple[str, ...]
+    why: str
+
+
+ANY = ("*",)
+STRIMZI_KAFKA_PODS = ("kafka-broker", "entity-operator", "kafka-exporter")
+# Namespaces whose egress is open on purpose (observability.py, edge.py): Prometheus
+# scrapes everywhere, the controllers watch the API server, Envoy reaches backends in
+# other namespaces, cert-manager the ACME server. No code of ours runs there.
+OPEN_EGRESS_NAMESPACES = ("monitoring/*", "envoy-gateway-system/*", "cert-manager/*")
+# Endpoints whose egress no policy of ours fences.
+UNFENCED_SOURCES = ("default/*", "kube-system/*", "internet", "control-plane")
+# Admission webhooks: the API server calls them from outside the pod network and no
+# peer selector matches it on every CNI (Cilium sees it as the `kube-apiserver`, `host`
+# or `remote-node` entity, never as an ipBlock), so their policies are ports-only
+# ingress rules, which "match all sources" (NetworkPolicy API). Explicitly: anything
+# whose egress is open may reach a webhook port.
+WEBHOOKS = (
+    "dapr-system/dapr-sidecar-injector:4000",
+    "dapr-system/dapr-operator:19443",
+    "monitoring/prometheus-operator:10250",
+    "cert-manager/cert-manager-webhook:10250",
+)
+
+
+def _needs(plan: Plan, objects: list[KubernetesObject]) -> list[Need]:
+    apps = sorted({str(o.namespace) for o in objects if o.kind == "Deployment" and o.name in APPS})
+    kafka = sorted({str(o.namespace) for o in objects if o.kind == "Kafka"})
+    app_pods = tuple(f"{ns}/{app}" for ns in apps for app in APPS)
+    db_clients = (*app_pods, *(f"{ns}/{job}-*" for ns in apps for job in ("migrate", "db-grants")))
+    strimzi = tuple(f"{ns}/{pod}" for ns in kafka for pod in STRIMZI_KAFKA_PODS)
+    in_cluster_db = any(o.kind == "StatefulSet" and o.name == "postgresql" for o in objects)
+    database = tuple(f"{ns}/postgresql" for ns in apps) if in_cluster_db else ("database",)
+    open_egress = (*OPEN_EGRESS_NAMESPACES, *UNFENCED_SOURCES)
+    return [
+        # -- each platform namespace talks to itself (its default-deny has this one hole)
+        Need(("monitoring/*",), ("monitoring/*",), ANY, "kube-prometheus-stack internals"),
+        Need(("envoy-gateway-system/*",), ("envoy-gateway-system/*",), ANY, "xDS, ACME solver"),
+        Need(("cert-manager/*",), ("cert-manager/*",), ANY, "cert-manager internals"),
+        Need(("dapr-system/*",), ("dapr-system/*",), ANY, "Dapr control plane internals"),
+        Need(("kafka/*",), ("kafka/*",), ANY, "the Strimzi operator and its Kafka"),
+        *(
+            Need(own, own, ANY, "a Kafka cluster's own pods")
+            for own in (tuple(f"{ns}/{pod}" for pod in STRIMZI_KAFKA_PODS) for ns in kafka)
+        ),
+        # -- everyone resolves names
+        Need(("*/*",), ("kube-system/kube-dns",), ("53", "53/UDP"), "DNS"),
+        # -- the API server: controllers, Dapr sidecars (the Kubernetes secret store)
+        Need(
+            ("dapr-system/*", *strimzi, "kafka/*", *app_pods, *OPEN_EGRESS_NAMESPACES),
+            ("api-server",),
+            ANY,
+            "watches and the secret store",
+        ),
+        # -- webhooks and listeners that admit anyone; see WEBHOOKS
+        *(
+            Need(open_egress, (hook.split(":")[0],), (hook.split(":")[1],), "admission webhook")
+            for hook in WEBHOOKS
+        ),
+        Need(open_egress, ("envoy-gateway-system/envoy",), ("10080", "10443"), "client traffic"),
+        Need(
+            open_egress,
+            tuple(f"{ns}/entity-operator" for ns in kafka),
+            ("8080", "8081"),
+            "Strimzi opens the entity operator's health checks to all",
+        ),
+        # -- open egress reaches what admits it: outside the cluster and unfenced pods
+        Need(
+            OPEN_EGRESS_NAMESPACES,
+            ("internet", "database", "default/*"),
+            ANY,
+            "egress left open in platform namespaces (see OPEN_EGRESS_NAMESPACES)",
+        ),
+        # -- the Todo services
+        *_app_namespace_needs(apps, kafka),
+        Need(
+            app_pods,
+            ("dapr-system/dapr-sentry", "dapr-system/dapr-operator"),
+            ("50001", "6500"),
+            "sidecars: certificates from sentry, components from the operator",
+        ),
+        Need(db_clients, database, ANY, "the database"),
+        Need(
+            tuple(f"{ns}/notification" for ns in apps), ("internet",), ("443", "80"), "webhooks out"
+        ),
+        Need(("envoy-gateway-system/envoy",), app_pods, ("8000",), "the public API"),
+        Need(("envoy-gateway-system/envoy",), ("monitoring/grafana",), ("3000",), "Grafana"),
+        # -- Prometheus scrapes
+        Need(("monitoring/prometheus",), app_pods, ("8000", "9090"), "app and sidecar metrics"),
+        Need(("monitoring/prometheus",), ("dapr-system/*",), ("9090",), "Dapr metrics"),
+        Need(
+            ("monitoring/prometheus",),
+            (*strimzi, "kafka/*"),
+            ("9404", "8080"),
+            "Kafka exporter and Strimzi operator metrics",
+        ),
+        Need(
+            ("monitoring/prometheus",),
+            ("envoy-gateway-system/*", "cert-manager/*"),
+            ANY,
+            "the namespace policies admit Prometheus on every port (chart-chosen ports)",
+        ),
+        # -- the Strimzi operator reconciles Kafka clusters in other namespaces
+        Need(
+            ("kafka/strimzi-cluster-operator",),
+            tuple(f"{ns}/kafka-broker" for ns in kafka),
+            ("9090", "9091", "8443"),
+            "control plane, replication, agent",
+        ),
+    ]
+
+
+def _app_namespace_needs(apps: list[str], kafka: list[str]) -> list[Need]:
+    """Inside one Todo namespace only: an ephemeral stack's apps never reach the base's."""
+    needs = []
+    for ns in apps:
+        pods = tuple(f"{ns}/{app}" for app in APPS)
+        broker = f"{ns}/kafka-broker" if ns in kafka else "kafka/kafka-broker"
+        needs.append(Need(pods, pods, ("50002",), "Dapr service invocation, sidecar to sidecar"))
+        needs.append(Need(pods, (broker,), ("9092",), "pub/sub, to this stack's own Kafka"))
+    return needs
+
+
+def _expand(needs: list[Need], sources: list[Endpoint], destinations: list[Endpoint]) -> set[Path]:
+    def matches(key: str, patterns: tuple[str, ...]) -> bool:
+        return any(fnmatch.fnmatchcase(key, pattern) for pattern in patterns)
+
+    def port_ok(port: PodPort, patterns: tuple[str, ...]) -> bool:
+        text = str(port.number) if port.protocol == "TCP" else f"{port.number}/{port.protocol}"
+        return "*" in patterns or text in patterns
+
+    return {
+        (source.key, destination.key, port.number, port.protocol)
+        for need in needs
+        for source in sources
+        if matches(source.key, need.sources)
+        for destination in destinations
+        if destination.key != source.key and matches(destination.key, need.destinations)
+        for port in destination.ports
+        if port_ok(port, need.ports)
+    }
+
+
+def _objects(plan: Plan) -> list[KubernetesObject]:
+    """An ephemeral stack's objects run beside its base's."""
+    return [*(plan.base.objects if plan.base else []), *plan.objects]
+
+
+def _matrix(plan: Plan, objects: list[KubernetesObject]) -> dict[str, list[str]]:
+    """The paths the design needs but the policies close, and those they open beyond it."""
+    _, sources, destinations = _matrix_inputs(plan, objects)
+    expected = _expand(_needs(plan, objects), sources, destinations)
+    namespaces = _fenced_namespaces(objects)
+    # Only paths with an end our policies fence: the rest is not ours to judge.
+    expected = {
+        p for p in expected if any(k.split("/")[0] in namespaces for k in p[:2] if "/" in k)
+    }
+    assert len(expected) > 100  # the matrix is not vacuous
+    allowed = _allowed(plan, objects)
+    return {"missing": _show(expected - allowed), "extra": _show(allowed - expected)}
+
+
+def _show(paths: set[Path]) -> list[str]:
+    return sorted(f"{s} -> {d}:{port}/{protocol}" for s, d, port, protocol in paths)
+
+
+@pytest.mark.parametrize("stack", (*STACKS, EPHEMERAL_STACK))
+def test_policies_allow_exactly_the_paths_the_design_needs(planned: Any, stack: str) -> None:
+    plan = planned(stack)
+    assert _matrix(plan, _objects(plan)) == {"missing": [], "extra": []}
+
+
+def _without(objects: list[KubernetesObject], kind: str, name: str) -> list[KubernetesObject]:
+    kept = [o for o in objects if (o.kind, o.name) != (kind, name)]
+    assert len(kept) < len(objects), f"no {kind} {name}"
+    return kept
+
+
+def _grafana_to_the_apps() -> KubernetesObject:
+    return synthetic_object(
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": {"name": "oops", "namespace": "todo"},
+            "spec": {
+                "podSelector": {"matchLabels": {"app.kubernetes.io/name": "backend"}},
+                "policyTypes": ["Ingress"],
+                "ingress": [
+                    {
+                        "from": [
+                            {
+                                "namespaceSelector": {},
+                                "podSelector": {
+                                    "matchLabels": {"app.kubernetes.io/name": "grafana"}
+                                },
+                            }
+                        ],
+                        "ports": [{"protocol": "TCP", "port": 8000}],
+                    }
+                ],
+            },
+        }
+    )
+
+
+def test_an_extra_allowed_path_fails_the_matrix(planned: Any) -> None:
+    plan = planned("staging")
+    result = _matrix(plan, [*plan.objects, _grafana_to_the_apps()])
+    assert result == {
+        "missing": [],
+        "extra": ["monitoring/grafana -> todo/backend:8000/TCP"],
+    }
+
+
+def test_a_missing_path_fails_the_matrix(planned: Any) -> None:
+    plan = planned("prod")
+    result = _matrix(plan, _without(plan.objects, "NetworkPolicy", "allow-kafka"))
+    assert result["extra"] == []
+    assert result["missing"] == [f"todo/{app} -> kafka/kafka-broker:9092/TCP" for app in APPS]
+
+
+def test_on_cilium_the_api_server_is_reached_only_through_the_entity(planned: Any) -> None:
+    plan = planned("staging")
+    without = _without(plan.objects, "CiliumNetworkPolicy", "sidecars-to-api-server")
+    assert _matrix(plan, without)["missing"] == [
+        f"todo/{app} -> api-server:443/TCP" for app in APPS
+    ]
+    # An ipBlock holding the API server's address does not stand in for it on Cilium.
+    api_server, _ = _api_server(plan)
+    block = synthetic_object(
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": {"name": "api-by-address", "namespace": "todo"},
+            "spec": {
+                "podSelector": {},
+                "policyTypes": ["Egress"],
+                "egress": [{"to": [{"ipBlock": {"cidr": f"{api_server.address}/32"}}]}],
+            },
+        }
+    )
+    assert _matrix(plan, [*without, block])["missing"] == _matrix(plan, without)["missing"]
+
+
+def test_on_minikube_the_api_server_is_an_ipblock_on_its_address(planned: Any) -> None:
+    plan = planned("minikube")
+    assert _cni(plan) == "generic"
+    api_server = LocalCluster().api_server_cidr
+    elsewhere = "198.51.100.7/32"  # TEST-NET-2: not the API server
+    moved = copy.deepcopy(plan.objects)
+    blocks = [
+        peer["ipBlock"]
+        for obj in moved
+        if obj.kind == "NetworkPolicy"
+        for rule in obj.body["spec"].get("egress") or []
+        for peer in rule.get("to") or []
+        if peer.get("ipBlock", {}).get("cidr") == api_server
+    ]
+    assert blocks
+    for block in blocks:
+        block["cidr"] = elsewhere
+    missing = _matrix(plan, moved)["missing"]
+    assert "todo/backend -> api-server:8443/TCP" in missing
+    assert "dapr-system/dapr-operator -> api-server:8443/TCP" in missing
