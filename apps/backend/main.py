@@ -12,6 +12,7 @@ from apps.backend.routes import pipeline as pipeline_routes
 from apps.backend.routes import tasks as task_routes
 from apps.backend.settings import BackendSettings
 from apps.shared.service import open_database, service_app, start_service
+from apps.shared.sidecar_health import open_sidecar_probe
 
 SERVICE = "backend"
 
@@ -22,7 +23,11 @@ def create_app(settings: BackendSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         resolved = start_service(app, service=SERVICE, settings_cls=BackendSettings, given=settings)
-        async with open_database(app, resolved), event_pipeline(app, resolved, service=SERVICE):
+        async with (
+            open_database(app, resolved),
+            open_sidecar_probe(app, resolved),
+            event_pipeline(app, resolved, service=SERVICE),
+        ):
             yield
 
     app = service_app(

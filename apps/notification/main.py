@@ -12,6 +12,7 @@ from apps.notification.routes import SERVICE, install_routes
 from apps.notification.settings import NotificationServiceSettings
 from apps.notification.webhooks import WebhookWorker
 from apps.shared.service import open_database, service_app, start_service
+from apps.shared.sidecar_health import open_sidecar_probe
 
 
 def create_app(settings: NotificationServiceSettings | None = None) -> FastAPI:
@@ -22,7 +23,7 @@ def create_app(settings: NotificationServiceSettings | None = None) -> FastAPI:
         resolved = start_service(
             app, service=SERVICE, settings_cls=NotificationServiceSettings, given=settings
         )
-        async with open_database(app, resolved):
+        async with open_database(app, resolved), open_sidecar_probe(app, resolved):
             webhooks = WebhookWorker(engine=app.state.engine, settings=resolved)
             app.state.reminder_handler = ReminderHandler(
                 session_factory=app.state.session_factory, webhooks=webhooks

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TypeVar
@@ -18,6 +19,7 @@ from apps.shared.logs import configure_logging, get_logger
 from apps.shared.metrics import HttpMetricsMiddleware, add_metrics_route
 from apps.shared.request_context import RequestContextMiddleware
 from apps.shared.settings import AuthSettings, ServiceSettings, SettingsError, load_settings
+from apps.shared.sidecar_health import SIDECAR_CHECK, SidecarProbe
 
 SettingsT = TypeVar("SettingsT", bound=AuthSettings)
 
@@ -31,6 +33,19 @@ NO_OPENTELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs":
 
 class Health(BaseModel):
     status: str
+
+
+class NotReady(BaseModel):
+    """`/readyz`'s 503 body: which checks failed (`database`, `dapr-sidecar`), nothing more."""
+
+    status: str = "not ready"
+    failing: list[str]
+
+
+DATABASE_CHECK = "database"
+# What `app.state.sidecar_probe` holds when no lifespan opened it: readiness then fails
+# (closed), since a service that forgot `open_sidecar_probe` would never check.
+_NOT_OPENED = object()
 
 
 def service_app(
@@ -55,7 +70,9 @@ def service_app(
 def install_common(app: FastAPI, *, service: str) -> None:
     """Error handlers, request-id and metrics middleware, /healthz, /readyz and /metrics.
 
-    `/readyz` reports ready when `app.state.engine` (set by `open_database`) answers.
+    `/readyz` reports ready when `app.state.engine` (set by `open_database`) answers and,
+    unless DAPR_SIDECAR_REQUIRED is off, the Dapr sidecar does (`open_sidecar_probe`).
+    `/healthz` (liveness) checks neither: a restart fixes neither.
     """
     install_error_handlers(app)
     # Added last = outermost: the request id is bound before metrics and routes run.
@@ -71,13 +88,32 @@ def install_common(app: FastAPI, *, service: str) -> None:
         "/readyz",
         tags=["ops"],
         response_model=Health,
-        responses={503: {"model": Health, "description": "database unreachable"}},
+        responses={503: {"model": NotReady, "description": "not ready; names the failing checks"}},
     )
     async def readyz(request: Request) -> Health | JSONResponse:
-        engine = getattr(request.app.state, "engine", None)
-        if engine is None or not await database_reachable(engine):
-            return JSONResponse({"status": "database unreachable"}, status_code=503)
+        failing = await failing_checks(request.app)
+        if failing:
+            return JSONResponse(NotReady(failing=failing).model_dump(), status_code=503)
         return Health(status="ok")
+
+
+async def failing_checks(app: FastAPI) -> list[str]:
+    """Names of the readiness checks that fail now, both run at once."""
+
+    async def database() -> bool:
+        engine = getattr(app.state, "engine", None)
+        return engine is not None and await database_reachable(engine)
+
+    async def sidecar() -> bool:
+        probe = getattr(app.state, "sidecar_probe", _NOT_OPENED)
+        if probe is None:  # DAPR_SIDECAR_REQUIRED is off
+            return True
+        return isinstance(probe, SidecarProbe) and await probe.failure() is None
+
+    database_ok, sidecar_ok = await asyncio.gather(database(), sidecar())
+    return [
+        name for name, ok in ((DATABASE_CHECK, database_ok), (SIDECAR_CHECK, sidecar_ok)) if not ok
+    ]
 
 
 def start_service(

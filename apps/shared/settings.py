@@ -35,6 +35,14 @@ class ServiceSettings(BaseSettings):
         default=None, description="token Dapr sends in the dapr-api-token header"
     )
     db_pool_size: int = Field(default=10, ge=1, le=200)
+    dapr_sidecar_required: bool = Field(
+        default=True,
+        description="/readyz also needs the Dapr sidecar's health check (off only where no "
+        "sidecar runs, e.g. unit tests)",
+    )
+    dapr_sidecar_probe_timeout_seconds: float = Field(
+        default=1.0, gt=0, le=10, description="budget of /readyz's call to the sidecar"
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -5,10 +5,22 @@ The order of calls matters and is what the tests pin down:
 - `up`: log-in check, select-or-create, write the generated config, tag (kind, owner,
   expiry) *before* `up`, so that a stack whose first update fails can still be found and
   reaped; then `up`.
-- `down`: log-in check, select (a missing stack is reported, not created), `destroy`, and
-  only when that succeeded, remove the stack with its history.
+- `down`: log-in check, select (a missing stack is reported, not created), read its
+  owner tag, write the generated config again, `destroy` *running the program*, and only
+  when that succeeded, remove the stack with its history.
 - `reap`: list our stacks, read their tags, and take `down`'s path for each expired one;
   one failure does not stop the others, and every failure is reported.
+
+Why destroy runs the program: the Kubernetes provider's kubeconfig recorded in state
+holds a DOKS token that expires after seven days, and an ephemeral stack may live that
+long. `destroy(run_program=True)` (`pulumi destroy --run-program`) runs the program
+first, so the provider gets the fresh credential the program reads from
+`get_kubernetes_cluster`; custom resources are not created or updated by it, only
+providers and components, and then everything is deleted
+(https://www.pulumi.com/docs/iac/operations/stack-management/run-program/,
+pulumi/pulumi#18751). The program needs its config to run, and `up` writes that config
+into this checkout's `stacks/Pulumi.<stack>.yaml`, which a fresh CI runner (or another
+machine) does not have: hence the config is written again before each destroy.
 """
 
 from __future__ import annotations
@@ -102,6 +114,14 @@ def _short(name: str) -> str:
     return name.rsplit("/", 1)[-1]
 
 
+DestroyConfig = Callable[[str, str | None], Mapping[str, Any]]
+"""The config `destroy` runs the program with, from the stack's name and owner tag."""
+
+
+def _known(owner: str | None) -> Callable[[], str | None]:
+    return lambda: owner
+
+
 @dataclass(frozen=True)
 class EphemeralStacks:
     """Operations on the ephemeral stacks of one Pulumi project."""
@@ -156,12 +176,29 @@ class EphemeralStacks:
             raise EphemeralError(f"could not list stacks: {last_line(error)}") from None
         return any(_short(summary.name) == _short(stack_name) for summary in summaries)
 
-    def down(self, stack_name: str, progress: Progress = Progress()) -> None:
+    def down(
+        self, stack_name: str, config_for: DestroyConfig, progress: Progress = Progress()
+    ) -> None:
         """Destroy every resource of the stack, then remove the stack itself."""
         check_login(self.workspace)
-        self._destroy_and_remove(self.qualify(stack_name), progress)
+        name = self.qualify(stack_name)
+        self._destroy_and_remove(name, config_for, progress, owner=lambda: self._owner_tag(name))
 
-    def _destroy_and_remove(self, name: str, progress: Progress) -> None:
+    def _owner_tag(self, name: str) -> str | None:
+        try:
+            return self.workspace.list_tags(name).get(TAG_OWNER)
+        except CommandError:
+            return None  # the config then names no owner; destroying does not need one
+
+    def _destroy_and_remove(
+        self,
+        name: str,
+        config_for: DestroyConfig,
+        progress: Progress,
+        *,
+        owner: Callable[[], str | None],
+    ) -> None:
+        """`owner` gives the owner tag, once the stack is known to exist."""
         try:
             handle = self.open_stack(name, create=False)
         except StackNotFoundError:
@@ -169,11 +206,22 @@ class EphemeralStacks:
         except CommandError as error:
             raise EphemeralError(f"could not select {_short(name)}: {last_line(error)}") from None
         try:
+            config = config_for(_short(name), owner())
+        except ValueError as error:  # the settings model rejected it (SettingsError)
+            raise EphemeralError(f"no valid config for {_short(name)}: {error}") from None
+        try:
+            handle.set_all_config(config_map(config))
+        except CommandError as error:
+            raise EphemeralError(
+                f"could not write the config of {_short(name)}: {last_line(error)}"
+            ) from None
+        try:
             handle.destroy(
                 on_event=progress.on_event,
                 on_output=progress.on_output,
                 color="never",
                 message="ephemeral down",
+                run_program=True,
             )
         except ConcurrentUpdateError:
             raise EphemeralError(
@@ -224,6 +272,7 @@ class EphemeralStacks:
     def reap(
         self,
         now: datetime,
+        config_for: DestroyConfig,
         *,
         dry_run: bool = False,
         progress_for: Callable[[str], Progress] | None = None,
@@ -244,7 +293,13 @@ class EphemeralStacks:
                 continue
             progress = progress_for(info.name) if progress_for else Progress()
             try:
-                self._destroy_and_remove(self.qualify(info.name), progress)
+                # `list` already read the tags: the owner is not asked for again.
+                self._destroy_and_remove(
+                    self.qualify(info.name),
+                    config_for,
+                    progress,
+                    owner=_known(info.owner),
+                )
             except EphemeralError as error:
                 report.failed[info.name] = str(error)
             else:

@@ -76,6 +76,7 @@ class StackLike(Protocol):
         on_event: OnEvent | None = None,
         color: str | None = None,
         message: str | None = None,
+        run_program: bool | None = None,
     ) -> DestroyResult: ...
 
     def outputs(self) -> OutputMap: ...

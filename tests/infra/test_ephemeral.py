@@ -58,7 +58,7 @@ from infra.delivery.pulumi_access import (
     require_cli,
     require_cloud_token,
 )
-from infra.ephemeral import app, default_registry
+from infra.ephemeral import DESTROY_IMAGE_TAG, app, default_registry, destroy_config_builder
 from infra.settings import parse_settings
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -86,6 +86,7 @@ class FakeStack:
     def set_all_config(self, config: ConfigMap, *, path: bool = False) -> None:
         values = {key: (value.value, value.secret) for key, value in config.items()}
         self.workspace.record("set_all_config", self.name, values)
+        self.workspace.fail_if_planned("set_all_config", self.name)
 
     def up(
         self,
@@ -112,8 +113,9 @@ class FakeStack:
         color: str | None = None,
         on_output: OnOutput | None = None,
         on_event: OnEvent | None = None,
+        run_program: bool | None = None,
     ) -> DestroyResult:
-        self.workspace.record("destroy", self.name)
+        self.workspace.record("destroy", self.name, {"run_program": run_program})
         self.workspace.fail_if_planned("destroy", self.name)
         return DestroyResult(stdout="", stderr="", summary=None)  # type: ignore[arg-type]
 
@@ -211,6 +213,23 @@ def _ephemeral(workspace: FakeWorkspace) -> EphemeralStacks:
 
 def _tags(owner: str, expires: datetime, kind: str = "dev") -> dict[str, str]:
     return {TAG_KIND: kind, TAG_OWNER: owner, TAG_EXPIRES: format_expiry(expires)}
+
+
+# What `down` and `reap` write before destroying (the CLI builds it the same way).
+DESTROY_CONFIG = destroy_config_builder(BASE, NOW)
+
+
+def _destroy_call(name: str) -> tuple[Any, ...]:
+    return ("destroy", name, {"run_program": True})
+
+
+def _written_config(workspace: FakeWorkspace, name: str) -> dict[str, Any]:
+    """The last config written to `name`, decoded as the program decodes it."""
+    [values] = [call[2] for call in workspace.calls if call[:2] == ("set_all_config", name)][-1:]
+    return {
+        key.removeprefix("todo:"): json.loads(value) if value.startswith("{") else value
+        for key, (value, _secret) in values.items()
+    }
 
 
 @pytest.mark.parametrize(
@@ -426,25 +445,85 @@ def test_concurrent_update_is_explained() -> None:
         )
 
 
-def test_down_destroys_then_removes() -> None:
+def test_down_writes_the_config_then_destroys_running_the_program_then_removes() -> None:
     name = "acme/todo/dev-alice"
     workspace = FakeWorkspace({name: _tags("alice", NOW)})
 
-    _ephemeral(workspace).down("dev-alice")
+    _ephemeral(workspace).down("dev-alice", DESTROY_CONFIG)
 
-    assert workspace.calls == [
+    assert [call[:2] for call in workspace.calls] == [
         ("who_am_i",),
         ("select_stack", name),
+        ("list_tags", name),
+        ("set_all_config", name),
         ("destroy", name),
         ("remove_stack", name),
     ]
+    # The program runs (fresh cluster credentials), not just the state's provider config.
+    assert _destroy_call(name) in workspace.calls
     assert name not in workspace.stacks
+
+
+def test_the_config_written_before_destroy_lets_the_program_run() -> None:
+    name = "acme/todo/pr-7"
+    workspace = FakeWorkspace({name: _tags("octocat", NOW - timedelta(days=8), kind="pr")})
+
+    _ephemeral(workspace).down("pr-7", DESTROY_CONFIG)
+
+    config = _written_config(workspace, name)
+    settings = parse_settings("pr-7", config)  # what the program validates first
+    assert settings.kind.value == "ephemeral"
+    assert settings.ephemeral is not None
+    assert settings.ephemeral.owner == "octocat"  # from the stack's tag
+    assert settings.ephemeral.base_stack == BASE
+    # No image is pulled by a destroy; the tag says so.
+    assert settings.apps.images is not None
+    assert settings.apps.images.tag == DESTROY_IMAGE_TAG
+    # The reaper reads the tags, not the config: destroying never moves the expiry tag.
+    assert not any(call[0] == "set_tag" for call in workspace.calls)
+
+
+def test_a_stack_without_an_owner_tag_is_still_destroyed() -> None:
+    name = "acme/todo/dev-alice"
+    workspace = FakeWorkspace({name: {}})
+    _ephemeral(workspace).down("dev-alice", DESTROY_CONFIG)
+    assert _written_config(workspace, name)["ephemeral"]["owner"] == "unknown"
+    assert _destroy_call(name) in workspace.calls
+
+
+def test_config_that_cannot_be_written_stops_before_destroy() -> None:
+    name = "acme/todo/dev-alice"
+    workspace = FakeWorkspace({name: _tags("alice", NOW)})
+    workspace.failures[("set_all_config", name)] = CommandError(
+        _failure("error: open stacks/Pulumi.dev-alice.yaml: permission denied")
+    )
+    with pytest.raises(EphemeralError, match="could not write the config of dev-alice"):
+        _ephemeral(workspace).down("dev-alice", DESTROY_CONFIG)
+    assert not any(call[0] in ("destroy", "remove_stack") for call in workspace.calls)
+    assert name in workspace.stacks
+
+
+def test_invalid_generated_config_is_reported_not_raised() -> None:
+    name = "acme/todo/dev-alice"
+    workspace = FakeWorkspace({name: _tags("alice", NOW)})
+    bad_base = destroy_config_builder("acme/todo/staging/extra", NOW)
+    with pytest.raises(EphemeralError, match="no valid config for dev-alice"):
+        _ephemeral(workspace).down("dev-alice", bad_base)
+    assert not any(call[0] == "destroy" for call in workspace.calls)
+
+
+def test_destroy_config_falls_back_to_a_placeholder_registry(tmp_path: Path) -> None:
+    # No base stack file here: the config must still validate (ephemeral needs a registry).
+    config = destroy_config_builder(BASE, NOW, stacks_dir=tmp_path)("dev-alice", "alice")
+    settings = parse_settings("dev-alice", {k.removeprefix("todo:"): v for k, v in config.items()})
+    assert settings.apps.images is not None
+    assert settings.apps.images.registry == "registry.invalid"
 
 
 def test_down_of_a_missing_stack_creates_nothing() -> None:
     workspace = FakeWorkspace()
     with pytest.raises(EphemeralError, match="no stack dev-ghost"):
-        _ephemeral(workspace).down("dev-ghost")
+        _ephemeral(workspace).down("dev-ghost", DESTROY_CONFIG)
     assert workspace.calls == [("who_am_i",), ("select_stack", "acme/todo/dev-ghost")]
 
 
@@ -462,17 +541,17 @@ def test_failed_destroy_keeps_the_stack_for_a_retry() -> None:
         _failure("error: deleting database todo_dev_alice: 409 in use")
     )
     with pytest.raises(EphemeralError, match="409 in use.*kept"):
-        _ephemeral(workspace).down("dev-alice")
-    assert workspace.calls[-1] == ("destroy", name)
+        _ephemeral(workspace).down("dev-alice", DESTROY_CONFIG)
+    assert workspace.calls[-1] == _destroy_call(name)
     assert name in workspace.stacks
 
 
 def test_without_credentials_nothing_else_is_called() -> None:
     workspace = FakeWorkspace({"acme/todo/dev-alice": {}}, logged_in=False)
     with pytest.raises(PulumiUnavailableError, match="pulumi login.*PULUMI_ACCESS_TOKEN"):
-        _ephemeral(workspace).down("dev-alice")
+        _ephemeral(workspace).down("dev-alice", DESTROY_CONFIG)
     with pytest.raises(PulumiUnavailableError):
-        _ephemeral(workspace).reap(NOW)
+        _ephemeral(workspace).reap(NOW, DESTROY_CONFIG)
     assert workspace.calls == [("who_am_i",), ("who_am_i",)]
 
 
@@ -488,9 +567,9 @@ def test_reap_destroys_only_expired_stacks_and_reports_failures() -> None:
     workspace = FakeWorkspace(stacks, in_progress=frozenset({"acme/todo/dev-busy"}))
     workspace.failures[("destroy", "acme/todo/pr-7")] = CommandError(_failure("error: timeout"))
 
-    report = _ephemeral(workspace).reap(NOW)
+    report = _ephemeral(workspace).reap(NOW, DESTROY_CONFIG)
 
-    assert workspace.calls == [
+    assert [call[:2] for call in workspace.calls] == [
         ("who_am_i",),
         ("list_stacks",),
         ("list_tags", "acme/todo/dev-old"),
@@ -499,12 +578,18 @@ def test_reap_destroys_only_expired_stacks_and_reports_failures() -> None:
         ("list_tags", "acme/todo/dev-untagged"),
         ("list_tags", "acme/todo/dev-busy"),
         # `list` sorts by name: dev-busy is skipped (update in progress), then dev-old, pr-7.
+        # The owner comes from the tags `list` read: no second list_tags.
         ("select_stack", "acme/todo/dev-old"),
+        ("set_all_config", "acme/todo/dev-old"),
         ("destroy", "acme/todo/dev-old"),
         ("remove_stack", "acme/todo/dev-old"),
         ("select_stack", "acme/todo/pr-7"),
+        ("set_all_config", "acme/todo/pr-7"),
         ("destroy", "acme/todo/pr-7"),
     ]
+    assert _destroy_call("acme/todo/dev-old") in workspace.calls
+    assert _destroy_call("acme/todo/pr-7") in workspace.calls
+    assert _written_config(workspace, "acme/todo/pr-7")["ephemeral"]["owner"] == "octocat"
     assert report.destroyed == ["dev-old"]
     assert list(report.failed) == ["pr-7"] and "timeout" in report.failed["pr-7"]
     assert report.skipped == {
@@ -517,7 +602,7 @@ def test_reap_destroys_only_expired_stacks_and_reports_failures() -> None:
 
 def test_reap_dry_run_changes_nothing() -> None:
     workspace = FakeWorkspace({"acme/todo/dev-old": _tags("alice", NOW - timedelta(hours=1))})
-    report = _ephemeral(workspace).reap(NOW, dry_run=True)
+    report = _ephemeral(workspace).reap(NOW, DESTROY_CONFIG, dry_run=True)
     assert report.skipped == {"dev-old": "dry run"} and not report.destroyed
     assert [call[0] for call in workspace.calls] == ["who_am_i", "list_stacks", "list_tags"]
 
@@ -603,10 +688,12 @@ def test_print_config_generates_a_valid_stack_file() -> None:
             "0123abcd",
             "--digest",
             "backend=sha256:" + "a" * 64,
-            "--base-stack",
-            BASE,
+            # The base stack's file names no registry since images come from the release
+            # (release-images.sh); CI passes its registry like this.
             "--registry",
             "ghcr.io/acme",
+            "--base-stack",
+            BASE,
             "--print-config",
         ],
     )

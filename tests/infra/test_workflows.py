@@ -88,3 +88,41 @@ def test_prod_deploys_only_what_staging_proved() -> None:
     staging_steps = [step.get("name", "") for step in jobs["staging"]["steps"]]
     # The release is recorded only after the smoke test passed.
     assert staging_steps.index("Record the proven release") > staging_steps.index("Smoke test")
+
+
+def test_pr_stack_down_checks_out_the_pr_head_without_credentials() -> None:
+    """`down` destroys with --run-program, so it needs the PR's program, not the base's."""
+    workflow = _load(ROOT / ".github" / "workflows" / "ephemeral.yml")
+    assert set(workflow[True]) == {"pull_request", "schedule", "workflow_dispatch"}
+    down = workflow["jobs"]["down"]
+    condition = " ".join(down["if"].split())
+    assert "github.event.action == 'closed'" in condition
+    # Forks get no stack, hence no destroy running their code with the environment's secrets.
+    assert "github.event.pull_request.head.repo.full_name == github.repository" in condition
+    [checkout] = [s for s in down["steps"] if "actions/checkout" in s.get("uses", "")]
+    assert checkout["with"]["ref"] == "${{ github.event.pull_request.head.sha }}"
+    assert checkout["with"]["persist-credentials"] is False
+    runs = [s.get("run", "") for s in down["steps"]]
+    assert any("todo-infra ephemeral down" in run for run in runs)
+    # The program is installed from that same checkout before it runs.
+    assert runs.index("uv sync") < next(i for i, r in enumerate(runs) if "ephemeral down" in r)
+
+
+def test_every_destroy_runs_the_program() -> None:
+    """A destroy that reuses the state's kubeconfig fails once the DOKS token (7 days) expired.
+
+    Workflows, their scripts and the runbook (docs/operations.md, "Destroying stacks")
+    are scanned; the Automation API path (`todo-infra ephemeral down|reap`) is held to
+    run_program=True by tests/infra/test_ephemeral.py.
+    """
+    sources = [*WORKFLOWS, *sorted((ROOT / ".github").rglob("*.sh")), *(ROOT / "docs").glob("*.md")]
+    commands = [
+        (path.name, line.strip())
+        for path in sources
+        for line in path.read_text().splitlines()
+        # Command lines only (a shell line, a `run:` value), not prose about the command.
+        if re.match(r"\s*(?:-\s*)?(?:run:\s*)?(?:uv run\s+)?pulumi\s+(?:destroy|down)\b", line)
+    ]
+    assert commands, "the runbook shows how to destroy a stack"
+    for name, line in commands:
+        assert "--run-program" in line, f"{name}: {line}"

@@ -22,6 +22,11 @@ class DaprError(Exception):
         return cls("ERR_UNAUTHORIZED", "invalid api token", 401, grpc.StatusCode.UNAUTHENTICATED)
 
     @classmethod
+    def health_not_ready(cls) -> DaprError:
+        # daprd's `onGetHealthz`: 500 with this code and message until it is ready.
+        return cls("ERR_HEALTH_NOT_READY", "dapr is not ready", 500, grpc.StatusCode.UNAVAILABLE)
+
+    @classmethod
     def pubsub_not_found(cls, name: str) -> DaprError:
         message = f"pubsub {name} not found"
         return cls("ERR_PUBSUB_NOT_FOUND", message, 400, grpc.StatusCode.INVALID_ARGUMENT)

@@ -1,7 +1,11 @@
 """The sidecar's HTTP API (DAPR_HTTP_PORT): health, service invocation, publish, metadata.
 
-The SDK waits on `GET /v1.0/healthz/outbound` before its first call and uses
-`/v1.0/invoke/<app-id>/method/<path>` for `invoke_method`. Publish over HTTP is served
+The SDK waits on `GET /v1.0/healthz/outbound` before its first call, and the services'
+`/readyz` asks the same endpoint (`apps.shared.sidecar_health`); `invoke_method` uses
+`/v1.0/invoke/<app-id>/method/<path>`. As in daprd, both health endpoints answer 204 when
+healthy and 500 with `ERR_HEALTH_NOT_READY` when not, and `/v1.0/healthz` is healthy only
+once the app channel is up (subscriptions read), `/healthz/outbound` as soon as the API
+ports are open (https://docs.dapr.io/reference/api/health_api/). Publish over HTTP is served
 too, for curl users. Every route but health needs `dapr-api-token` when the sidecar
 has an API token (daprd's `DAPR_API_TOKEN`).
 """
@@ -52,6 +56,11 @@ def build_http_api(sidecar: Sidecar) -> Starlette:
         return not token or request.headers.get(TOKEN_HEADER) == token
 
     async def healthz(request: Request) -> Response:
+        if not sidecar.attached.is_set():
+            return _error(DaprError.health_not_ready())
+        return Response(status_code=204)
+
+    async def outbound_healthz(request: Request) -> Response:
         return Response(status_code=204)
 
     async def metadata(request: Request) -> Response:
@@ -112,7 +121,7 @@ def build_http_api(sidecar: Sidecar) -> Starlette:
     return Starlette(
         routes=[
             Route("/v1.0/healthz", healthz, methods=["GET"]),
-            Route("/v1.0/healthz/outbound", healthz, methods=["GET"]),
+            Route("/v1.0/healthz/outbound", outbound_healthz, methods=["GET"]),
             Route("/v1.0/metadata", metadata, methods=["GET"]),
             Route("/v1.0/publish/{pubsub}/{topic:path}", publish, methods=["POST"]),
             Route("/v1.0/invoke/{app_id}/method/{method:path}", invoke, methods=_VERBS),

@@ -41,6 +41,8 @@ def backend_settings(database_url: str) -> BackendSettings:
         app_env="test",
         log_level="WARNING",
         db_pool_size=4,
+        # No sidecar in these tests; tests/apps/shared/test_readiness.py runs with one.
+        dapr_sidecar_required=False,
     )
 
 

@@ -20,13 +20,16 @@ def test_health_and_readiness(client: TestClient) -> None:
 def test_readiness_fails_when_the_database_is_unreachable(database_url: str) -> None:
     unreachable = database_url.split("?")[0].rsplit("/", 1)[0] + "/db?host=/nonexistent"
     settings = BackendSettings(
-        database_url=unreachable, auth_jwt_secret=JWT_SECRET, log_level="WARNING"
+        database_url=unreachable,
+        auth_jwt_secret=JWT_SECRET,
+        log_level="WARNING",
+        dapr_sidecar_required=False,
     )
     with TestClient(create_app(settings)) as client:
         assert client.get("/healthz").status_code == 200
         response = client.get("/readyz")
         assert response.status_code == 503
-        assert response.json() == {"status": "database unreachable"}
+        assert response.json() == {"status": "not ready", "failing": ["database"]}
 
 
 def _sample(metrics: str, prefix: str) -> float:

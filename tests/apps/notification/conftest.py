@@ -89,6 +89,8 @@ def notification_settings(database_url: str) -> NotificationServiceSettings:
         webhook_poll_seconds=0.1,
         webhook_max_attempts=3,
         webhook_timeout_seconds=2.0,
+        # No sidecar in these tests; tests/apps/shared/test_readiness.py runs with one.
+        dapr_sidecar_required=False,
     )
 
 
