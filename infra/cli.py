@@ -36,7 +36,12 @@ _STARTED = time.perf_counter()
 _skip_interpreter_teardown = False
 """Set by commands that loaded the Pulumi SDKs (see `main`)."""
 
-COMMAND_MODULES: tuple[str, ...] = ("infra.diff", "infra.ephemeral", "infra.reference_commands")
+COMMAND_MODULES: tuple[str, ...] = (
+    "infra.diff",
+    "infra.ephemeral",
+    "infra.reference_commands",
+    "infra.delivery.proving",
+)
 """Modules that add commands through `register(app)`; a module not written yet is skipped."""
 
 app = typer.Typer(

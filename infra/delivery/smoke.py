@@ -185,11 +185,29 @@ def mint_token(secret: str, subject: str, *, lifetime: timedelta = timedelta(min
     return jwt.encode(claims, secret, algorithm="HS256")
 
 
-@contextmanager
-def _clients(
-    base_url: str, notifications_url: str, token: str, timeout: float
-) -> Iterator[tuple[httpx.Client, httpx.Client]]:
+def client_headers(token: str, host_header: str | None = None) -> dict[str, str]:
+    """The headers of every request; `host_header` routes through a port-forward.
+
+    Reached through `kubectl port-forward` (the kind proving ground), the edge still needs
+    the public hostname to pick the route: the Gateway's HTTPRoute matches on it. httpx
+    sends a Host header given here instead of the URL's.
+    """
     headers = {"Authorization": f"Bearer {token}", "User-Agent": "todo-smoke/1"}
+    if host_header:
+        headers["Host"] = host_header
+    return headers
+
+
+@contextmanager
+def clients(
+    base_url: str,
+    notifications_url: str,
+    token: str,
+    timeout: float,
+    host_header: str | None = None,
+) -> Iterator[tuple[httpx.Client, httpx.Client]]:
+    """The API and notifications clients of a run, closed at the end."""
+    headers = client_headers(token, host_header)
     with (
         httpx.Client(base_url=base_url, headers=headers, timeout=timeout) as api,
         httpx.Client(base_url=notifications_url, headers=headers, timeout=timeout) as notes,
@@ -209,6 +227,13 @@ def main(
         ),
     ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for each event.")] = 180.0,
+    host_header: Annotated[
+        str | None,
+        typer.Option(
+            envvar="SMOKE_HOST_HEADER",
+            help="Host header to send (the API's hostname when the URL is a port-forward).",
+        ),
+    ] = None,
 ) -> None:
     """Health, recurring task, reminder → notification; exit 1 on the first failure."""
     console = Console()
@@ -220,7 +245,8 @@ def main(
             console.print("[red]error:[/red] set SMOKE_TOKEN or AUTH_JWT_SECRET")
             raise typer.Exit(2)
         token = mint_token(secret, f"smoke-{run}")
-    with _clients(base_url, notifications_url or base_url, token, 15.0) as (api, notes):
+    notes_url = notifications_url or base_url
+    with clients(base_url, notes_url, token, 15.0, host_header) as (api, notes):
         smoke = SmokeRun(api, notes, run_id=run, timeout=timeout)
         steps: list[tuple[str, Callable[[], object]]] = [
             ("API through the edge", smoke.health),

@@ -65,7 +65,7 @@ def test_bad_stack_config_exits_2_naming_the_key(tmp_path: Path) -> None:
 def test_unknown_stack_lists_the_known_ones() -> None:
     result = runner.invoke(app, ["plan", "--stack", "qa"])
     assert result.exit_code == 2
-    assert "known stacks: minikube, prod, staging" in " ".join(result.output.split())
+    assert "known stacks: kind, minikube, prod, staging" in " ".join(result.output.split())
 
 
 def test_policy_violations_fail_the_plan(tmp_path: Path) -> None:

@@ -167,3 +167,30 @@ def test_minted_token_is_what_the_backend_verifies() -> None:
     assert claims["exp"] - claims["iat"] == 20 * 60
     with pytest.raises(jwt.InvalidSignatureError):
         jwt.decode(token, "another-secret-of-enough-length-000000", algorithms=["HS256"])
+
+
+def test_the_host_header_reaches_the_edge_through_a_port_forward() -> None:
+    """Through `kubectl port-forward` the URL is 127.0.0.1; the HTTPRoute matches the host."""
+    from infra.delivery.smoke import clients
+
+    seen: list[tuple[str, str]] = []
+
+    def edge(request: httpx.Request) -> httpx.Response:
+        seen.append((request.url.host, request.headers["host"]))
+        return httpx.Response(200, json={"items": []})
+
+    with clients("http://127.0.0.1:18080", "http://127.0.0.1:18080", "t", 5.0, "api.x") as (
+        api,
+        notes,
+    ):
+        api._transport = notes._transport = httpx.MockTransport(edge)
+        SmokeRun(api, notes, clock=lambda: NOW, sleep=lambda _: None).health()
+        notes.get("/api/v1/notifications")
+    assert seen == [("127.0.0.1", "api.x"), ("127.0.0.1", "api.x")]
+
+
+def test_without_a_host_header_the_url_names_the_host() -> None:
+    from infra.delivery.smoke import client_headers
+
+    assert "Host" not in client_headers("t")
+    assert client_headers("t", "api.todo.localhost")["Host"] == "api.todo.localhost"

@@ -29,7 +29,14 @@ def _steps(workflow: dict[Any, Any]) -> list[dict[str, Any]]:
 
 def test_there_are_the_promised_workflows() -> None:
     names = {path.stem for path in WORKFLOWS}
-    assert {"checks", "preview", "preview-comment", "deploy", "ephemeral"} <= names
+    assert {
+        "checks",
+        "preview",
+        "preview-comment",
+        "deploy",
+        "ephemeral",
+        "proving-ground",
+    } <= names
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
@@ -81,7 +88,7 @@ def test_prod_deploys_only_what_staging_proved() -> None:
     deploy = _load(ROOT / ".github" / "workflows" / "deploy.yml")
     jobs = deploy["jobs"]
     assert jobs["prod"]["environment"]["name"] == "production"
-    assert jobs["prod"]["needs"] == "resolve"
+    assert set(jobs["prod"]["needs"]) == {"resolve", "proven"}
     runs = " ".join(step.get("run", "") for step in jobs["prod"]["steps"])
     assert 'release-images.sh use "$STAGING" "$STACK" --require' in runs
     assert "docker" not in runs and "build-push" not in yaml.safe_dump(jobs["prod"])
@@ -126,3 +133,40 @@ def test_every_destroy_runs_the_program() -> None:
     assert commands, "the runbook shows how to destroy a stack"
     for name, line in commands:
         assert "--run-program" in line, f"{name}: {line}"
+
+
+def test_prod_needs_a_proving_ground_run_on_the_release() -> None:
+    jobs = _load(ROOT / ".github" / "workflows" / "deploy.yml")["jobs"]
+    proven = jobs["proven"]
+    assert proven["needs"] == "resolve"
+    assert proven["permissions"] == {"actions": "read", "pull-requests": "read"}
+    (check,) = [step for step in proven["steps"] if "run" in step]
+    assert check["run"] == '.github/scripts/require-proven.sh "$RELEASE"'
+    assert check["env"]["RELEASE"] == "${{ needs.resolve.outputs.release }}"
+    assert "environment" not in proven  # no secrets: the job token reads runs only
+
+
+def test_the_proving_ground_runs_on_what_it_proves() -> None:
+    workflow = _load(ROOT / ".github" / "workflows" / "proving-ground.yml")
+    triggers = workflow[True]
+    assert {"pull_request", "schedule", "workflow_dispatch"} == set(triggers)
+    paths = set(triggers["pull_request"]["paths"])
+    expected = {"infra/**", "stacks/**", "apps/**", "migrations/**", "Dockerfile"}
+    assert expected | {"pyproject.toml", "uv.lock", ".github/workflows/proving-ground.yml"} <= paths
+    assert workflow["permissions"] == {}
+    assert "group" in workflow["concurrency"]
+    for name, job in workflow["jobs"].items():
+        assert job["permissions"] == {"contents": "read"}, name
+        assert job["timeout-minutes"] <= 90, name
+        for step in job["steps"]:
+            if "actions/checkout" in step.get("uses", ""):
+                assert step["with"]["persist-credentials"] is False, name
+    steps = {step.get("name"): step for step in workflow["jobs"]["kind"]["steps"]}
+    assert steps["pulumi destroy --stack kind"]["if"] == "always()"
+    assert steps["Diagnostics"]["if"] == "failure()"
+    # Idempotence comes after every test of the deployed stack, before the destroy.
+    names = list(steps)
+    assert names.index("Idempotence (pulumi preview --expect-no-changes)") > names.index(
+        "End-to-end scenarios (daprd, Kafka, dead-letter topic)"
+    )
+    assert names.index("pulumi destroy --stack kind") > names.index("Diagnostics")

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Installs the proving ground's tools at the versions and checksums of a tools file.
+#
+#   install-tools.sh TOOLS_FILE BIN_DIR   # download, check sha256, install into BIN_DIR
+#                                         # (and add BIN_DIR to $GITHUB_PATH when set)
+#   install-tools.sh --pin TOOLS_FILE     # write the sha256 of each `unpinned` download
+#
+# A download whose checksum differs from the file, or a tool still `unpinned`, stops the
+# install: nothing unchecked runs on the runner. See the format in the tools file.
+set -euo pipefail
+
+fail() { echo "::error::$*" >&2; exit 1; }
+
+# Prints "name version sha256 url member" for each tool line (charts and comments skipped).
+tool_lines() {
+    grep -v '^[[:space:]]*#' "$1" | grep -v '^[[:space:]]*$' | grep -v '^chart:' || true
+}
+
+# The downloads' folder: global, so the EXIT trap still sees it after the function returns.
+WORK="$(mktemp -d)"
+trap 'rm -rf "$WORK"' EXIT
+
+download() {
+    local url="$1" target="$2"
+    curl --fail --silent --show-error --location --retry 3 --output "$target" "$url"
+}
+
+install_tools() {
+    local tools="$1" bin_dir="$2" name version sum url member file actual
+    mkdir -p "$bin_dir"
+    while read -r name version sum url member; do
+        [ "$sum" != "unpinned" ] || fail "$name $version has no checksum in $tools: run" \
+            "'$0 --pin $tools' where the network is reachable, and review the diff"
+        [[ "$sum" =~ ^[0-9a-f]{64}$ ]] || fail "$name: '$sum' is not a sha256"
+        url="${url//\{version\}/$version}"
+        file="$WORK/$name.download"
+        download "$url" "$file"
+        actual="$(sha256sum "$file" | cut -d' ' -f1)"
+        [ "$actual" = "$sum" ] || fail "$name $version: sha256 $actual, expected $sum ($url)"
+        if [ -z "${member:-}" ]; then
+            install -m 0755 "$file" "$bin_dir/$name"
+        else
+            mkdir -p "$WORK/$name"
+            tar -xzf "$file" -C "$WORK/$name"
+            if [[ "$member" == */ ]]; then
+                find "$WORK/$name/$member" -maxdepth 1 -type f -exec install -m 0755 {} "$bin_dir/" \;
+            else
+                install -m 0755 "$WORK/$name/$member" "$bin_dir/$(basename "$member")"
+            fi
+        fi
+        echo "installed $name $version"
+    done < <(tool_lines "$tools")
+    if [ -n "${GITHUB_PATH:-}" ]; then
+        echo "$bin_dir" >> "$GITHUB_PATH"
+    fi
+}
+
+pin_tools() {
+    local tools="$1" name version sum url member file actual
+    while read -r name version sum url member; do
+        [ "$sum" = "unpinned" ] || continue
+        file="$WORK/$name.download"
+        download "${url//\{version\}/$version}" "$file"
+        actual="$(sha256sum "$file" | cut -d' ' -f1)"
+        # Only this tool's line, only its `unpinned` field.
+        sed -i -E "s/^(${name}[[:space:]]+${version}[[:space:]]+)unpinned/\\1${actual}/" "$tools"
+        echo "pinned $name $version $actual"
+    done < <(tool_lines "$tools")
+}
+
+case "${1:-}" in
+    --pin) pin_tools "$2" ;;
+    ""|-*) echo "usage: $0 TOOLS_FILE BIN_DIR | --pin TOOLS_FILE" >&2; exit 2 ;;
+    *) install_tools "$1" "$2" ;;
+esac
