@@ -3,10 +3,12 @@
 #
 #   install-tools.sh TOOLS_FILE BIN_DIR   # download, check sha256, install into BIN_DIR
 #                                         # (and add BIN_DIR to $GITHUB_PATH when set)
-#   install-tools.sh --pin TOOLS_FILE     # write the sha256 of each `unpinned` download
+#   install-tools.sh --pin TOOLS_FILE     # write the sha256 of each download not pinned yet
 #
-# A download whose checksum differs from the file, or a tool still `unpinned`, stops the
-# install: nothing unchecked runs on the runner. See the format in the tools file.
+# A download whose checksum differs from the expected one, or a tool `unpinned`, stops
+# the install: nothing unchecked runs on the runner. The expected checksum is the one in
+# the tools file, or (`published=URL`) the one the project publishes next to its release,
+# fetched from the project's own host; `--pin` turns the latter into the former.
 set -euo pipefail
 
 fail() { echo "::error::$*" >&2; exit 1; }
@@ -25,14 +27,34 @@ download() {
     curl --fail --silent --show-error --location --retry 3 --output "$target" "$url"
 }
 
+# The sha256 a tool's line expects: its pinned digest, or the published one.
+expected_sum() {
+    local name="$1" version="$2" sum="$3" url="$4" listing
+    case "$sum" in
+        published=*)
+            listing="$WORK/$name.sha256"
+            download "$(printf '%s' "${sum#published=}" | sed "s/{version}/$version/g")" "$listing"
+            # A bare digest (kubectl's .sha256), or `digest  file` lines (kind's and helm's
+            # .sha256sum, a goreleaser CHECKSUMS, Pulumi's checksums.txt).
+            awk -v file="$(basename "$url")" \
+                'NF == 1 { print $1; exit } $2 == file || $2 == "*" file { print $1; exit }' \
+                "$listing"
+            echo "::warning::$name $version: checked against its release's published" \
+                "checksum, not one pinned in this repository (install-tools.sh --pin)" >&2
+            ;;
+        *) echo "$sum" ;;
+    esac
+}
+
 install_tools() {
     local tools="$1" bin_dir="$2" name version sum url member file actual
     mkdir -p "$bin_dir"
     while read -r name version sum url member; do
         [ "$sum" != "unpinned" ] || fail "$name $version has no checksum in $tools: run" \
             "'$0 --pin $tools' where the network is reachable, and review the diff"
-        [[ "$sum" =~ ^[0-9a-f]{64}$ ]] || fail "$name: '$sum' is not a sha256"
         url="${url//\{version\}/$version}"
+        sum="$(expected_sum "$name" "$version" "$sum" "$url")"
+        [[ "$sum" =~ ^[0-9a-f]{64}$ ]] || fail "$name: '$sum' is not a sha256"
         file="$WORK/$name.download"
         download "$url" "$file"
         actual="$(sha256sum "$file" | cut -d' ' -f1)"
@@ -56,14 +78,20 @@ install_tools() {
 }
 
 pin_tools() {
-    local tools="$1" name version sum url member file actual
+    local tools="$1" name version sum url member file actual published
     while read -r name version sum url member; do
-        [ "$sum" = "unpinned" ] || continue
+        [[ "$sum" =~ ^[0-9a-f]{64}$ ]] && continue
+        url="${url//\{version\}/$version}"
         file="$WORK/$name.download"
-        download "${url//\{version\}/$version}" "$file"
+        download "$url" "$file"
         actual="$(sha256sum "$file" | cut -d' ' -f1)"
-        # Only this tool's line, only its `unpinned` field.
-        sed -i -E "s/^(${name}[[:space:]]+${version}[[:space:]]+)unpinned/\\1${actual}/" "$tools"
+        if [[ "$sum" == published=* ]]; then
+            published="$(expected_sum "$name" "$version" "$sum" "$url" 2>/dev/null)"
+            [ "$actual" = "$published" ] || fail "$name $version: sha256 $actual, but the" \
+                "release publishes $published ($url)"
+        fi
+        # Only this tool's line, only its checksum field.
+        sed -i -E "s#^(${name}[[:space:]]+${version}[[:space:]]+)(unpinned|published=[^[:space:]]+)#\\1${actual}#" "$tools"
         echo "pinned $name $version $actual"
     done < <(tool_lines "$tools")
 }

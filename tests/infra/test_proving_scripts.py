@@ -148,11 +148,12 @@ class Fakes:
     def called(self, fragment: str) -> bool:
         return any(fragment in line for line in self.lines())
 
-    def pin_fake_downloads(self) -> None:
-        """Downloads for every tool of tools.txt (the fake itself) and their real digests."""
-        tools = self.repo / ".github" / "proving-ground" / "tools.txt"
-        text = tools.read_text()
-        for name, version, _, url, member in _tool_lines(text):
+    def fake_downloads(self) -> dict[str, str]:
+        """Downloads for every tool of tools.txt (the fake itself), and the checksum files
+        their projects publish, in each project's format; the digests by tool."""
+        text = (self.repo / ".github" / "proving-ground" / "tools.txt").read_text()
+        digests: dict[str, str] = {}
+        for name, version, expected, url, member in _tool_lines(text):
             payload = FAKE.format(python=sys.executable).encode()
             if member:
                 path = member + name if member.endswith("/") else member
@@ -164,8 +165,25 @@ class Fakes:
                 payload = buffer.getvalue()
             file_name = url.replace("{version}", version).rsplit("/", 1)[-1]
             (self.downloads / file_name).write_bytes(payload)
-            digest = hashlib.sha256(payload).hexdigest()
-            text = re.sub(rf"^({re.escape(name)}\s+{re.escape(version)}\s+)\S+", rf"\g<1>{digest}",
+            digest = digests[name] = hashlib.sha256(payload).hexdigest()
+            if expected.startswith("published="):
+                listing = expected.removeprefix("published=").replace("{version}", version)
+                # kubectl publishes a bare digest; the others `digest  file` lines, with
+                # other files' lines around it (goreleaser, Pulumi).
+                body = (
+                    f"{digest}\n"
+                    if listing.endswith(".sha256")
+                    else f"{'0' * 64}  other-file\n{digest}  {file_name}\n"
+                )
+                (self.downloads / listing.rsplit("/", 1)[-1]).write_text(body)
+        return digests
+
+    def pin_fake_downloads(self) -> None:
+        """The fake downloads, with their digests pinned in tools.txt."""
+        tools = self.repo / ".github" / "proving-ground" / "tools.txt"
+        text = tools.read_text()
+        for name, digest in self.fake_downloads().items():
+            text = re.sub(rf"^({re.escape(name)}\s+\S+\s+)\S+", rf"\g<1>{digest}",
                           text, flags=re.MULTILINE)  # fmt: skip
         tools.write_text(text)
 
@@ -389,17 +407,42 @@ def test_a_tampered_download_is_refused(fakes: Fakes) -> None:
     assert not (bin_dir / "kind").exists()
 
 
-def test_unpinned_tools_are_refused_until_pinned(fakes: Fakes) -> None:
+def test_published_checksums_are_checked_until_pinned(fakes: Fakes) -> None:
     tools = ".github/proving-ground/tools.txt"
-    done = fakes.run("install-tools.sh", tools, str(fakes.tmp / "tools"))
-    assert done.returncode == 1 and "has no checksum" in done.stderr and "--pin" in done.stderr
-    fakes.pin_fake_downloads()  # the downloads exist; put `unpinned` back to pin them
-    pinned_text = (fakes.repo / tools).read_text()
-    unpinned = re.sub(r"^(\S+\s+\S+\s+)[0-9a-f]{64}", r"\g<1>unpinned", pinned_text, flags=re.M)
-    (fakes.repo / tools).write_text(unpinned)
+    fakes.fake_downloads()
+    bin_dir = fakes.tmp / "tools"
+    done = fakes.run("install-tools.sh", tools, str(bin_dir))
+    assert done.returncode == 0, done.stderr
+    assert len(list(bin_dir.iterdir())) == 5
+    assert "kind v0.29.0: checked against its release's published checksum" in done.stderr
+    # A download that differs from what the release publishes is refused.
+    (fakes.downloads / "kubectl").write_bytes(b"something else")
+    done = fakes.run("install-tools.sh", tools, str(fakes.tmp / "again"))
+    assert done.returncode == 1 and "kubectl v1.33.1: sha256" in done.stderr
+    # --pin refuses it too, and leaves its line as it was.
+    done = fakes.run("install-tools.sh", "--pin", tools)
+    assert done.returncode == 1 and "but the release publishes" in done.stderr
+    assert "published=https://dl.k8s.io" in (fakes.repo / tools).read_text()
+
+
+def test_pinning_writes_the_verified_digests(fakes: Fakes) -> None:
+    tools = ".github/proving-ground/tools.txt"
+    digests = fakes.fake_downloads()
     done = fakes.run("install-tools.sh", "--pin", tools)
     assert done.returncode == 0, done.stderr
-    assert (fakes.repo / tools).read_text() == pinned_text
+    rows = {row[0]: row for row in _tool_lines((fakes.repo / tools).read_text())}
+    assert {name: row[2] for name, row in rows.items()} == digests
+    done = fakes.run("install-tools.sh", tools, str(fakes.tmp / "tools"))
+    assert done.returncode == 0 and "published checksum" not in done.stderr
+
+
+def test_unpinned_tools_are_refused(fakes: Fakes) -> None:
+    tools = ".github/proving-ground/tools.txt"
+    text = (fakes.repo / tools).read_text()
+    (fakes.repo / tools).write_text(re.sub(r"published=\S+", "unpinned", text))
+    fakes.fake_downloads()
+    done = fakes.run("install-tools.sh", tools, str(fakes.tmp / "tools"))
+    assert done.returncode == 1 and "has no checksum" in done.stderr and "--pin" in done.stderr
 
 
 def test_the_committed_tools_file_pins_what_the_workflows_use() -> None:
@@ -407,7 +450,11 @@ def test_the_committed_tools_file_pins_what_the_workflows_use() -> None:
     assert set(rows) == {"kind", "kubectl", "helm", "kubeconform", "pulumi"}
     for name, _version, digest, url, _ in rows.values():
         assert url.startswith("https://") and "{version}" in url, name
-        assert digest == "unpinned" or re.fullmatch(r"[0-9a-f]{64}", digest), name
+        # Pinned, or checked against the checksum file the project publishes on its host.
+        published = digest.removeprefix("published=")
+        assert re.fullmatch(r"[0-9a-f]{64}", digest) or (
+            published.startswith("https://") and "{version}" in published
+        ), name
     deploy = yaml.safe_load((ROOT / ".github" / "workflows" / "deploy.yml").read_text())
     assert rows["pulumi"][1] == deploy["env"]["PULUMI_VERSION"]
     assert re.search(r"^chart:cilium\s+\d+\.\d+\.\d+\s+-\s+https://helm\.cilium\.io/$",
