@@ -9,8 +9,8 @@
 #                                                                # recorded before the last
 #
 # DIGEST_DIR holds one file per service (backend, notification, recurring) whose content is
-# the image digest (sha256:...). The committed stack files keep a placeholder tag; only
-# deploys choose images, and `record` runs after a release passed its smoke test.
+# the image digest (sha256:...). The committed cloud stack files name no images; only
+# deploys choose them, and `record` runs after a release passed its smoke test.
 set -euo pipefail
 
 apps=(backend notification recurring)
@@ -38,7 +38,10 @@ use_release() {
             echo "::error::$from has no proven release (todo:release tag): deploy it first"
             exit 1
         fi
-        echo "::notice::$from has no recorded release; keeping the images of its stack file"
+        # Cloud stack files name no images: without a release, the program stops at
+        # preview naming todo:apps.images (a stack that was never deployed).
+        echo "::warning::$from has no recorded release (never deployed): $to has no" \
+            "images to preview with until a deploy records one"
         return 0
     fi
     registry="$(pulumi stack tag get "${prefix}registry" --stack "$from")"

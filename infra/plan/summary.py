@@ -14,6 +14,7 @@ from infra.plan.durations import estimate_minutes
 from infra.plan.footprint import Footprint
 from infra.plan.graph import short_type
 from infra.plan.quantities import GIB, MIB
+from infra.plan.release_images import PLACEHOLDER_REGISTRY, uses_placeholder_images
 from infra.policy.rules import Violation
 
 
@@ -64,6 +65,12 @@ def print_plan(
             "pods: the headroom above is before those.)"
         )
     _print_policy(console, violations)
+    if uses_placeholder_images(plan.config.values):
+        console.print(
+            f"Images: {plan.stack}'s stack file names none (the release pins them by digest: "
+            f"deploy.yml, .github/scripts/release-images.sh); planned with placeholders under "
+            f"{PLACEHOLDER_REGISTRY}, which never resolve."
+        )
     releases = sum(o.is_helm_release for o in plan.objects)
     console.print(
         f"Files: {out_dir}/resources.json, manifests/ ({len(plan.objects) - releases} objects), "

@@ -1,10 +1,11 @@
 """The apps and the infrastructure agree on Dapr: subscriptions, routes, binding, access.
 
-The apps declare their subscriptions programmatically (`GET /dapr/subscribe`) and the
-Pulumi program declares the same ones as `Subscription` resources; daprd uses the
-programmatic one when both exist and warns, so they must be identical. Every declared
-route must exist (a 404 makes Dapr drop the event without dead-lettering it) and demand
-the app token.
+The apps declare their subscriptions programmatically (`GET /dapr/subscribe`), the one
+source daprd reads them from: the Pulumi program declares no `Subscription` resources (a
+second copy of the same topics, issue 9). What the apps subscribe to must exist in the
+infrastructure: the pub/sub component, scoped to the subscriber, and each topic and
+dead-letter topic as a KafkaTopic. Every declared route must exist (a 404 makes Dapr drop
+the event without dead-lettering it) and demand the app token.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ SUBSCRIPTION = "kubernetes:dapr.io/v2alpha1:Subscription"
 COMPONENT = "kubernetes:dapr.io/v1alpha1:Component"
 CONFIGURATION = "kubernetes:dapr.io/v1alpha1:Configuration"
 RESILIENCY = "kubernetes:dapr.io/v1alpha1:Resiliency"
+KAFKA_TOPIC = "kubernetes:kafka.strimzi.io/v1:KafkaTopic"
 
 
 @pytest.fixture
@@ -68,25 +70,33 @@ def _declared_by_apps(apps: dict[str, TestClient]) -> dict[str, set[tuple[Any, .
     }
 
 
-def _plan() -> Any:
+def _plan(stack: str = "minikube") -> Any:
     pytest.importorskip("pulumi", reason="the infra dependency group is not installed")
     from tests.infra.components.plans import plan
 
-    return plan("minikube")
+    return plan(stack)
 
 
 def _resources(run: Any, type_: str) -> list[dict[str, Any]]:
     return [r.raw_inputs for r in run.resources.values() if r.type == type_]
 
 
-def test_infra_subscriptions_equal_what_the_apps_declare(apps: dict[str, TestClient]) -> None:
-    declared_by_infra: dict[str, set[tuple[Any, ...]]] = {}
-    for resource in _resources(_plan(), SUBSCRIPTION):
-        for app_id in resource["scopes"]:
-            declared_by_infra.setdefault(app_id, set()).update(
-                _canonical(parse_subscriptions([resource["spec"]]))
-            )
-    assert declared_by_infra == _declared_by_apps(apps)
+@pytest.mark.parametrize("stack", ["minikube", "prod"])
+def test_what_the_apps_subscribe_to_exists_in_the_infrastructure(
+    apps: dict[str, TestClient], stack: str
+) -> None:
+    run = _plan(stack)
+    assert _resources(run, SUBSCRIPTION) == []
+    components = {c["metadata"]["name"]: c for c in _resources(run, COMPONENT)}
+    topics = {t["metadata"]["name"] for t in _resources(run, KAFKA_TOPIC)}
+    declared = _declared_by_apps(apps)
+    assert declared  # both workers subscribe to something
+    for app_id, subscriptions in declared.items():
+        for pubsub, topic, _rules, dead_letter in subscriptions:
+            component = components[pubsub]
+            assert component["spec"]["type"].startswith("pubsub."), pubsub
+            assert app_id in component["scopes"], (app_id, pubsub)
+            assert {topic, dead_letter} <= topics, (app_id, topic, dead_letter)
 
 
 def test_the_apps_declare_the_development_md_table(apps: dict[str, TestClient]) -> None:

@@ -39,6 +39,23 @@ def test_plan_writes_the_files_and_prints_the_figures(tmp_path: Path) -> None:
         assert figure in result.output
     assert "fits `minikube start --cpus 4 --memory 8g`" in " ".join(result.output.split())
     assert "Policy: every rule passes." in result.output
+    assert "placeholders" not in result.output  # minikube names its images
+
+
+def test_a_cloud_plan_says_its_images_are_placeholders(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["plan", "--stack", "staging", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "staging's stack file names none (the release pins them by digest" in text
+    assert "placeholders under release.invalid/todo" in text
+    images = {
+        container["image"]
+        for path in (tmp_path / "manifests").glob("*.yaml")
+        for doc in [yaml.safe_load(path.read_text())]
+        if doc.get("kind") == "Deployment" and doc["metadata"]["namespace"] == "todo"
+        for container in doc["spec"]["template"]["spec"]["containers"]
+    }
+    assert images and all(i.startswith("release.invalid/todo/todo-") for i in images)
 
 
 def _copy_stacks(tmp_path: Path) -> Path:
