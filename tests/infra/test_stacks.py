@@ -92,7 +92,9 @@ def test_releases_are_pinned_and_independent(stack: str) -> None:
     assert {"kafka-operator", "dapr-control-plane"} <= v4
     monitoring = releases["observability-stack"].raw_inputs["values"]["crds"]["upgradeJob"]
     assert monitoring["enabled"] is True and monitoring["forceConflicts"] is True
-
+    tags = {name: image["tag"] for name, image in monitoring["image"].items()}
+    assert tags == {"busybox": "1.37.0", "kubectl": "v1.34.2"}  # pinned, not the chart's
+    assert monitoring["resources"]["limits"]
 
 @pytest.mark.parametrize("stack", ["minikube", "staging", "prod"])
 def test_service_monitors_wait_for_the_monitoring_release(stack: str) -> None:

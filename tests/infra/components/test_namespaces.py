@@ -135,7 +135,13 @@ def test_database_egress_matches_where_the_database_is() -> None:
 
 def test_dapr_control_plane_admits_webhooks_and_labelled_sidecars_only() -> None:
     policies = _policies(plan("prod"), "dapr-system")
-    assert _ports(policies["allow-admission-webhooks"]["ingress"][0]) == {4000, 19443}
+    webhooks = policies["allow-admission-webhooks"]["ingress"]
+    assert [_ports(rule) for rule in webhooks] == [{4000, 19443}]
+    # Ports only, no `from`: the API server calls the injector from the control plane,
+    # which no pod or namespace selector matches and Cilium does not match by ipBlock; a
+    # `from` would leave the injector unreachable and, failing closed, every app pod
+    # unschedulable.
+    assert "from" not in webhooks[0]
     sidecars = policies["allow-sidecars"]["ingress"][0]
     assert sidecars["from"][0]["namespaceSelector"]["matchLabels"] == {"todo.dev/dapr-apps": "true"}
     assert _ports(sidecars) == {50001, 6500}
