@@ -55,9 +55,27 @@ def exported_revision(repo: Path, ref: str) -> Iterator[Path]:
             raise RevisionPlanError(f"git archive {commit[:12]} failed: {result.stderr.decode()}")
         tree = Path(tmp) / "tree"
         with tarfile.open(archive) as tar:
-            tar.extractall(tree, filter="data")
+            _extract(tar, tree)
         archive.unlink()
         yield tree
+
+
+def _extract(tar: tarfile.TarFile, tree: Path) -> None:
+    """Extract with the `data` filter (PEP 706: no absolute paths, no `..`, no links out
+    of the tree, no special files), or its checks by hand on a Python 3.11 older than
+    3.11.4, which lacks extraction filters."""
+    if hasattr(tarfile, "data_filter"):
+        tar.extractall(tree, filter="data")
+        return
+    root = tree.resolve()
+    for member in tar.getmembers():
+        target = (root / member.name).resolve()
+        link = (target.parent / member.linkname).resolve() if member.issym() else target
+        if not (member.isfile() or member.isdir() or member.issym()):
+            raise RevisionPlanError(f"git archive holds a special file: {member.name}")
+        if not (target.is_relative_to(root) and link.is_relative_to(root)):
+            raise RevisionPlanError(f"git archive member leaves the tree: {member.name}")
+    tar.extractall(tree)  # noqa: S202 - every member checked above
 
 
 def plan_tree(tree: Path, stack: str, out: Path, *, timeout: float = 300) -> Path:

@@ -215,7 +215,12 @@ def test_runtime_only_environment_starts_the_services_and_migrates(tmp_path: Pat
     for name in ("pyproject.toml", "uv.lock"):
         shutil.copy2(ROOT / name, app_dir / name)
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("UV_", "VIRTUAL_ENV"))},
+        # The project's own uv settings stay out, except the cache this run filled.
+        **{
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("UV_", "VIRTUAL_ENV")) or k == "UV_CACHE_DIR"
+        },
         "UV_PROJECT_ENVIRONMENT": str(venv),
         "UV_PYTHON": str(Path(sys.executable).resolve()),
     }

@@ -96,6 +96,7 @@ def test_releases_are_pinned_and_independent(stack: str) -> None:
     assert tags == {"busybox": "1.37.0", "kubectl": "v1.34.2"}  # pinned, not the chart's
     assert monitoring["resources"]["limits"]
 
+
 @pytest.mark.parametrize("stack", ["minikube", "staging", "prod"])
 def test_service_monitors_wait_for_the_monitoring_release(stack: str) -> None:
     run = plan(stack)
