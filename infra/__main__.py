@@ -30,6 +30,8 @@ from infra.components.kafka import Kafka, KafkaArgs
 from infra.components.migrations import Migrations, MigrationsArgs
 from infra.components.namespaces import Namespaces, NamespacesArgs
 from infra.components.observability import (
+    GRAFANA_CONTAINER_PORT,
+    GRAFANA_POD_LABELS,
     GRAFANA_SERVICE_PORT,
     PROMETHEUS_POD_LABELS,
     Observability,
@@ -187,6 +189,7 @@ observability = (
         ObservabilityArgs(
             namespace=names.monitoring,
             apps_namespaces=[apps_namespace],
+            api_server=cluster.api_server,
             retention=settings.observability.retention,
             retention_size=settings.observability.retention_size or "",
             storage_size=settings.observability.storage_size or "",
@@ -257,6 +260,9 @@ if observability is not None:
             grafana_service=observability.grafana_service,
             grafana_namespace=observability.namespace,
             grafana_port=GRAFANA_SERVICE_PORT,
+            grafana_target_port=GRAFANA_CONTAINER_PORT,
+            grafana_pod_labels=GRAFANA_POD_LABELS,
+            api_server=cluster.api_server,
             # DOKS ships the Gateway API CRDs; minikube has none.
             install_gateway_api_crds=not settings.is_cloud,
             tls=settings.tls,

@@ -42,7 +42,15 @@ from typing import Any, cast
 import pulumi
 import pulumi_kubernetes as k8s
 
+from infra.components.cluster import ApiServerAccess
 from infra.components.gateway_api import provider_gateway_api
+from infra.components.platform_egress import (
+    api_server_egress,
+    dns_rule,
+    namespace_peer,
+    public_internet_rule,
+    tcp_ports,
+)
 
 GATEWAY_CHART = "oci://docker.io/envoyproxy/gateway-helm"
 GATEWAY_CRDS_CHART = "oci://docker.io/envoyproxy/gateway-crds-helm"
@@ -82,6 +90,26 @@ ENVOY_PROXY_POD_LABELS = {
 ENVOY_CONTAINER_PORTS = (10080, 10443)
 """Envoy runs as non-root, so Envoy Gateway maps listener ports 80/443 to these."""
 ENVOY_METRICS_PORT = 19001
+GATEWAY_CONTROLLER_POD_LABELS = {"control-plane": "envoy-gateway"}
+"""The Envoy Gateway controller's pods (gateway-helm templates/envoy-gateway-deployment.yaml);
+its `envoy-gateway` Service selects them by this label too."""
+XDS_PORT = 18000
+"""The controller's xDS server, the Service port `grpc` (gateway-helm `deployment.ports`)."""
+CERTGEN_POD_LABELS = {"app": "certgen"}
+"""The pods of gateway-helm's certgen Job (templates/certgen.yaml)."""
+ACME_SOLVER_POD_LABELS = {"acme.cert-manager.io/http01-solver": "true"}
+"""cert-manager's HTTP-01 solver pods (pkg/apis/acme/v1 `SolverIdentificationLabelKey`)."""
+ACME_SOLVER_PORT = 8089
+CERT_MANAGER_RELEASE = "cert-manager"
+CERT_MANAGER_POD_LABELS = {
+    "app.kubernetes.io/name": "cert-manager",
+    "app.kubernetes.io/instance": CERT_MANAGER_RELEASE,
+    "app.kubernetes.io/component": "controller",
+}
+"""The controller's pods (cert-manager chart templates/deployment.yaml)."""
+CERT_MANAGER_API_ONLY_COMPONENTS = ("webhook", "cainjector", "startupapicheck")
+"""Pods of the chart that talk to the API server only (its webhook-deployment.yaml,
+cainjector-deployment.yaml and startupapicheck-job.yaml label them by component)."""
 
 DEFAULT_ENVOY_RESOURCES: Mapping[str, Any] = {
     "requests": {"cpu": "100m", "memory": "128Mi"},
@@ -131,12 +159,16 @@ class EdgeArgs:
     """Namespace of Grafana's Service (the monitoring namespace); its route lives there."""
     grafana_port: pulumi.Input[int]
     """Port of Grafana's Service."""
+    grafana_target_port: pulumi.Input[int]
+    """The Grafana container's port behind it: what Envoy's egress policy opens."""
     install_gateway_api_crds: bool
     """Install the standard Gateway API CRDs (minikube); False where the cluster ships them
     (DOKS). Shapes the resource graph, so it must be a plain value."""
     tls: bool
     """HTTPS with a Let's Encrypt certificate through cert-manager (cloud stacks). Shapes the
     resource graph, so it must be a plain value."""
+    api_server: ApiServerAccess
+    """How pods reach the API server (the CNI's rules), for the controllers' egress."""
     extra_api_paths: Sequence[ApiPath] = ()
     """More specific prefixes of the API hostname, served by other Services of the backend's
     namespace (the notification and recurring APIs); the longest matching prefix wins."""
@@ -163,6 +195,9 @@ class EdgeArgs:
     """Namespace Prometheus scrapes from (admitted to the metrics ports)."""
     monitoring_pod_labels: Mapping[str, str] = field(default_factory=dict)
     """Labels of the Prometheus pods there; empty admits the whole monitoring namespace."""
+    grafana_pod_labels: Mapping[str, str] = field(default_factory=dict)
+    """Labels of Grafana's pods, the only ones Envoy may reach in Grafana's namespace; empty
+    lets Envoy reach the whole namespace on `grafana_target_port`."""
 
 
 def load_balancer_annotations(name: str) -> dict[str, str]:
@@ -474,7 +509,7 @@ class Edge(pulumi.ComponentResource):
             raise ValueError("EdgeArgs.acme_email is required with tls (Let's Encrypt account)")
         cert_manager = k8s.helm.v3.Release(
             f"{self._name}-cert-manager",
-            name="cert-manager",
+            name=CERT_MANAGER_RELEASE,
             chart=CERT_MANAGER_CHART,
             version=CERT_MANAGER_VERSION,
             repository_opts={"repo": CERT_MANAGER_REPO},
@@ -627,9 +662,11 @@ class Edge(pulumi.ComponentResource):
     # ------------------------------------------------------------------ network policies
 
     def _create_network_policies(self) -> None:
-        """Allows for the Gateway's namespace (and cert-manager's), on top of default-deny."""
+        """The fences of the Gateway's namespace (and cert-manager's): each namespace's pods
+        talk to each other, resolve names and admit Prometheus; each role reaches only what
+        it needs (`_create_gateway_egress`, `_create_cert_manager_egress`)."""
         args = self._args
-        prometheus = _namespace_peer(args.monitoring_namespace, args.monitoring_pod_labels)
+        prometheus = namespace_peer(args.monitoring_namespace, args.monitoring_pod_labels)
         _network_policy(
             f"{self._name}-allow-envoy",
             namespace=self._namespace,
@@ -639,11 +676,8 @@ class Edge(pulumi.ComponentResource):
                 "policyTypes": ["Ingress"],
                 "ingress": [
                     # Client traffic arrives from the load balancer, through any node.
-                    {"ports": [{"protocol": "TCP", "port": p} for p in ENVOY_CONTAINER_PORTS]},
-                    {
-                        "from": [prometheus],
-                        "ports": [{"protocol": "TCP", "port": ENVOY_METRICS_PORT}],
-                    },
+                    {"ports": tcp_ports(*ENVOY_CONTAINER_PORTS)},
+                    {"from": [prometheus], "ports": tcp_ports(ENVOY_METRICS_PORT)},
                 ],
             },
             opts=self._child(),
@@ -659,42 +693,150 @@ class Edge(pulumi.ComponentResource):
                     # The API server calls the webhook from outside the pod network.
                     "podSelector": {"matchLabels": {"app.kubernetes.io/component": "webhook"}},
                     "policyTypes": ["Ingress"],
-                    "ingress": [{"ports": [{"protocol": "TCP", "port": 10250}]}],
+                    "ingress": [{"ports": tcp_ports(10250)}],
                 },
                 opts=self._child(),
             )
         for role, namespace in namespaces:
-            # Egress stays open in these platform namespaces: Envoy reaches backends in
-            # other namespaces, the controllers the API server, cert-manager the ACME
-            # server and the Gateway's public address (its self-check). No user code runs
-            # here.
             _network_policy(
                 f"{self._name}-{role}-namespace-policy",
                 namespace=namespace,
                 policy_name="allow-namespace-and-monitoring",
                 spec={
+                    # Selects every pod, for both directions: anything not allowed here or
+                    # by a role's policy is denied (the namespace's default-deny).
                     "podSelector": {},
                     "policyTypes": ["Ingress", "Egress"],
                     "ingress": [
                         {"from": [{"podSelector": {}}]},
                         {"from": [prometheus]},
                     ],
-                    "egress": [{}],
+                    "egress": [dns_rule()],
                 },
                 opts=self._child(),
             )
+        self._create_gateway_egress()
+        if args.tls:
+            self._create_cert_manager_egress()
+
+    def _create_gateway_egress(self) -> None:
+        """Envoy reaches its routes' backends and its xDS server; the controller and its
+        certgen Job, the API server. The ACME solver pods only answer (DNS is all they get)."""
+        args = self._args
+        # The backends' Services map port to the same container port (FastApiService: port
+        # APP_PORT, targetPort `http` = APP_PORT); NetworkPolicies see the pod's port.
+        backend_ports = pulumi.Output.all(
+            args.backend_port, *(path.port for path in args.extra_api_paths)
+        ).apply(lambda ports: tcp_ports(*sorted(set(ports))))
+        envoy_rules: list[dict[str, Any]] = [
+            {"to": [namespace_peer(args.backend_namespace)], "ports": backend_ports},
+            {
+                "to": [namespace_peer(args.grafana_namespace, args.grafana_pod_labels)],
+                "ports": tcp_ports(args.grafana_target_port),
+            },
+            # xDS: Envoy's bootstrap points at the `envoy-gateway` Service's grpc port
+            # (envoyproxy/gateway internal/xds/bootstrap/bootstrap.go, DefaultXdsServerPort).
+            {
+                "to": [{"podSelector": {"matchLabels": GATEWAY_CONTROLLER_POD_LABELS}}],
+                "ports": tcp_ports(XDS_PORT),
+            },
+        ]
+        if args.tls:
+            # The HTTP-01 challenge route forwards to cert-manager's solver pods, created in
+            # the Certificate's namespace (this one) and listening on 8089 (cert-manager
+            # pkg/issuer/acme/http/http.go, acmeSolverListenPort).
+            envoy_rules.append(
+                {
+                    "to": [{"podSelector": {"matchLabels": ACME_SOLVER_POD_LABELS}}],
+                    "ports": tcp_ports(ACME_SOLVER_PORT),
+                }
+            )
+        namespace = self._namespace
+        self._role_egress(namespace, "envoy", _labels(ENVOY_PROXY_POD_LABELS), envoy_rules)
+        self._role_egress(
+            namespace, "envoy-gateway", _labels(GATEWAY_CONTROLLER_POD_LABELS), api_server=True
+        )
+        # gateway-helm templates/certgen.yaml: the pre-install Job writing the xDS TLS Secrets.
+        self._role_egress(namespace, "certgen", _labels(CERTGEN_POD_LABELS), api_server=True)
+
+    def _create_cert_manager_egress(self) -> None:
+        """The controller reaches the API server, the ACME server and its HTTP-01 self-check;
+        the webhook, cainjector and startupapicheck Job, the API server only."""
+        namespace = self._cert_manager_namespace
+        self._role_egress(
+            namespace,
+            "cert-manager",
+            _labels(CERT_MANAGER_POD_LABELS),
+            [
+                # The ACME directory (HTTPS) and the self-check, an HTTP GET of the challenge
+                # URL at the Gateway's public address. cert-manager's own chart opens the
+                # same ports (values.yaml `networkPolicy.egress`: 80, 443, DNS).
+                public_internet_rule(80, 443),
+                # In-cluster clients of a LoadBalancer's address never reach the load
+                # balancer: the node's service proxy sends them straight to a backend pod
+                # (kubernetes/kubernetes#66607, DigitalOcean's note there; Cilium's kube-proxy
+                # replacement on DOKS does the same), so the self-check lands on Envoy's HTTP
+                # container port.
+                {
+                    "to": [namespace_peer(self._namespace, ENVOY_PROXY_POD_LABELS)],
+                    "ports": tcp_ports(ENVOY_CONTAINER_PORTS[0]),
+                },
+            ],
+            api_server=True,
+        )
+        self._role_egress(
+            namespace,
+            "cert-manager-components",
+            {
+                "matchLabels": {"app.kubernetes.io/instance": CERT_MANAGER_RELEASE},
+                "matchExpressions": [
+                    {
+                        "key": "app.kubernetes.io/component",
+                        "operator": "In",
+                        "values": list(CERT_MANAGER_API_ONLY_COMPONENTS),
+                    }
+                ],
+            },
+            api_server=True,
+        )
+
+    def _role_egress(
+        self,
+        namespace: pulumi.Input[str],
+        role: str,
+        selector: dict[str, Any],
+        rules: Sequence[dict[str, Any]] = (),
+        *,
+        api_server: bool = False,
+    ) -> None:
+        """NetworkPolicy `<role>-egress` for the selected pods, plus the API server as the CNI
+        needs it (a CiliumNetworkPolicy `<role>-to-api-server` on Cilium)."""
+        rules = list(rules)
+        if api_server:
+            rules = [
+                *rules,
+                *api_server_egress(
+                    f"{self._name}-{role}-api-server",
+                    self._args.api_server,
+                    namespace=namespace,
+                    role=role,
+                    pod_selector=selector,
+                    opts=self._child(),
+                ),
+            ]
+        if not rules:
+            return  # the Cilium policy is all this role gets
+        _network_policy(
+            f"{self._name}-{role}-egress",
+            namespace=namespace,
+            policy_name=f"{role}-egress",
+            spec={"podSelector": selector, "policyTypes": ["Egress"], "egress": rules},
+            opts=self._child(),
+        )
 
 
-def _namespace_peer(
-    namespace: pulumi.Input[str], pods: Mapping[str, str] | None = None
-) -> dict[str, Any]:
-    """Pods of one namespace: those with `pods` labels, or all of them."""
-    peer: dict[str, Any] = {
-        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}
-    }
-    if pods:
-        peer["podSelector"] = {"matchLabels": dict(pods)}
-    return peer
+def _labels(labels: Mapping[str, str]) -> dict[str, Any]:
+    return {"matchLabels": dict(labels)}
 
 
 def _network_policy(

@@ -26,6 +26,22 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 import yaml
 
+from infra.components.cluster import ApiServerAccess
+from infra.components.edge import ENVOY_METRICS_PORT
+from infra.components.fastapi_service import APP_PORT
+from infra.components.namespaces import (
+    DAPR_METRICS_PORT,
+    KAFKA_METRICS_PORT,
+    STRIMZI_OPERATOR_METRICS_PORT,
+)
+from infra.components.platform_egress import (
+    api_server_egress,
+    dns_rule,
+    kubelet_egress,
+    namespace_peer,
+    tcp_ports,
+)
+
 CHART = "kube-prometheus-stack"
 CHART_VERSION = "88.5.3"
 # The CRD upgrade Job's images (kube-prometheus-stack `crds.upgradeJob.image`): kubectl
@@ -46,6 +62,32 @@ DASHBOARD_LABEL = ("grafana_dashboard", "1")
 PROMETHEUS_POD_LABELS = {"app.kubernetes.io/name": "prometheus"}
 """Labels the operator puts on Prometheus pods: what NetworkPolicies admit for scraping."""
 GRAFANA_POD_LABELS = {"app.kubernetes.io/name": "grafana"}
+ALERTMANAGER_POD_LABELS = {"app.kubernetes.io/name": "alertmanager"}
+"""What the chart's Alertmanager Service selects (templates/alertmanager/service.yaml)."""
+OPERATOR_POD_LABELS = {"app": f"{RELEASE_NAME}-operator"}
+"""The prometheus-operator Deployment's pods (`kube-prometheus-stack.prometheus-operator.labels`
+in templates/prometheus-operator/_prometheus-operator.tpl)."""
+KUBE_STATE_METRICS_POD_LABELS = {"app.kubernetes.io/name": "kube-state-metrics"}
+"""kube-state-metrics' selector labels (its chart's `kube-state-metrics.selectorLabels`)."""
+ADMISSION_JOB_POD_LABELS = {"app.kubernetes.io/component": "prometheus-operator-webhook"}
+"""The admission webhook's certificate Jobs (`prometheus-operator-webhook.labels`)."""
+CRD_UPGRADE_JOB_POD_LABELS = {"app.kubernetes.io/component": "crds-upgrade"}
+"""The CRD upgrade Job's pods. The chart labels the Job, not its pods (charts/crds/templates/
+upgrade/job.yaml: only `crds.upgradeJob.podLabels`), so `chart_values` gives them the Job's
+own component label for the NetworkPolicies to select."""
+ALERTMANAGER_PORT = 9093
+OPERATOR_HTTPS_PORT = 10250
+"""The operator's metrics and admission webhook (`prometheusOperator.tls.internalPort`)."""
+COREDNS_METRICS_PORT = 9153
+SCRAPE_PORTS = (
+    APP_PORT,  # the Todo services' ServiceMonitors (port `http`)
+    DAPR_METRICS_PORT,  # daprd (dapr-sidecars PodMonitor), the Dapr control plane, Prometheus
+    KAFKA_METRICS_PORT,  # Strimzi's Kafka exporter and JMX exporter (`tcp-prometheus`)
+    STRIMZI_OPERATOR_METRICS_PORT,  # the Strimzi operator; kube-state-metrics; config reloaders
+    ENVOY_METRICS_PORT,  # Envoy's stats and the Envoy Gateway controller's metrics
+)
+"""Ports Prometheus may reach in any namespace: those the metrics endpoints of the Todo
+system listen on. The targets' own policies admit Prometheus's pods only."""
 POD_SECURITY_LABELS = {
     # Enforce baseline, report restricted: not every pod of the chart (its admission-webhook
     # jobs, kube-state-metrics) is guaranteed restricted-clean across chart versions, and a
@@ -97,6 +139,8 @@ class ObservabilityArgs:
     """Namespace of the monitoring stack, its Secret, dashboards, rules and PodMonitors."""
     apps_namespaces: pulumi.Input[Sequence[str]]
     """Namespaces of the Todo services: the pods-not-ready alert watches these."""
+    api_server: ApiServerAccess
+    """How pods reach the API server and the kubelets (the CNI's rules)."""
     retention: pulumi.Input[str] = "2d"
     """How long Prometheus keeps samples (a Prometheus duration, e.g. `2d`, `15d`)."""
     retention_size: pulumi.Input[str] = ""
@@ -225,6 +269,8 @@ def chart_values(
                     "requests": {"cpu": "50m", "memory": "64Mi"},
                     "limits": {"cpu": "500m", "memory": "256Mi"},
                 },
+                # What its egress policy selects (it applies the CRDs through the API server).
+                "podLabels": CRD_UPGRADE_JOB_POD_LABELS,
             },
         },
         "defaultRules": {
@@ -301,6 +347,7 @@ class Observability(pulumi.ComponentResource):
     ) -> None:
         super().__init__("todo:observability:Observability", name, None, opts)
         self._name = name
+        self._args = args
         namespace = k8s.core.v1.Namespace(
             f"{name}-namespace",
             metadata={"name": args.namespace, "labels": POD_SECURITY_LABELS},
@@ -464,29 +511,30 @@ class Observability(pulumi.ComponentResource):
             )
 
     def _create_network_policies(self, args: ObservabilityArgs) -> None:
-        """Allows for the monitoring namespace, on top of its default-deny policies."""
+        """The monitoring namespace's fence: its pods talk to each other and resolve names;
+        each role reaches only what it needs (below); the API server reaches the webhook."""
         self._network_policy(
             "namespace-policy",
-            "allow-namespace-and-egress",
+            "allow-namespace-and-dns",
             {
+                # Selects every pod, for both directions: anything not allowed here or by a
+                # role's policy below is denied (the namespace's default-deny).
                 "podSelector": {},
                 "policyTypes": ["Ingress", "Egress"],
                 "ingress": [{"from": [{"podSelector": {}}]}],
-                # Prometheus scrapes pods in every namespace and the kubelets on the nodes;
-                # the operator, kube-state-metrics and Grafana's sidecar watch the API
-                # server. None of that has a selectable fixed address.
-                "egress": [{}],
+                "egress": [dns_rule()],
             },
         )
+        self._create_role_egress(args)
         self._network_policy(
             "operator-webhook",
             "allow-operator-webhook",
             {
                 # The API server calls the PrometheusRule admission webhook from outside the
                 # pod network.
-                "podSelector": {"matchLabels": {"app": f"{RELEASE_NAME}-operator"}},
+                "podSelector": {"matchLabels": OPERATOR_POD_LABELS},
                 "policyTypes": ["Ingress"],
-                "ingress": [{"ports": [{"protocol": "TCP", "port": 10250}]}],
+                "ingress": [{"ports": tcp_ports(OPERATOR_HTTPS_PORT)}],
             },
         )
         if args.gateway_namespace == "":
@@ -499,24 +547,109 @@ class Observability(pulumi.ComponentResource):
                 "policyTypes": ["Ingress"],
                 "ingress": [
                     {
-                        "from": [
-                            {
-                                "namespaceSelector": {
-                                    "matchLabels": {
-                                        "kubernetes.io/metadata.name": args.gateway_namespace
-                                    }
-                                },
-                                **(
-                                    {"podSelector": {"matchLabels": dict(args.gateway_pod_labels)}}
-                                    if args.gateway_pod_labels
-                                    else {}
-                                ),
-                            }
-                        ],
+                        "from": [namespace_peer(args.gateway_namespace, args.gateway_pod_labels)],
                         "ports": [{"protocol": "TCP", "port": GRAFANA_CONTAINER_PORT}],
                     }
                 ],
             },
+        )
+
+    def _create_role_egress(self, args: ObservabilityArgs) -> None:
+        """Egress of each of the chart's pods, by the labels the chart and operator give them."""
+        self._role_egress(
+            "prometheus",
+            {"matchLabels": PROMETHEUS_POD_LABELS},
+            [
+                # The scrape targets of the program's monitors in every namespace; each
+                # target's own policy decides whether Prometheus gets in.
+                {"to": [{"namespaceSelector": {}}], "ports": tcp_ports(*SCRAPE_PORTS)},
+                # The chart's own ServiceMonitors beyond those ports (itself, its config
+                # reloaders and kube-state-metrics use 9090 and 8080): Alertmanager, also
+                # where alerts go; the operator (https); Grafana.
+                *(
+                    {"to": [{"podSelector": {"matchLabels": labels}}], "ports": tcp_ports(*ports)}
+                    for labels, ports in (
+                        (ALERTMANAGER_POD_LABELS, (ALERTMANAGER_PORT,)),
+                        (OPERATOR_POD_LABELS, (OPERATOR_HTTPS_PORT,)),
+                        (GRAFANA_POD_LABELS, (GRAFANA_CONTAINER_PORT,)),
+                    )
+                ),
+                # CoreDNS (`coreDns.serviceMonitor`: a Service on kube-dns's pods, port 9153).
+                {
+                    "to": [namespace_peer("kube-system", {"k8s-app": "kube-dns"})],
+                    "ports": tcp_ports(COREDNS_METRICS_PORT),
+                },
+            ],
+            # Service discovery, and the API server's own metrics (`kubeApiServer`).
+            api_server=True,
+            # `kubelet.serviceMonitor`: the kubelets' /metrics, cAdvisor and probes.
+            kubelets=True,
+        )
+        self._role_egress(
+            "grafana",
+            {"matchLabels": GRAFANA_POD_LABELS},
+            [
+                # Its datasources (kube-prometheus-stack templates/grafana/
+                # configmaps-datasources.yaml): Prometheus, and Alertmanager where enabled.
+                {
+                    "to": [{"podSelector": {"matchLabels": PROMETHEUS_POD_LABELS}}],
+                    "ports": tcp_ports(9090),
+                },
+                {
+                    "to": [{"podSelector": {"matchLabels": ALERTMANAGER_POD_LABELS}}],
+                    "ports": tcp_ports(ALERTMANAGER_PORT),
+                },
+            ],
+            # Not Grafana itself: its dashboard and datasource sidecars, which share its pod
+            # (and so its network identity), watch ConfigMaps through the API server.
+            api_server=True,
+        )
+        # Alertmanager sends nowhere: the chart's default configuration has only the `null`
+        # receiver. Give it an egress rule here when a real receiver is configured.
+        for role, selector in (
+            ("prometheus-operator", {"matchLabels": OPERATOR_POD_LABELS}),
+            ("kube-state-metrics", {"matchLabels": KUBE_STATE_METRICS_POD_LABELS}),
+            # The admission-create (pre-install) and admission-patch (post-install) Jobs
+            # (templates/prometheus-operator/admission-webhooks/job-patch/).
+            ("admission-jobs", {"matchLabels": ADMISSION_JOB_POD_LABELS}),
+            # The CRD upgrade Job (pre-install, pre-upgrade, pre-rollback hook).
+            ("crd-upgrade", {"matchLabels": CRD_UPGRADE_JOB_POD_LABELS}),
+        ):
+            self._role_egress(role, selector, [], api_server=True)
+
+    def _role_egress(
+        self,
+        role: str,
+        selector: dict[str, Any],
+        rules: list[dict[str, Any]],
+        *,
+        api_server: bool = False,
+        kubelets: bool = False,
+    ) -> None:
+        """NetworkPolicy `<role>-egress`, plus the API server and kubelets as the CNI needs."""
+        args = self._args
+        common: dict[str, Any] = {
+            "namespace": self.namespace,
+            "role": role,
+            "pod_selector": selector,
+            "opts": self._child(),
+        }
+        if api_server:
+            rules = [
+                *rules,
+                *api_server_egress(f"{self._name}-{role}-api-server", args.api_server, **common),
+            ]
+        if kubelets:
+            rules = [
+                *rules,
+                *kubelet_egress(f"{self._name}-{role}-kubelets", args.api_server, **common),
+            ]
+        if not rules:
+            return  # the Cilium policies above are all this role gets
+        self._network_policy(
+            f"{role}-egress",
+            f"{role}-egress",
+            {"podSelector": selector, "policyTypes": ["Egress"], "egress": rules},
         )
 
     def _network_policy(self, role: str, policy_name: str, spec: dict[str, Any]) -> None:

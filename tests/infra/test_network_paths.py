@@ -75,9 +75,19 @@ ENVOY = Pod(
 )
 GATEWAY_CONTROLLER = Pod(
     "envoy-gateway-system",
-    {"control-plane": "envoy-gateway", "app.kubernetes.io/name": "gateway-helm"},
+    {
+        "control-plane": "envoy-gateway",
+        "app.kubernetes.io/name": "gateway-helm",
+        "app.kubernetes.io/instance": "envoy-gateway",
+    },
     "envoy-gateway",
     (PodPort(18000, "grpc"), PodPort(19001, "metrics")),
+)
+# gateway-helm templates/certgen.yaml: the pre-install Job writing the xDS certificates.
+CERTGEN = Pod(
+    "envoy-gateway-system",
+    {"app": "certgen", "batch.kubernetes.io/job-name": "envoy-gateway-gateway-helm-certgen"},
+    "certgen",
 )
 ACME_SOLVER = Pod(
     "envoy-gateway-system",
@@ -216,23 +226,73 @@ PROMETHEUS_OPERATOR = Pod(
     "prometheus-operator",
     (PodPort(10250, "https"),),
 )
+ALERTMANAGER = Pod(
+    "monitoring",
+    {
+        "app.kubernetes.io/name": "alertmanager",
+        "app.kubernetes.io/managed-by": "prometheus-operator",
+        "alertmanager": "kube-prometheus-stack-alertmanager",
+    },
+    "alertmanager",
+    (PodPort(9093, "http-web"), PodPort(8080, "reloader-web")),
+)
+# The chart's hook Jobs: the admission webhook's certificate (create, patch) and the CRD
+# upgrade, whose pods carry the Job controller's labels and the `podLabels` we give them.
+ADMISSION_JOB = Pod(
+    "monitoring",
+    {
+        "app": "kube-prometheus-stack-admission-create",
+        "app.kubernetes.io/name": "kube-prometheus-stack-prometheus-operator",
+        "app.kubernetes.io/component": "prometheus-operator-webhook",
+    },
+    "admission-create",
+)
+CRD_UPGRADE_JOB = Pod(
+    "monitoring",
+    {
+        "batch.kubernetes.io/job-name": "kube-prometheus-stack-crds-upgrade",
+        "app.kubernetes.io/component": "crds-upgrade",
+    },
+    "crd-upgrade",
+)
 CERT_MANAGER = Pod(
     "cert-manager",
-    {"app.kubernetes.io/name": "cert-manager", "app.kubernetes.io/component": "controller"},
+    {
+        "app": "cert-manager",
+        "app.kubernetes.io/name": "cert-manager",
+        "app.kubernetes.io/instance": "cert-manager",
+        "app.kubernetes.io/component": "controller",
+    },
     "cert-manager",
     (PodPort(9402, "http-metrics"),),
 )
 CERT_MANAGER_WEBHOOK = Pod(
     "cert-manager",
-    {"app.kubernetes.io/name": "webhook", "app.kubernetes.io/component": "webhook"},
+    {
+        "app": "webhook",
+        "app.kubernetes.io/name": "webhook",
+        "app.kubernetes.io/instance": "cert-manager",
+        "app.kubernetes.io/component": "webhook",
+    },
     "cert-manager-webhook",
     (PodPort(10250, "https"),),
+)
+CERT_MANAGER_CAINJECTOR = Pod(
+    "cert-manager",
+    {
+        "app": "cainjector",
+        "app.kubernetes.io/name": "cainjector",
+        "app.kubernetes.io/instance": "cert-manager",
+        "app.kubernetes.io/component": "cainjector",
+    },
+    "cert-manager-cainjector",
+    (PodPort(9402, "http-metrics"),),
 )
 KUBE_DNS = Pod(
     "kube-system",
     {"k8s-app": "kube-dns"},
     "kube-dns",
-    (PodPort(53, "dns", "UDP"), PodPort(53, "dns-tcp")),
+    (PodPort(53, "dns", "UDP"), PodPort(53, "dns-tcp"), PodPort(9153, "metrics")),
 )
 # A pod of a namespace no policy of ours fences: catches rules that admit anyone.
 OUTSIDER = Pod("default", {"app": "outsider"}, "outsider", (PodPort(8080),))
@@ -266,6 +326,15 @@ def _api_server(plan: Plan) -> tuple[External, External]:
     )
 
 
+def _kubelet(plan: Plan) -> External:
+    """The kubelets: on Cilium the nodes (`remote-node`, or `host` for a pod's own node); on
+    minikube its one node, which also serves the API server."""
+    if _cni(plan) == "cilium":
+        return External("kubelet", "10.110.0.3", "remote-node", (PodPort(10250),))
+    api_server, _ = _api_server(plan)
+    return External("kubelet", api_server.address, "world", (PodPort(10250),))
+
+
 def _database(plan: Plan) -> External | None:
     """The managed database: an address in the VPC (None: PostgreSQL runs in the cluster)."""
     for resource in plan.run.resources.values():
@@ -290,8 +359,13 @@ def _matrix_inputs(
         GRAFANA,
         KUBE_STATE_METRICS,
         PROMETHEUS_OPERATOR,
+        # Alertmanager runs on cloud stacks only; the policies are the same everywhere.
+        ALERTMANAGER,
+        ADMISSION_JOB,
+        CRD_UPGRADE_JOB,
         ENVOY,
         GATEWAY_CONTROLLER,
+        CERTGEN,
         ACME_SOLVER,
         DAPR_OPERATOR,
         DAPR_SENTRY,
@@ -299,6 +373,7 @@ def _matrix_inputs(
         STRIMZI_OPERATOR,
         CERT_MANAGER,
         CERT_MANAGER_WEBHOOK,
+        CERT_MANAGER_CAINJECTOR,
     ]
     pods = [
         *(pod for pod in platform if pod.namespace in namespaces),
@@ -308,7 +383,7 @@ def _matrix_inputs(
     ]
     api_server, control_plane = _api_server(plan)
     database = _database(plan.base or plan)
-    externals = [api_server, INTERNET, *([database] if database else [])]
+    externals = [api_server, _kubelet(plan), INTERNET, *([database] if database else [])]
     return policies, [*pods, INTERNET, control_plane], [*pods, *externals]
 
 
@@ -344,39 +419,57 @@ class Need:
 
 ANY = ("*",)
 STRIMZI_KAFKA_PODS = ("kafka-broker", "entity-operator", "kafka-exporter")
-# Namespaces whose egress is open on purpose (observability.py, edge.py): Prometheus
-# scrapes everywhere, the controllers watch the API server, Envoy reaches backends in
-# other namespaces, cert-manager the ACME server. No code of ours runs there.
-OPEN_EGRESS_NAMESPACES = ("monitoring/*", "envoy-gateway-system/*", "cert-manager/*")
 # Endpoints whose egress no policy of ours fences.
 UNFENCED_SOURCES = ("default/*", "kube-system/*", "internet", "control-plane")
 # Admission webhooks: the API server calls them from outside the pod network and no
 # peer selector matches it on every CNI (Cilium sees it as the `kube-apiserver`, `host`
 # or `remote-node` entity, never as an ipBlock), so their policies are ports-only
 # ingress rules, which "match all sources" (NetworkPolicy API). Explicitly: anything
-# whose egress is open may reach a webhook port.
+# whose egress is unfenced may reach a webhook port.
 WEBHOOKS = (
     "dapr-system/dapr-sidecar-injector:4000",
     "dapr-system/dapr-operator:19443",
     "monitoring/prometheus-operator:10250",
     "cert-manager/cert-manager-webhook:10250",
 )
+# The platform pods that watch or write through the API server (each by its own policy).
+API_SERVER_CLIENTS = (
+    "monitoring/prometheus",
+    "monitoring/prometheus-operator",
+    "monitoring/kube-state-metrics",
+    "monitoring/admission-create",
+    "monitoring/crd-upgrade",
+    # Grafana's dashboard and datasource sidecars share its pod, so Grafana's network
+    # identity: NetworkPolicies cannot tell the containers apart.
+    "monitoring/grafana",
+    "envoy-gateway-system/envoy-gateway",
+    "envoy-gateway-system/certgen",
+    "cert-manager/cert-manager",
+    "cert-manager/cert-manager-webhook",
+    "cert-manager/cert-manager-cainjector",
+)
+# observability.SCRAPE_PORTS: what Prometheus may reach in any namespace.
+SCRAPE_PORTS = ("8000", "9090", "9404", "8080", "19001")
 
 
 def _needs(plan: Plan, objects: list[KubernetesObject]) -> list[Need]:
     apps = sorted({str(o.namespace) for o in objects if o.kind == "Deployment" and o.name in APPS})
     kafka = sorted({str(o.namespace) for o in objects if o.kind == "Kafka"})
+    # The namespace Envoy's routes point into: the stack's own, never an ephemeral one's.
+    routed = sorted(
+        {str(o.namespace) for o in objects if (o.kind, o.name) == ("HTTPRoute", "todo-api")}
+    )
+    tls = any(o.kind == "ClusterIssuer" for o in objects)
     app_pods = tuple(f"{ns}/{app}" for ns in apps for app in APPS)
+    routed_apps = tuple(f"{ns}/{app}" for ns in routed for app in PUBLIC_APIS)
     db_clients = (*app_pods, *(f"{ns}/{job}-*" for ns in apps for job in ("migrate", "db-grants")))
     strimzi = tuple(f"{ns}/{pod}" for ns in kafka for pod in STRIMZI_KAFKA_PODS)
     in_cluster_db = any(o.kind == "StatefulSet" and o.name == "postgresql" for o in objects)
     database = tuple(f"{ns}/postgresql" for ns in apps) if in_cluster_db else ("database",)
-    open_egress = (*OPEN_EGRESS_NAMESPACES, *UNFENCED_SOURCES)
+    prometheus = ("monitoring/prometheus",)
+    envoy = ("envoy-gateway-system/envoy",)
     return [
-        # -- each platform namespace talks to itself (its default-deny has this one hole)
-        Need(("monitoring/*",), ("monitoring/*",), ANY, "kube-prometheus-stack internals"),
-        Need(("envoy-gateway-system/*",), ("envoy-gateway-system/*",), ANY, "xDS, ACME solver"),
-        Need(("cert-manager/*",), ("cert-manager/*",), ANY, "cert-manager internals"),
+        # -- the Dapr and Kafka namespaces talk to themselves (their default-deny's one hole)
         Need(("dapr-system/*",), ("dapr-system/*",), ANY, "Dapr control plane internals"),
         Need(("kafka/*",), ("kafka/*",), ANY, "the Strimzi operator and its Kafka"),
         *(
@@ -387,29 +480,24 @@ def _needs(plan: Plan, objects: list[KubernetesObject]) -> list[Need]:
         Need(("*/*",), ("kube-system/kube-dns",), ("53", "53/UDP"), "DNS"),
         # -- the API server: controllers, Dapr sidecars (the Kubernetes secret store)
         Need(
-            ("dapr-system/*", *strimzi, "kafka/*", *app_pods, *OPEN_EGRESS_NAMESPACES),
+            ("dapr-system/*", *strimzi, "kafka/*", *app_pods, *API_SERVER_CLIENTS),
             ("api-server",),
             ANY,
             "watches and the secret store",
         ),
         # -- webhooks and listeners that admit anyone; see WEBHOOKS
         *(
-            Need(open_egress, (hook.split(":")[0],), (hook.split(":")[1],), "admission webhook")
+            Need(
+                UNFENCED_SOURCES, (hook.split(":")[0],), (hook.split(":")[1],), "admission webhook"
+            )
             for hook in WEBHOOKS
         ),
-        Need(open_egress, ("envoy-gateway-system/envoy",), ("10080", "10443"), "client traffic"),
+        Need(UNFENCED_SOURCES, envoy, ("10080", "10443"), "client traffic"),
         Need(
-            open_egress,
+            UNFENCED_SOURCES,
             tuple(f"{ns}/entity-operator" for ns in kafka),
             ("8080", "8081"),
             "Strimzi opens the entity operator's health checks to all",
-        ),
-        # -- open egress reaches what admits it: outside the cluster and unfenced pods
-        Need(
-            OPEN_EGRESS_NAMESPACES,
-            ("internet", "database", "default/*"),
-            ANY,
-            "egress left open in platform namespaces (see OPEN_EGRESS_NAMESPACES)",
         ),
         # -- the Todo services
         *_app_namespace_needs(apps, kafka),
@@ -423,22 +511,57 @@ def _needs(plan: Plan, objects: list[KubernetesObject]) -> list[Need]:
         Need(
             tuple(f"{ns}/notification" for ns in apps), ("internet",), ("443", "80"), "webhooks out"
         ),
-        Need(("envoy-gateway-system/envoy",), app_pods, ("8000",), "the public API"),
-        Need(("envoy-gateway-system/envoy",), ("monitoring/grafana",), ("3000",), "Grafana"),
+        # -- Envoy: its routes' backends, and its xDS server
+        Need(envoy, routed_apps, ("8000",), "the public API"),
+        Need(envoy, ("monitoring/grafana",), ("3000",), "Grafana"),
+        Need(envoy, ("envoy-gateway-system/envoy-gateway",), ("18000",), "xDS"),
+        *(
+            [Need(envoy, ("envoy-gateway-system/acme-solver",), ("8089",), "HTTP-01 challenges")]
+            if tls
+            else []
+        ),
+        # -- cert-manager: the ACME server, and the self-check through the Gateway
+        *(
+            [
+                Need(("cert-manager/cert-manager",), ("internet",), ("443", "80"), "ACME"),
+                Need(("cert-manager/cert-manager",), envoy, ("10080",), "HTTP-01 self-check"),
+            ]
+            if tls
+            else []
+        ),
+        # -- Grafana: its datasources
+        Need(("monitoring/grafana",), prometheus, ("9090",), "the Prometheus datasource"),
+        Need(("monitoring/grafana",), ("monitoring/alertmanager",), ("9093",), "Alertmanager"),
         # -- Prometheus scrapes
-        Need(("monitoring/prometheus",), app_pods, ("8000", "9090"), "app and sidecar metrics"),
-        Need(("monitoring/prometheus",), ("dapr-system/*",), ("9090",), "Dapr metrics"),
+        Need(prometheus, app_pods, ("8000", "9090"), "app and sidecar metrics"),
+        Need(prometheus, ("dapr-system/*",), ("9090",), "Dapr metrics"),
         Need(
-            ("monitoring/prometheus",),
+            prometheus,
             (*strimzi, "kafka/*"),
             ("9404", "8080"),
             "Kafka exporter and Strimzi operator metrics",
         ),
         Need(
-            ("monitoring/prometheus",),
-            ("envoy-gateway-system/*", "cert-manager/*"),
-            ANY,
-            "the namespace policies admit Prometheus on every port (chart-chosen ports)",
+            prometheus,
+            ("envoy-gateway-system/envoy", "envoy-gateway-system/envoy-gateway"),
+            ("19001",),
+            "Envoy and Envoy Gateway metrics",
+        ),
+        Need(
+            prometheus,
+            ("monitoring/kube-state-metrics", "monitoring/alertmanager"),
+            ("8080", "9093"),
+            "kube-state-metrics, Alertmanager (alerts too) and its config reloader",
+        ),
+        Need(prometheus, ("monitoring/prometheus-operator",), ("10250",), "the operator"),
+        Need(prometheus, ("monitoring/grafana",), ("3000",), "Grafana's metrics"),
+        Need(prometheus, ("kube-system/kube-dns",), ("9153",), "CoreDNS metrics"),
+        Need(prometheus, ("kubelet",), ("10250",), "kubelet and cAdvisor metrics"),
+        Need(
+            prometheus,
+            ("default/*",),
+            SCRAPE_PORTS,
+            "a scrape port of an unfenced pod: Prometheus's egress is by port, not by target",
         ),
         # -- the Strimzi operator reconciles Kafka clusters in other namespaces
         Need(
@@ -516,40 +639,161 @@ def _without(objects: list[KubernetesObject], kind: str, name: str) -> list[Kube
     return kept
 
 
-def _grafana_to_the_apps() -> KubernetesObject:
+def _policy(namespace: str, name: str, spec: dict[str, Any]) -> KubernetesObject:
     return synthetic_object(
         {
             "apiVersion": "networking.k8s.io/v1",
             "kind": "NetworkPolicy",
-            "metadata": {"name": "oops", "namespace": "todo"},
-            "spec": {
-                "podSelector": {"matchLabels": {"app.kubernetes.io/name": "backend"}},
-                "policyTypes": ["Ingress"],
-                "ingress": [
-                    {
-                        "from": [
-                            {
-                                "namespaceSelector": {},
-                                "podSelector": {
-                                    "matchLabels": {"app.kubernetes.io/name": "grafana"}
-                                },
-                            }
-                        ],
-                        "ports": [{"protocol": "TCP", "port": 8000}],
-                    }
-                ],
-            },
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": spec,
         }
     )
 
 
+def _grafana_to_the_apps(*, egress: bool) -> list[KubernetesObject]:
+    """A mistaken hole from Grafana into the backend: its ingress side, and if asked its
+    egress side too."""
+    grafana = {"matchLabels": {"app.kubernetes.io/name": "grafana"}}
+    backend = {"matchLabels": {"app.kubernetes.io/name": "backend"}}
+    port = [{"protocol": "TCP", "port": 8000}]
+    holes = [
+        _policy(
+            "todo",
+            "oops",
+            {
+                "podSelector": backend,
+                "policyTypes": ["Ingress"],
+                "ingress": [
+                    {"from": [{"namespaceSelector": {}, "podSelector": grafana}], "ports": port}
+                ],
+            },
+        )
+    ]
+    if egress:
+        holes.append(
+            _policy(
+                "monitoring",
+                "oops-out",
+                {
+                    "podSelector": grafana,
+                    "policyTypes": ["Egress"],
+                    "egress": [
+                        {"to": [{"namespaceSelector": {}, "podSelector": backend}], "ports": port}
+                    ],
+                },
+            )
+        )
+    return holes
+
+
 def test_an_extra_allowed_path_fails_the_matrix(planned: Any) -> None:
     plan = planned("staging")
-    result = _matrix(plan, [*plan.objects, _grafana_to_the_apps()])
+    result = _matrix(plan, [*plan.objects, *_grafana_to_the_apps(egress=True)])
     assert result == {
         "missing": [],
         "extra": ["monitoring/grafana -> todo/backend:8000/TCP"],
     }
+
+
+def test_a_hole_in_the_apps_ingress_alone_does_not_let_grafana_in(planned: Any) -> None:
+    # Grafana's own egress fence stops it: both ends must be wrong for the path to open.
+    plan = planned("staging")
+    result = _matrix(plan, [*plan.objects, *_grafana_to_the_apps(egress=False)])
+    assert result == {"missing": [], "extra": []}
+
+
+# --- what each internet-facing or platform role may reach, exactly ----------------------
+
+
+def _reach(plan: Plan, source: Pod) -> set[str]:
+    """Every destination (`key:port/protocol`) the policies let `source` reach."""
+    objects = _objects(plan)
+    policies, _, destinations = _matrix_inputs(plan, objects)
+    return {
+        f"{d}:{port}/{protocol}"
+        for _, d, port, protocol in policies.allowed_paths([source], destinations)
+    }
+
+
+def _api_server_port(plan: Plan) -> int:
+    api_server, _ = _api_server(plan)
+    return api_server.ports[0].number
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_grafana_reaches_its_datasources_and_for_its_sidecars_the_api_server(
+    planned: Any, stack: str
+) -> None:
+    plan = planned(stack)
+    # Exactly: not the database, the kubelets, the internet, a webhook, an app or Kafka.
+    assert _reach(plan, GRAFANA) == {
+        "kube-system/kube-dns:53/UDP",
+        "kube-system/kube-dns:53/TCP",
+        "monitoring/prometheus:9090/TCP",
+        "monitoring/alertmanager:9093/TCP",
+        # Grafana's dashboard and datasource sidecars share its pod; a NetworkPolicy
+        # cannot allow them the API server without allowing the Grafana container.
+        f"api-server:{_api_server_port(plan)}/TCP",
+    }
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_envoy_reaches_its_backends_grafana_and_its_xds_server_only(
+    planned: Any, stack: str
+) -> None:
+    plan = planned(stack)
+    expected = {
+        "kube-system/kube-dns:53/UDP",
+        "kube-system/kube-dns:53/TCP",
+        *(f"todo/{app}:8000/TCP" for app in PUBLIC_APIS),
+        "monitoring/grafana:3000/TCP",
+        "envoy-gateway-system/envoy-gateway:18000/TCP",
+    }
+    if stack not in ("minikube",):
+        expected.add("envoy-gateway-system/acme-solver:8089/TCP")
+    # Not the database, the API server, the kubelets, the internet or any webhook.
+    assert _reach(plan, ENVOY) == expected
+
+
+@pytest.mark.parametrize("stack", ("staging", "prod"))
+def test_neither_grafana_nor_envoy_reaches_the_managed_database(planned: Any, stack: str) -> None:
+    plan = planned(stack)
+    database = _database(plan)
+    assert database is not None
+    policies = Policies.of(_objects(plan), _cni(plan))
+    for source in (GRAFANA, ENVOY, PROMETHEUS, CERT_MANAGER):
+        assert not policies.verdict(source, database, 25060).allowed, source.name
+    # ... while the services still do (the check is not vacuous).
+    backend = _app_pods(plan)["backend"]
+    assert policies.verdict(backend, database, 25060).allowed
+
+
+def test_on_minikube_grafana_cannot_reach_the_in_cluster_database(planned: Any) -> None:
+    plan = planned("minikube")
+    policies = Policies.of(plan.objects, _cni(plan))
+    (postgres,) = [p for p in workload_pods(plan.objects) if p.name == "postgresql"]
+    port = postgres.ports[0].number
+    assert not policies.verdict(GRAFANA, postgres, port).allowed
+    assert not policies.verdict(ENVOY, postgres, port).allowed
+    assert policies.verdict(_app_pods(plan)["backend"], postgres, port).allowed
+
+
+@pytest.mark.parametrize("stack", ("staging", "prod"))
+def test_cert_manager_reaches_public_addresses_only_on_http_and_https(
+    planned: Any, stack: str
+) -> None:
+    plan = planned(stack)
+    policies = Policies.of(_objects(plan), _cni(plan))
+    for port in (80, 443):
+        assert policies.verdict(CERT_MANAGER, INTERNET, port).allowed
+    assert not policies.verdict(CERT_MANAGER, INTERNET, 22).allowed
+    # The VPC (nodes, the managed database) and the metadata service are excepted.
+    for address in ("10.110.0.5", "169.254.169.254"):
+        inside = External("inside", address, "world")
+        assert not policies.verdict(CERT_MANAGER, inside, 443).allowed, address
+    # Its webhook and cainjector reach no address outside at all.
+    for pod in (CERT_MANAGER_WEBHOOK, CERT_MANAGER_CAINJECTOR):
+        assert not policies.verdict(pod, INTERNET, 443).allowed, pod.name
 
 
 def test_a_missing_path_fails_the_matrix(planned: Any) -> None:

@@ -27,9 +27,11 @@ import json
 import pulumi
 import pulumi_kubernetes as k8s
 
+from infra.components.cluster import ApiServerAccess
 from infra.components.edge import ApiPath, Edge, EdgeArgs
 
 args = json.loads(pulumi.Config().require("args"))
+args["api_server"] = ApiServerAccess(**args["api_server"])
 args["extra_api_paths"] = [ApiPath(**path) for path in args.get("extra_api_paths", [])]
 provider = k8s.Provider("k8s", context="minikube")
 component = Edge("edge", EdgeArgs(**args), opts=pulumi.ResourceOptions(providers=[provider]))
@@ -45,6 +47,7 @@ COMMON: dict[str, Any] = {
     "grafana_service": "kube-prometheus-stack-grafana",
     "grafana_namespace": "monitoring",
     "grafana_port": 80,
+    "grafana_target_port": 3000,
 }
 PROMETHEUS = {"app.kubernetes.io/name": "prometheus"}
 CLOUD: dict[str, Any] = {
@@ -57,6 +60,8 @@ CLOUD: dict[str, Any] = {
     "load_balancer_name": "todo-prod-edge",
     "envoy_replicas": 2,
     "monitoring_pod_labels": PROMETHEUS,
+    "grafana_pod_labels": {"app.kubernetes.io/name": "grafana"},
+    "api_server": {"cni": "cilium"},
 }
 MINIKUBE: dict[str, Any] = {
     **COMMON,
@@ -65,6 +70,7 @@ MINIKUBE: dict[str, Any] = {
     "install_gateway_api_crds": True,
     "tls": False,
     "service_type": "NodePort",
+    "api_server": {"cni": "generic", "cidr": "192.168.49.2/32", "port": 8443},
 }
 GATEWAY_API = "gateway.networking.k8s.io/v1"
 
@@ -209,6 +215,9 @@ def test_other_services_public_apis_share_the_api_host(
     }
     assert route["metadata"]["namespace"] == "todo"
     validate_custom_resource(by_name(run)["edge-api-route"])
+    # Envoy may reach each backend port once, however many routes share it.
+    (backends, *_) = _egress(run)[("envoy-gateway-system", "envoy-egress")]["egress"]
+    assert backends["ports"] == _tcp(8000)
     bad = {**CLOUD, "extra_api_paths": [{"prefix": "/internal", "service": "x", "port": 1}]}
     with pytest.raises(Exception, match="must lie under /api/"):
         run_component(tmp_path_factory.mktemp("edge"), PROGRAM, {"args": bad})
@@ -361,8 +370,114 @@ def test_network_policies_admit_clients_to_envoy_only_on_listener_ports(cloud: P
     for namespace in ("envoy-gateway-system", "cert-manager"):
         spec = policies[(namespace, "allow-namespace-and-monitoring")]["spec"]
         assert spec["ingress"][1]["from"] == [prometheus]
+        # Egress: DNS only for every pod; each role's own policy adds the rest.
+        assert spec["policyTypes"] == ["Ingress", "Egress"]
+        (dns,) = spec["egress"]
+        assert dns["to"][0]["podSelector"] == {"matchLabels": {"k8s-app": "kube-dns"}}
     assert ("cert-manager", "allow-webhook") in policies
     assert ("cert-manager", "allow-namespace-and-monitoring") in policies
+
+
+def _egress(run: PlanRun) -> dict[tuple[str, str], Any]:
+    return {
+        (p.raw_inputs["metadata"]["namespace"], p.raw_inputs["metadata"]["name"]): p.raw_inputs[
+            "spec"
+        ]
+        for p in of_kind(run, "NetworkPolicy")
+        if p.raw_inputs["metadata"]["name"].endswith("-egress")
+    }
+
+
+def _tcp(*ports: int) -> list[dict[str, Any]]:
+    return [{"protocol": "TCP", "port": port} for port in ports]
+
+
+def test_envoy_reaches_its_backends_grafana_xds_and_the_acme_solver(
+    cloud: PlanRun, minikube: PlanRun
+) -> None:
+    envoy = _egress(cloud)[("envoy-gateway-system", "envoy-egress")]
+    assert envoy["podSelector"] == {"matchLabels": edge.ENVOY_PROXY_POD_LABELS}
+    backends, grafana, xds, solver = envoy["egress"]
+    assert backends == {
+        "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "todo"}}}],
+        "ports": _tcp(8000),
+    }
+    # Grafana's container port, not its Service's: policies see the pod's port.
+    assert grafana["ports"] == _tcp(3000)
+    assert grafana["to"][0]["podSelector"] == {"matchLabels": {"app.kubernetes.io/name": "grafana"}}
+    assert xds == {
+        "to": [{"podSelector": {"matchLabels": {"control-plane": "envoy-gateway"}}}],
+        "ports": _tcp(18000),
+    }
+    assert solver["ports"] == _tcp(8089)
+    # Without TLS there is no ACME solver to reach, and Envoy never gets the API server.
+    local = _egress(minikube)[("envoy-gateway-system", "envoy-egress")]["egress"]
+    assert len(local) == 3
+    assert "ipBlock" not in str(local)
+
+
+def test_cert_manager_reaches_public_http_https_and_envoy_for_its_self_check(
+    cloud: PlanRun,
+) -> None:
+    controller = _egress(cloud)[("cert-manager", "cert-manager-egress")]
+    assert controller["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "controller"
+    public, self_check = controller["egress"]
+    assert public == {
+        "to": [
+            {
+                "ipBlock": {
+                    "cidr": "0.0.0.0/0",
+                    "except": ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"],
+                }
+            }
+        ],
+        "ports": _tcp(80, 443),
+    }
+    assert self_check["ports"] == _tcp(10080)
+    assert self_check["to"][0]["podSelector"] == {"matchLabels": edge.ENVOY_PROXY_POD_LABELS}
+
+
+def test_controllers_reach_the_api_server_as_the_cni_needs(
+    cloud: PlanRun, minikube: PlanRun
+) -> None:
+    cilium = {
+        (p.raw_inputs["metadata"]["namespace"], p.raw_inputs["metadata"]["name"]): p.raw_inputs[
+            "spec"
+        ]
+        for p in of_kind(cloud, "CiliumNetworkPolicy")
+    }
+    assert set(cilium) == {
+        ("envoy-gateway-system", "envoy-gateway-to-api-server"),
+        ("envoy-gateway-system", "certgen-to-api-server"),
+        ("cert-manager", "cert-manager-to-api-server"),
+        ("cert-manager", "cert-manager-components-to-api-server"),
+    }
+    components = cilium[("cert-manager", "cert-manager-components-to-api-server")]
+    assert components["endpointSelector"]["matchExpressions"] == [
+        {
+            "key": "app.kubernetes.io/component",
+            "operator": "In",
+            "values": ["webhook", "cainjector", "startupapicheck"],
+        }
+    ]
+    for spec in cilium.values():
+        assert spec["egress"][0]["toEntities"] == ["kube-apiserver"]
+    for res in of_kind(cloud, "CiliumNetworkPolicy"):
+        assert validate_custom(res.raw_inputs) == [], res.name
+    # A generic CNI: the controller's and certgen's NetworkPolicies hold the address.
+    local = _egress(minikube)
+    api_server = {"to": [{"ipBlock": {"cidr": "192.168.49.2/32"}}], "ports": _tcp(8443)}
+    for role, labels in (
+        ("envoy-gateway", {"control-plane": "envoy-gateway"}),
+        ("certgen", {"app": "certgen"}),
+    ):
+        spec = local[("envoy-gateway-system", f"{role}-egress")]
+        assert spec == {
+            "podSelector": {"matchLabels": labels},
+            "policyTypes": ["Egress"],
+            "egress": [api_server],
+        }
+    assert of_kind(minikube, "CiliumNetworkPolicy") == []
 
 
 def test_values_use_only_keys_the_charts_have(cloud: PlanRun) -> None:
@@ -385,8 +500,9 @@ def test_objects_validate_against_crd_schemas_and_kubernetes(
             if api_version.startswith(("gateway.networking.k8s.io/", "cert-manager.io/")):
                 validate_custom_resource(res)
                 checked += 1
-            elif api_version == "gateway.envoyproxy.io/v1alpha1":
-                # No EnvoyProxy CRD in the reference data: the stand-in check instead.
+            elif api_version in ("gateway.envoyproxy.io/v1alpha1", "cilium.io/v2"):
+                # No EnvoyProxy or CiliumNetworkPolicy CRD in the reference data: the
+                # stand-in checks instead (tests/infra/validation.py).
                 assert validate_custom(res.raw_inputs) == [], res.name
                 checked += 1
             else:

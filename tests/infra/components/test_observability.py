@@ -21,6 +21,7 @@ from tests.infra.components.obs_edge_checks import (
     validate_builtin,
     validate_custom_resource,
 )
+from tests.infra.validation import validate_custom
 
 PROGRAM = """
 import json
@@ -28,9 +29,11 @@ import json
 import pulumi
 import pulumi_kubernetes as k8s
 
+from infra.components.cluster import ApiServerAccess
 from infra.components.observability import Observability, ObservabilityArgs
 
 args = json.loads(pulumi.Config().require("args"))
+args["api_server"] = ApiServerAccess(**args["api_server"])
 provider = k8s.Provider("k8s", context="minikube")
 component = Observability(
     "obs", ObservabilityArgs(**args), opts=pulumi.ResourceOptions(providers=[provider])
@@ -39,16 +42,23 @@ pulumi.export("grafana_service", component.grafana_service)
 pulumi.export("namespace", component.namespace)
 """
 
+
+def tcp(port: int) -> dict[str, Any]:
+    return {"protocol": "TCP", "port": port}
+
+
 ENVOY = {"app.kubernetes.io/managed-by": "envoy-gateway", "app.kubernetes.io/component": "proxy"}
 MINIKUBE: dict[str, Any] = {
     "namespace": "monitoring",
     "apps_namespaces": ["todo"],
+    "api_server": {"cni": "generic", "cidr": "192.168.49.2/32", "port": 8443},
     "gateway_namespace": "envoy-gateway-system",
     "gateway_pod_labels": ENVOY,
 }
 CLOUD: dict[str, Any] = {
     **MINIKUBE,
     "apps_namespaces": ["todo", "todo-dev-ann"],
+    "api_server": {"cni": "cilium"},
     "retention": "15d",
     "retention_size": "18GiB",
     "storage_size": "20Gi",
@@ -270,6 +280,105 @@ def test_network_policies_admit_the_gateway_to_grafana_only(minikube: PlanRun) -
         }
     ]
     assert policies["allow-operator-webhook"]["spec"]["ingress"][0]["ports"][0]["port"] == 10250
+
+
+def _policies(run: PlanRun, kind: str) -> dict[str, Any]:
+    return {p.raw_inputs["metadata"]["name"]: p.raw_inputs["spec"] for p in of_kind(run, kind)}
+
+
+DNS = {
+    "to": [
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+        }
+    ],
+    "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+}
+API_ONLY_ROLES = {
+    "prometheus-operator": {"app": "kube-prometheus-stack-operator"},
+    "kube-state-metrics": {"app.kubernetes.io/name": "kube-state-metrics"},
+    "admission-jobs": {"app.kubernetes.io/component": "prometheus-operator-webhook"},
+    "crd-upgrade": {"app.kubernetes.io/component": "crds-upgrade"},
+}
+
+
+def test_the_namespace_policy_opens_egress_to_dns_only(minikube: PlanRun, cloud: PlanRun) -> None:
+    for run in (minikube, cloud):
+        spec = _policies(run, "NetworkPolicy")["allow-namespace-and-dns"]
+        assert spec["podSelector"] == {}
+        assert spec["policyTypes"] == ["Ingress", "Egress"]
+        assert spec["egress"] == [DNS]
+
+
+def test_on_a_generic_cni_each_role_reaches_the_api_server_by_address(minikube: PlanRun) -> None:
+    policies = _policies(minikube, "NetworkPolicy")
+    api_server = {"to": [{"ipBlock": {"cidr": "192.168.49.2/32"}}], "ports": [tcp(8443)]}
+    for role, labels in API_ONLY_ROLES.items():
+        spec = policies[f"{role}-egress"]
+        assert spec["podSelector"] == {"matchLabels": labels}, role
+        assert spec["egress"] == [api_server], role
+    assert of_kind(minikube, "CiliumNetworkPolicy") == []
+    # Prometheus: also its one node's kubelet; Grafana: its datasources and the API server.
+    prometheus = policies["prometheus-egress"]["egress"]
+    assert prometheus[-2:] == [
+        api_server,
+        {"to": [{"ipBlock": {"cidr": "192.168.49.2/32"}}], "ports": [tcp(10250)]},
+    ]
+    grafana = policies["grafana-egress"]
+    assert grafana["podSelector"] == {"matchLabels": {"app.kubernetes.io/name": "grafana"}}
+    assert [rule["ports"] for rule in grafana["egress"]] == [[tcp(9090)], [tcp(9093)], [tcp(8443)]]
+
+
+def test_on_cilium_the_api_server_and_kubelets_are_entities(cloud: PlanRun) -> None:
+    cilium = _policies(cloud, "CiliumNetworkPolicy")
+    roles = {"prometheus", "grafana", *API_ONLY_ROLES}
+    assert set(cilium) == {f"{role}-to-api-server" for role in roles} | {"prometheus-to-kubelets"}
+    for role, labels in API_ONLY_ROLES.items():
+        spec = cilium[f"{role}-to-api-server"]
+        assert spec["endpointSelector"] == {"matchLabels": labels}
+        (rule,) = spec["egress"]
+        assert rule["toEntities"] == ["kube-apiserver"]
+    (kubelets,) = cilium["prometheus-to-kubelets"]["egress"]
+    assert kubelets == {
+        "toEntities": ["host", "remote-node"],
+        "toPorts": [{"ports": [{"port": "10250", "protocol": "TCP"}]}],
+    }
+    # No NetworkPolicy is left for roles whose only destination is the API server, and
+    # none of the remaining ones has an ipBlock (Cilium would not match it).
+    policies = _policies(cloud, "NetworkPolicy")
+    assert not {f"{role}-egress" for role in API_ONLY_ROLES} & set(policies)
+    assert "ipBlock" not in dumps(policies["prometheus-egress"])
+    for res in of_kind(cloud, "CiliumNetworkPolicy"):
+        assert validate_custom(res.raw_inputs) == [], res.name
+
+
+def test_the_crd_upgrade_jobs_pods_carry_the_labels_its_policy_selects(minikube: PlanRun) -> None:
+    # The chart labels only the Job; without podLabels its pods would match no policy
+    # but the namespace's DNS-only one, and the pre-upgrade hook could not reach the API.
+    pod_labels = _values(minikube)["crds"]["upgradeJob"]["podLabels"]
+    selector = _policies(minikube, "NetworkPolicy")["crd-upgrade-egress"]["podSelector"]
+    assert selector == {"matchLabels": pod_labels} == {"matchLabels": API_ONLY_ROLES["crd-upgrade"]}
+
+
+def test_prometheus_scrapes_by_port_and_reaches_the_charts_own_targets(cloud: PlanRun) -> None:
+    egress = _policies(cloud, "NetworkPolicy")["prometheus-egress"]["egress"]
+    by_peer = {dumps(rule["to"]): [p["port"] for p in rule["ports"]] for rule in egress}
+    assert by_peer[dumps([{"namespaceSelector": {}}])] == [8000, 9090, 9404, 8080, 19001]
+    for labels, port in (
+        ({"app.kubernetes.io/name": "alertmanager"}, 9093),
+        ({"app": "kube-prometheus-stack-operator"}, 10250),
+        ({"app.kubernetes.io/name": "grafana"}, 3000),
+    ):
+        assert by_peer[dumps([{"podSelector": {"matchLabels": labels}}])] == [port]
+    kube_dns = [
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+        }
+    ]
+    assert by_peer[dumps(kube_dns)] == [9153]
+    assert len(by_peer) == len(egress) == 5
 
 
 def test_values_use_only_keys_the_chart_has(minikube: PlanRun, cloud: PlanRun) -> None:
