@@ -326,6 +326,12 @@ def chart_values(
             },
             # Keys of the grafana subchart (not in kube-prometheus-stack's file).
             "resources": dict(grafana_resources),
+            # The grafana chart's default is a ClusterRole reading ConfigMaps and Secrets
+            # in every namespace (`rbac.namespaced: false`, templates/clusterrole.yaml):
+            # the token of an internet-facing pod would read every Secret. Its sidecars
+            # only look in this namespace (searchNamespace above; datasources default to
+            # their own), so a Role there is all they need (templates/role.yaml).
+            "rbac": {"namespaced": True},
             "testFramework": {"enabled": False},
             "grafana.ini": grafana_ini,
         },

@@ -97,6 +97,7 @@ SUBCHART_KEYS_CHECKED_BY_HAND: dict[str, dict[str, str]] = {
             "grafana chart values.yaml `sidecar.resources`: every k8s-sidecar container"
         ),
         "grafana.testFramework": "grafana chart values.yaml `testFramework.enabled`",
+        "grafana.rbac.namespaced": "grafana chart values.yaml `rbac.namespaced` (a Role)",
         "grafana.grafana.ini": "grafana chart values.yaml `grafana.ini` (free-form INI sections)",
         "kube-state-metrics.resources": "kube-state-metrics chart values.yaml `resources`",
     },

@@ -74,13 +74,14 @@ CLOUD: dict[str, Any] = {
 # Keys of the grafana and kube-state-metrics subcharts, whose values files are not in the
 # reference folder. Checked by hand against the grafana chart (grafana-community/helm-charts,
 # charts/grafana/values.yaml: resources, testFramework.enabled, grafana.ini,
-# sidecar.resources) and kube-state-metrics (resources): a new key must be added here
-# deliberately, after checking it the same way.
+# sidecar.resources, rbac.namespaced) and kube-state-metrics (resources): a new key must
+# be added here deliberately, after checking it the same way.
 UNVERIFIED_SUBCHART_KEYS = {
     "grafana.sidecar.resources",
     "grafana.resources",
     "grafana.testFramework",
     "grafana.grafana.ini",
+    "grafana.rbac.namespaced",
     "kube-state-metrics.resources",
 }
 
@@ -132,6 +133,14 @@ def test_prometheus_selects_monitors_and_rules_everywhere(minikube: PlanRun) -> 
         assert spec[f"{kind}SelectorNilUsesHelmValues"] is False
         assert spec[f"{kind}Selector"] == {}
         assert spec[f"{kind}NamespaceSelector"] == {}
+
+
+def test_grafana_reads_only_its_own_namespace(minikube: PlanRun) -> None:
+    grafana = _values(minikube)["grafana"]
+    # Internet-facing: its token must not read Secrets cluster-wide (chart default).
+    assert grafana["rbac"] == {"namespaced": True}
+    namespace = grafana["sidecar"]["dashboards"]["searchNamespace"]
+    assert namespace == by_name(minikube)["obs-stack"].raw_inputs["namespace"]
 
 
 def test_grafana_admin_password_is_generated_and_only_a_secret(minikube: PlanRun) -> None:
