@@ -61,7 +61,8 @@ from sqlalchemy.sql.expression import Executable
 
 from apps.backend.queries import task_by_id_select, task_list_params, task_list_statement
 from apps.backend.schemas import TaskQuery
-from apps.shared.events import contracts
+from apps.contracts import events
+from apps.shared.events.envelope import new_envelope
 from bench.procstat import CpuMeter, postmaster_of
 from bench.stats import Sample, ratio
 
@@ -438,7 +439,7 @@ def sql_create(body: dict[str, Any]) -> SqlOperation:
                 for rid, m, at in reminders
             ],
         )
-        envelope = contracts.new_envelope(contracts.TASK_CREATED, document)
+        envelope = new_envelope(events.TASK_CREATED, document)
         async with connection.transaction():
             await connection.execute(
                 "INSERT INTO tasks (id, user_id, title, description, priority, due_at, "
@@ -459,8 +460,8 @@ def sql_create(body: dict[str, Any]) -> SqlOperation:
                 _INSERT_OUTBOX,
                 (
                     envelope["event_id"],
-                    contracts.TASK_CREATED,
-                    contracts.TOPIC_OF[contracts.TASK_CREATED],
+                    events.TASK_CREATED,
+                    events.TOPIC_OF[events.TASK_CREATED],
                     str(task_id),
                     Jsonb(envelope),
                 ),
@@ -503,13 +504,13 @@ def sql_complete(take: Callable[[], str | None]) -> SqlOperation:
                 )
             current.update(completed=True, completed_at=now, updated_at=now, user_id=USER)
             document = json.loads(json.dumps(current, default=str))
-            envelope = contracts.new_envelope(contracts.TASK_COMPLETED, document)
+            envelope = new_envelope(events.TASK_COMPLETED, document)
             await connection.execute(
                 _INSERT_OUTBOX,
                 (
                     envelope["event_id"],
-                    contracts.TASK_COMPLETED,
-                    contracts.TOPIC_OF[contracts.TASK_COMPLETED],
+                    events.TASK_COMPLETED,
+                    events.TOPIC_OF[events.TASK_COMPLETED],
                     task_id,
                     Jsonb(envelope),
                 ),

@@ -51,8 +51,9 @@ import psycopg
 import structlog
 from psycopg.types.json import Jsonb
 
+from apps.contracts.events import TASK_COMPLETED, TASK_CREATED
 from apps.local.system import LocalSystem, make_token
-from apps.shared.events.contracts import TASK_COMPLETED, TASK_CREATED, new_envelope
+from apps.shared.events.envelope import new_envelope
 from bench.api import (
     HttpConnection,
     bench_database,

@@ -11,6 +11,7 @@ and the edge; ephemeral stacks are apps only, scraped by their base stack's Prom
 
 import pulumi
 
+from apps.contracts.services import APP_PORT, APPS, AppId, Role
 from infra.components import base_stack as base_outputs
 from infra.components.app_secrets import AppSecrets, AppSecretsArgs
 from infra.components.base_stack import BaseStack, BaseStackArgs
@@ -25,7 +26,7 @@ from infra.components.edge import (
     Edge,
     EdgeArgs,
 )
-from infra.components.fastapi_service import APP_PORT, FastApiService, FastApiServiceArgs
+from infra.components.fastapi_service import FastApiService, FastApiServiceArgs
 from infra.components.kafka import Kafka, KafkaArgs
 from infra.components.migrations import Migrations, MigrationsArgs
 from infra.components.namespaces import Namespaces, NamespacesArgs
@@ -38,8 +39,6 @@ from infra.components.observability import (
     ObservabilityArgs,
 )
 from infra.settings import (
-    APP_IDS,
-    PUBLIC_API_PREFIXES,
     DoksCluster,
     ExternalDatabase,
     ExternalKafka,
@@ -167,7 +166,7 @@ dapr = Dapr(
     opts=in_cluster,
 )
 
-backend_image = settings.apps.image("backend")
+backend_image = settings.apps.image(AppId.BACKEND)
 migrations = Migrations(
     "migrations",
     MigrationsArgs(
@@ -210,16 +209,17 @@ monitoring_release: list[pulumi.Resource] = [observability.release] if observabi
 gateway_namespace = base.gateway_namespace if base else names.gateway
 
 services = {
-    app: FastApiService(
-        app,
+    app.app_id: FastApiService(
+        app.app_id,
         FastApiServiceArgs(
-            app_id=app,
+            app_id=app.app_id,
+            role=app.role,
             namespace=namespaces.apps,
-            image=settings.apps.image(app),
-            settings=settings.apps.service(app),
+            image=settings.apps.image(app.app_id),
+            settings=settings.apps.service(app.app_id),
             app_env=settings.environment.value,
             log_level=settings.apps.log_level,
-            dapr_config=dapr.config_names[app],
+            dapr_config=dapr.config_names[app.app_id],
             dapr_sidecar=settings.dapr.sidecar,
             dapr_log_level=settings.dapr.log_level,
             database_secret=database.secret_name,
@@ -228,17 +228,17 @@ services = {
             dapr_api_token_secret=app_secrets.dapr_api_token_secret,
             monitoring_namespace=base.monitoring_namespace if base else names.monitoring,
             monitoring_pod_labels=PROMETHEUS_POD_LABELS,
-            # The Envoy proxies reach the services with a public API (PUBLIC_API_PREFIXES).
-            ingress_namespaces=[gateway_namespace] if app in PUBLIC_API_PREFIXES else [],
+            # The Envoy proxies reach the services with a public API.
+            ingress_namespaces=[gateway_namespace] if app.public_api_prefixes else [],
             ingress_pod_labels=ENVOY_PROXY_POD_LABELS,
-            public_egress_ports=(443, 80) if app == "notification" else (),
+            public_egress_ports=app.public_egress_ports,
             image_pull_secret=app_secrets.image_pull_secret,
             service_monitor_after=monitoring_release,
             depends_on=[migrations.job, *kafka.ready, *dapr.ready],
         ),
         opts=in_cluster,
     )
-    for app in APP_IDS
+    for app in APPS
 }
 
 if observability is not None:
@@ -247,14 +247,15 @@ if observability is not None:
         EdgeArgs(
             namespace=names.gateway,
             api_hostname=settings.edge.api_hostname,
-            backend_service=services["backend"].service_name,
+            backend_service=services[AppId.BACKEND].service_name,
             backend_namespace=namespaces.apps,
             backend_port=APP_PORT,
+            # The backend's `/api` is the catch-all; the workers' longer prefixes win.
             extra_api_paths=[
-                ApiPath(prefix, services[app].service_name, APP_PORT)
-                for app, prefixes in PUBLIC_API_PREFIXES.items()
-                if app != "backend"
-                for prefix in prefixes
+                ApiPath(prefix, services[app.app_id].service_name, APP_PORT)
+                for app in APPS
+                if app.role is not Role.API
+                for prefix in app.public_api_prefixes
             ],
             grafana_hostname=settings.edge.grafana_hostname,
             grafana_service=observability.grafana_service,
@@ -283,7 +284,7 @@ if observability is not None:
 
 pulumi.export("stackKind", settings.kind.value)
 pulumi.export("appsNamespace", namespaces.apps)
-pulumi.export("backendUrl", services["backend"].url)
+pulumi.export("backendUrl", services[AppId.BACKEND].url)
 # Encrypted in state like every secret; the deploy's smoke test reads it with
 # `pulumi stack output authJwtKey --show-secrets` to sign a throw-away user's token.
 pulumi.export("authJwtKey", app_secrets.jwt_key)

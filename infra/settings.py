@@ -38,18 +38,10 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-CONFIG_NAMESPACE = "todo"
+from apps.contracts import ephemeral as ephemeral_contract
+from apps.contracts.services import APP_IDS
 
-# Dapr app ids and topics are contracts with the apps (architecture §10).
-APP_IDS: tuple[str, ...] = ("backend", "notification", "recurring")
-TOPICS: tuple[str, ...] = ("task-events", "reminders")
-# Public API paths each service serves (architecture §5–§7): the edge routes the API
-# hostname's `/api` to the backend and these longer prefixes to the other services.
-PUBLIC_API_PREFIXES: dict[str, tuple[str, ...]] = {
-    "backend": ("/api",),
-    "notification": ("/api/v1/notifications", "/api/v1/notification-settings"),
-    "recurring": ("/api/v1/recurrence",),
-}
+CONFIG_NAMESPACE = "todo"
 
 DnsLabel = Annotated[
     str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)
@@ -511,13 +503,24 @@ class DaprSettings(_Model):
 # --------------------------------------------------------------------------- apps
 
 
+def _app_id(value: str) -> str:
+    if value not in APP_IDS:
+        allowed = ", ".join(repr(app_id) for app_id in APP_IDS[:-1])
+        raise ValueError(f"Input should be {allowed} or {APP_IDS[-1]!r}")
+    return value
+
+
+AppIdKey = Annotated[str, AfterValidator(_app_id)]
+"""A Dapr app id as a plain string (stack files and YAML output hold strings)."""
+
+
 class ImageSettings(_Model):
     """Where the service images come from: `<registry>/todo-<app>:<tag>[@<digest>]`."""
 
     registry: Annotated[str, StringConstraints(pattern=r"^[a-z0-9.:/-]*$")] = ""
     """Empty for images loaded straight into the node (`minikube image load`)."""
     tag: ImageTag
-    digests: dict[Literal["backend", "notification", "recurring"], Digest] = {}
+    digests: dict[AppIdKey, Digest] = {}
     """Digests that pin the exact image built for the tag (required on cloud stacks)."""
     pull_username: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,100}$")] | None = (
         None
@@ -535,7 +538,7 @@ class ImageSettings(_Model):
         """The full reference of one service's image."""
         name = f"todo-{app}"
         ref = f"{self.registry.rstrip('/')}/{name}" if self.registry else name
-        digest = self.digests.get(app)  # type: ignore[call-overload]
+        digest = self.digests.get(app)
         return f"{ref}:{self.tag}@{digest}" if digest else f"{ref}:{self.tag}"
 
 
@@ -971,12 +974,11 @@ def _cross_checks(settings: Settings, secret_keys: set[str]) -> list[str]:
                 f"{ns}:ephemeral: required but missing for kind 'ephemeral' "
                 f"(keys: {_allowed_keys(EphemeralSettings)})"
             )
-        if not re.fullmatch(
-            r"(dev-[a-z0-9]([-a-z0-9]{0,18}[a-z0-9])?|pr-[0-9]{1,6})", settings.stack
-        ):
+        if not ephemeral_contract.is_ephemeral_stack_name(settings.stack):
             errors.append(
                 f"stack name: got {settings.stack!r}; an ephemeral stack is named "
-                "dev-<name> (lowercase, <= 20 chars) or pr-<number>"
+                f"dev-<name> (lowercase, <= {ephemeral_contract.MAX_NAME_LENGTH} chars) or "
+                "pr-<number>"
             )
         if isinstance(settings.kafka, StrimziKafka) and (
             settings.kafka.controllers or settings.kafka.brokers != 1
@@ -1199,8 +1201,6 @@ def _unknown_keys(config: pulumi.Config) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- ephemeral stacks
 
-EPHEMERAL_MAX_TTL = timedelta(days=7)
-
 
 def ephemeral_stack_config(
     stack: str,
@@ -1218,9 +1218,10 @@ def ephemeral_stack_config(
     Used by `todo-infra ephemeral up`: write it with `pulumi config set --path` or as
     `stacks/Pulumi.<stack>.yaml`'s `config:` mapping.
     """
-    if not timedelta(minutes=10) <= ttl <= EPHEMERAL_MAX_TTL:
+    if not ephemeral_contract.MIN_TTL <= ttl <= ephemeral_contract.MAX_TTL:
         raise SettingsError(
-            f"ttl: got {ttl}; must be between 10 minutes and {EPHEMERAL_MAX_TTL.days} days"
+            f"ttl: got {ttl}; must be between {ephemeral_contract.MIN_TTL.seconds // 60} "
+            f"minutes and {ephemeral_contract.MAX_TTL.days} days"
         )
     expires = (now or datetime.now(UTC)) + ttl
     raw: dict[str, Any] = {

@@ -11,10 +11,11 @@ from apps.backend.pipeline import event_pipeline
 from apps.backend.routes import pipeline as pipeline_routes
 from apps.backend.routes import tasks as task_routes
 from apps.backend.settings import BackendSettings
+from apps.contracts.services import AppId
 from apps.shared.service import open_database, service_app, start_service
 from apps.shared.sidecar_health import open_sidecar_probe
 
-SERVICE = "backend"
+SERVICE = AppId.BACKEND.value
 
 
 def create_app(settings: BackendSettings | None = None) -> FastAPI:

@@ -28,13 +28,14 @@ from apps.backend import tasks
 from apps.backend.fields import Moment, RRule
 from apps.backend.models import Task
 from apps.backend.schemas import Recurrence, ReminderCreate, ReminderPublic, TaskCreate, TaskPublic
+from apps.contracts.services import AppId
 from apps.shared.errors import ApiError, invalid
 from apps.shared.idempotency import RECORD_PROCESSED
 
 _TASK_LOC: list[str | int] = ["path", "task_id"]
 _TASKS = Task.__table__  # type: ignore[attr-defined]
 # Whose event this route applies: the recurring service's (its processed-event records).
-RECURRING_CONSUMER = "recurring"
+RECURRING_CONSUMER = AppId.RECURRING.value
 
 
 class NextOccurrenceRequest(SQLModel):

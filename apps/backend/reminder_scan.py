@@ -17,8 +17,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from apps.shared.events import contracts
-from apps.shared.events.contracts import rfc3339
+from apps.contracts import events
+from apps.shared.events.envelope import rfc3339
 from apps.shared.events.outbox import write_event
 
 _CLAIM = sa.text(
@@ -67,7 +67,7 @@ async def claim_due_reminders(session: AsyncSession, *, limit: int) -> int:
     for row in rows:
         write_event(
             session,
-            event_type=contracts.REMINDER_DUE,
+            event_type=events.REMINDER_DUE,
             data=reminder_due_data(row),
             # Keyed by task: a task's reminders reach the notification service in order.
             partition_key=str(row["task_id"]),

@@ -39,8 +39,8 @@ from apps.backend.schemas import (
     TaskQuery,
     TaskUpdate,
 )
+from apps.contracts import events
 from apps.shared.errors import invalid, not_found
-from apps.shared.events import contracts
 from apps.shared.events.outbox import outbox_values
 from apps.shared.models import OutboxEvent
 from apps.shared.timeutil import utcnow
@@ -251,7 +251,7 @@ async def create_task(
     params["tags"] = data.tags
     for name in _REMINDER_FIELDS:
         params[f"reminder_{name}"] = [getattr(reminder, name) for reminder in reminders]
-    params.update(_event_params(contracts.TASK_CREATED, public, user_id=user_id))
+    params.update(_event_params(events.TASK_CREATED, public, user_id=user_id))
     await session.execute(_CREATE, params)
     return public
 
@@ -402,7 +402,7 @@ async def update_task(
     public = merged.model_copy(
         update={"tags": new_tags, "reminders": reminders, "series_id": series_id, "updated_at": now}
     )
-    await _emit(session, contracts.TASK_UPDATED, public, user_id=user_id)
+    await _emit(session, events.TASK_UPDATED, public, user_id=user_id)
     return public
 
 
@@ -452,7 +452,7 @@ async def complete_task(session: AsyncSession, *, user_id: str, task_id: uuid.UU
     public = current.model_copy(
         update={"completed": True, "completed_at": now, "updated_at": now, "reminders": reminders}
     )
-    params = _event_params(contracts.TASK_COMPLETED, public, user_id=user_id)
+    params = _event_params(events.TASK_COMPLETED, public, user_id=user_id)
     await session.execute(_COMPLETE, {"task_key": task_id, "completed_at": now, **params})
     return public
 
@@ -482,7 +482,7 @@ async def reopen_task(session: AsyncSession, *, user_id: str, task_id: uuid.UUID
     public = current.model_copy(
         update={"completed": False, "completed_at": None, "updated_at": now, "reminders": reminders}
     )
-    await _emit(session, contracts.TASK_REOPENED, public, user_id=user_id)
+    await _emit(session, events.TASK_REOPENED, public, user_id=user_id)
     return public
 
 
@@ -490,7 +490,7 @@ async def delete_task(session: AsyncSession, *, user_id: str, task_id: uuid.UUID
     """Delete the task (tags and reminders cascade) and write `task.deleted.v1`."""
     current = await get_task(session, user_id=user_id, task_id=task_id, for_update=True)
     await session.execute(sa.delete(_TASKS).where(_TASKS.c.id == task_id))
-    await _emit(session, contracts.TASK_DELETED, current, user_id=user_id)
+    await _emit(session, events.TASK_DELETED, current, user_id=user_id)
     return current
 
 

@@ -20,6 +20,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from apps.contracts.services import REMINDER_SCAN, AppId
 from apps.local.postgres import embedded_server, ensure_database, migrate
 from apps.local.system import DEFAULT_PORTS, LocalSystem, make_token
 
@@ -98,15 +99,15 @@ def _guide(system: LocalSystem, home: Path) -> str:
 @app.callback(invoke_without_command=True)
 def up(
     context: typer.Context,
-    backend_port: Annotated[int, typer.Option(help="backend port")] = DEFAULT_PORTS["backend"],
+    backend_port: Annotated[int, typer.Option(help="backend port")] = DEFAULT_PORTS[AppId.BACKEND],
     notification_port: Annotated[
         int, typer.Option(help="notification service port")
-    ] = DEFAULT_PORTS["notification"],
+    ] = DEFAULT_PORTS[AppId.NOTIFICATION],
     recurring_port: Annotated[int, typer.Option(help="recurring service port")] = DEFAULT_PORTS[
-        "recurring"
+        AppId.RECURRING
     ],
     reminder_scan_seconds: Annotated[
-        float, typer.Option(help="how often the cron binding calls /reminder-scan")
+        float, typer.Option(help=f"how often the cron binding calls {REMINDER_SCAN.route}")
     ] = 1.0,
 ) -> None:
     """Start everything and wait for Ctrl-C (the default command)."""
@@ -125,9 +126,9 @@ def up(
             database_url=database_url,
             log_dir=home / "logs",
             ports={
-                "backend": backend_port,
-                "notification": notification_port,
-                "recurring": recurring_port,
+                AppId.BACKEND: backend_port,
+                AppId.NOTIFICATION: notification_port,
+                AppId.RECURRING: recurring_port,
             },
             jwt_secret=signing_key(home),
             cron_every_seconds=reminder_scan_seconds,

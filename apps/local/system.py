@@ -24,6 +24,7 @@ from pathlib import Path
 import httpx
 import jwt
 
+from apps.contracts.services import ACCESS_RULES, APPS, REMINDER_SCAN
 from apps.local.standin import (
     AccessRule,
     CronBinding,
@@ -34,12 +35,8 @@ from apps.local.standin import (
     SidecarSpec,
 )
 
-SERVICES: Mapping[str, str] = {
-    "backend": "apps.backend.main:app",
-    "notification": "apps.notification.main:app",
-    "recurring": "apps.recurring.main:app",
-}
-DEFAULT_PORTS: Mapping[str, int] = {"backend": 8000, "notification": 8001, "recurring": 8002}
+SERVICES: Mapping[str, str] = {app.app_id.value: app.asgi for app in APPS}
+DEFAULT_PORTS: Mapping[str, int] = {app.app_id.value: app.local_port for app in APPS}
 
 
 def cluster_mesh_config(**overrides: object) -> MeshConfig:
@@ -50,9 +47,12 @@ def cluster_mesh_config(**overrides: object) -> MeshConfig:
             policy="exponential", initial_interval=0.5, max_interval=10.0, max_retries=8
         ),
         access_control={
-            "backend": (
-                AccessRule(caller="recurring", verb="POST", path_prefix="/internal/v1/tasks/"),
-            ),
+            callee.value: tuple(
+                AccessRule(caller=rule.caller.value, verb=rule.verb, path_prefix=rule.path_prefix)
+                for rule in ACCESS_RULES
+                if rule.callee is callee
+            )
+            for callee in dict.fromkeys(rule.callee for rule in ACCESS_RULES)
         },
     )
     for name, value in overrides.items():
@@ -193,8 +193,14 @@ class LocalSystem:
     def _launch(self, app_id: str, port: int) -> _Pending:
         """Start the sidecar and the process of one instance (without waiting for it)."""
         bindings = (
-            (CronBinding(name="reminder-scan", every_seconds=self.cron_every_seconds),)
-            if app_id == "backend"
+            (
+                CronBinding(
+                    name=REMINDER_SCAN.name,
+                    every_seconds=self.cron_every_seconds,
+                    route=REMINDER_SCAN.route,
+                ),
+            )
+            if app_id == REMINDER_SCAN.app_id
             else ()
         )
         chosen = port or free_port()

@@ -12,6 +12,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from apps.contracts.services import AppId
 from apps.notification import store
 from apps.notification.webhooks import WebhookWorker
 from apps.shared.dapr_consumer import ReceivedEvent
@@ -19,7 +20,7 @@ from apps.shared.idempotency import record_processed
 from apps.shared.metrics import NOTIFICATIONS_DELIVERED, REMINDER_LATENESS
 from apps.shared.timeutil import utcnow
 
-CONSUMER = "notification"
+CONSUMER = AppId.NOTIFICATION.value
 
 
 @dataclass(frozen=True)

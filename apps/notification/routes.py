@@ -8,6 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 
+from apps.contracts import events
+from apps.contracts.services import NOTIFICATION_SETTINGS_PREFIX, NOTIFICATIONS_PREFIX, AppId
 from apps.notification import store
 from apps.notification.schemas import (
     NotificationList,
@@ -20,27 +22,24 @@ from apps.notification.settings import NotificationServiceSettings
 from apps.notification.targets import TargetRefused, check_url
 from apps.shared.auth import CurrentUser
 from apps.shared.dapr_consumer import consume
-from apps.shared.dapr_subscriptions import SubscriptionRegistry, SubscriptionSpec
+from apps.shared.dapr_subscriptions import SubscriptionRegistry
 from apps.shared.db import SessionDep
 from apps.shared.errors import error_responses, invalid
-from apps.shared.events import contracts
 
-SERVICE = "notification"
-REMINDER_DUE_ROUTE = "/events/reminder-due"
+SERVICE = AppId.NOTIFICATION.value
+SUBSCRIPTION = events.NOTIFICATION_REMINDERS
 
-# The contract with the infrastructure's declarative Subscription (development.md).
-REMINDERS_SUBSCRIPTION = SubscriptionSpec(
-    pubsub_name="pubsub",
-    topic=contracts.REMINDERS_TOPIC,
-    rules=[],
-    default_route=REMINDER_DUE_ROUTE,
-    dead_letter_topic=contracts.REMINDERS_DLQ_TOPIC,
+router = APIRouter(
+    prefix=NOTIFICATIONS_PREFIX, tags=["notifications"], responses=error_responses(401, 422)
+)
+settings_router = APIRouter(
+    prefix=NOTIFICATION_SETTINGS_PREFIX,
+    tags=["notifications"],
+    responses=error_responses(401, 422),
 )
 
-router = APIRouter(prefix="/api/v1", tags=["notifications"], responses=error_responses(401, 422))
 
-
-@router.get("/notifications", response_model=NotificationList)
+@router.get("", response_model=NotificationList)
 async def list_notifications(
     query: Annotated[NotificationQuery, Query()], session: SessionDep, user: CurrentUser
 ) -> NotificationList:
@@ -48,7 +47,7 @@ async def list_notifications(
 
 
 @router.post(
-    "/notifications/{notification_id}/read",
+    "/{notification_id}/read",
     response_model=NotificationPublic,
     responses=error_responses(404),
 )
@@ -60,12 +59,12 @@ async def mark_read(
     return notification
 
 
-@router.get("/notification-settings", response_model=SettingsPublic)
+@settings_router.get("", response_model=SettingsPublic)
 async def read_settings(session: SessionDep, user: CurrentUser) -> SettingsPublic:
     return await store.get_settings(session, user_id=user)
 
 
-@router.put("/notification-settings", response_model=SettingsPublic)
+@settings_router.put("", response_model=SettingsPublic)
 async def put_settings(
     body: SettingsUpdate, request: Request, session: SessionDep, user: CurrentUser
 ) -> SettingsPublic:
@@ -84,14 +83,15 @@ async def reminder_due(request: Request) -> JSONResponse:
     return await consume(
         request,
         service=SERVICE,
-        topic=contracts.REMINDERS_TOPIC,
-        accepted_types=(contracts.REMINDER_DUE,),
+        topic=SUBSCRIPTION.topic,
+        accepted_types=(events.REMINDER_DUE,),
         handler=request.app.state.reminder_handler,
     )
 
 
 def install_routes(app: FastAPI) -> SubscriptionRegistry:
     app.include_router(router)
+    app.include_router(settings_router)
     subscriptions = SubscriptionRegistry(app)
-    subscriptions.declare(REMINDERS_SUBSCRIPTION, {REMINDER_DUE_ROUTE: reminder_due})
+    subscriptions.declare(SUBSCRIPTION, {events.REMINDER_DUE_ROUTE: reminder_due})
     return subscriptions

@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from apps.notification.settings import NotificationServiceSettings
 from apps.notification.targets import TargetRefused, check_resolved
-from apps.shared.events.contracts import rfc3339
+from apps.shared.events.envelope import rfc3339
 from apps.shared.logs import get_logger
 from apps.shared.metrics import NOTIFICATIONS_DELIVERED
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from apps.contracts.services import NEXT_OCCURRENCE_PATH
 from apps.recurring.recurrence import NextOccurrence, RecurrenceError, next_occurrence
 from apps.recurring.sandbox import RuleSandbox, RuleTimeout
 from apps.shared.dapr import DaprAccess
@@ -62,7 +63,7 @@ class CompletionHandler:
     async def _ask_backend(self, task: Any, following: NextOccurrence, event_id: uuid.UUID) -> bool:
         answer = await self.dapr.invoke(
             self.backend_app_id,
-            f"internal/v1/tasks/{task['id']}/next-occurrence",
+            NEXT_OCCURRENCE_PATH.format(task_id=task["id"]).lstrip("/"),
             body={
                 "user_id": task["user_id"],
                 "due_at": following.due_at.isoformat(),

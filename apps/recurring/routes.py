@@ -5,32 +5,25 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from apps.contracts import events
+from apps.contracts.services import RECURRENCE_PREFIX, AppId
 from apps.recurring.recurrence import RecurrenceError, preview
 from apps.recurring.sandbox import RuleSandbox, RuleTimeout
 from apps.recurring.schemas import PreviewRequest, PreviewResponse
 from apps.shared.auth import CurrentUser
 from apps.shared.dapr_consumer import acknowledge, consume
-from apps.shared.dapr_subscriptions import RoutingRule, SubscriptionRegistry, SubscriptionSpec
+from apps.shared.dapr_subscriptions import SubscriptionRegistry
 from apps.shared.errors import error_responses, invalid
-from apps.shared.events import contracts
 
-SERVICE = "recurring"
-COMPLETED_ROUTE = "/events/task-completed"
-OTHER_TASK_EVENTS_ROUTE = "/events/task-events"
+SERVICE = AppId.RECURRING.value
+SUBSCRIPTION = events.RECURRING_TASK_EVENTS
 
-# The contract with the infrastructure's declarative Subscription (development.md).
-TASK_EVENTS_SUBSCRIPTION = SubscriptionSpec(
-    pubsub_name="pubsub",
-    topic=contracts.TASK_EVENTS_TOPIC,
-    rules=[RoutingRule(match=f'event.type == "{contracts.TASK_COMPLETED}"', path=COMPLETED_ROUTE)],
-    default_route=OTHER_TASK_EVENTS_ROUTE,
-    dead_letter_topic=contracts.TASK_EVENTS_DLQ_TOPIC,
+router = APIRouter(
+    prefix=RECURRENCE_PREFIX, tags=["recurrence"], responses=error_responses(401, 422)
 )
 
-router = APIRouter(prefix="/api/v1", tags=["recurrence"], responses=error_responses(401, 422))
 
-
-@router.post("/recurrence/preview", response_model=PreviewResponse)
+@router.post("/preview", response_model=PreviewResponse)
 async def recurrence_preview(
     body: PreviewRequest, request: Request, _user: CurrentUser
 ) -> PreviewResponse:
@@ -55,8 +48,8 @@ async def task_completed(request: Request) -> JSONResponse:
     return await consume(
         request,
         service=SERVICE,
-        topic=contracts.TASK_EVENTS_TOPIC,
-        accepted_types=(contracts.TASK_COMPLETED,),
+        topic=SUBSCRIPTION.topic,
+        accepted_types=(events.TASK_COMPLETED,),
         handler=request.app.state.completion_handler,
     )
 
@@ -65,7 +58,7 @@ def install_routes(app: FastAPI) -> SubscriptionRegistry:
     app.include_router(router)
     subscriptions = SubscriptionRegistry(app)
     subscriptions.declare(
-        TASK_EVENTS_SUBSCRIPTION,
-        {COMPLETED_ROUTE: task_completed, OTHER_TASK_EVENTS_ROUTE: acknowledge},
+        SUBSCRIPTION,
+        {events.TASK_COMPLETED_ROUTE: task_completed, events.OTHER_TASK_EVENTS_ROUTE: acknowledge},
     )
     return subscriptions

@@ -27,9 +27,10 @@ from dapr.aio.clients.health import DaprHealth
 from dapr.clients.exceptions import DaprGrpcError, DaprHttpError
 from dapr.clients.http.helpers import get_api_url
 
+from apps.contracts.services import PUBSUB
 from apps.shared.logs import get_logger
 
-PUBSUB_NAME: Final = "pubsub"
+PUBSUB_NAME: Final = PUBSUB
 JSON_CONTENT_TYPE: Final = "application/json"
 
 _log = get_logger("apps.dapr")

@@ -25,8 +25,10 @@ App namespace (names are contracts with the apps, architecture §10):
 - `statestore` (state.postgresql), `secretstore` (secretstores.kubernetes),
   `reminder-scan` (bindings.cron → backend `POST /reminder-scan`);
 - a Resiliency (bounded retries, circuit breakers, timeouts);
-- Configurations: metrics, tracing, secret-store scopes, and access control: only
-  `recurring` may invoke the backend, nobody may invoke the workers.
+- Configurations: metrics, tracing, secret-store scopes, and access control: an app that
+  `apps.contracts.services.ACCESS_RULES` names as callee gets a Configuration of its own
+  allowing exactly those calls (only `recurring` may invoke the backend); the others share
+  one that lets nobody invoke them.
 Everything is scoped to the apps that use it.
 
 Secrets in component metadata (`secretKeyRef`) carry no `auth.secretStore`: the Dapr
@@ -37,9 +39,9 @@ read Secrets, `dapr_rbac/templates/operator.yaml`). With a named store every dap
 read them through the API server at start, tying sidecar start-up to that path.
 
 Subscriptions are programmatic only: each app serves `GET /dapr/subscribe` (routes, match
-rules, dead-letter topics next to its handlers, apps/shared/dapr_subscriptions.py), which
-daprd reads at start. A declarative Subscription for the same topic would be a second
-source of truth that could disagree.
+rules, dead-letter topics from `apps.contracts.events.SUBSCRIPTIONS`,
+apps/shared/dapr_subscriptions.py), which daprd reads at start. A declarative
+Subscription for the same topic would be a second source of truth that could disagree.
 """
 
 from __future__ import annotations
@@ -51,34 +53,48 @@ from typing import Any, cast
 import pulumi
 import pulumi_kubernetes as k8s
 
+from apps.contracts import events
+from apps.contracts.services import (
+    ACCESS_RULES,
+    APP_IDS,
+    APPS,
+    PUBSUB,
+    REMINDER_SCAN,
+    SECRET_STORE,
+    STATE_STORE,
+    AppId,
+)
 from infra.components.kube import (
     DAPR_APPS_NAMESPACE_LABEL,
     DAPR_POD_LABEL,
     KubernetesObject,
     labels,
 )
-from infra.settings import APP_IDS, STATE_STORE_MAX_CONNECTIONS, DaprSettings
+from infra.settings import STATE_STORE_MAX_CONNECTIONS, DaprSettings
 
 DAPR_CHART = "dapr"
 DAPR_CHART_VERSION = "1.18.3"
 DAPR_REPOSITORY = "https://dapr.github.io/helm-charts/"
 DAPR_API = "dapr.io/v1alpha1"
-SECRET_STORE = "secretstore"
-PUBSUB = "pubsub"
-STATE_STORE = "statestore"
-CRON_BINDING = "reminder-scan"
-BACKEND_CONFIG = "backend-config"
 WORKER_CONFIG = "worker-config"
+"""The Configuration of every app nobody may invoke."""
 # Kept under the broker's message.max.bytes (1048588) so a publish fails in Dapr, not Kafka.
 MAX_MESSAGE_BYTES = 1048576
 # Sarama speaks this protocol version; Kafka 4 dropped the pre-2.1 APIs of older defaults.
 KAFKA_PROTOCOL_VERSION = "3.6.0"
 
-# Who publishes and who subscribes where (architecture §4, docs/development.md).
-PUBLISHING_SCOPES = (
-    "backend=task-events,reminders;recurring=task-events-dlq;notification=reminders-dlq"
-)
-SUBSCRIPTION_SCOPES = "backend=;recurring=task-events;notification=reminders"
+# The callees of the access rules, each with a Configuration of its own.
+INVOKED_APPS = tuple(dict.fromkeys(rule.callee for rule in ACCESS_RULES))
+
+
+def config_name(app_id: AppId) -> str:
+    """The Dapr Configuration (`dapr.io/config`) of one app."""
+    return f"{app_id}-config" if app_id in INVOKED_APPS else WORKER_CONFIG
+
+
+def _scopes(scopes: dict[AppId, tuple[str, ...]]) -> str:
+    """Dapr's `app=topic,topic;app=...` form of pubsub publishing/subscription scopes."""
+    return ";".join(f"{app_id}={','.join(topics)}" for app_id, topics in scopes.items())
 
 
 @dataclass(frozen=True)
@@ -129,11 +145,7 @@ class Dapr(pulumi.ComponentResource):
         crd_owner: list[pulumi.Resource] = [self.release] if self.release else []
         self._cr_opts = pulumi.ResourceOptions(parent=self, depends_on=crd_owner)
         self.ready = []
-        self.config_names = {
-            "backend": BACKEND_CONFIG,
-            "notification": WORKER_CONFIG,
-            "recurring": WORKER_CONFIG,
-        }
+        self.config_names = {app.app_id.value: config_name(app.app_id) for app in APPS}
         self._create_secret_access()
         self._create_components()
         self._create_resiliency()
@@ -276,8 +288,12 @@ class Dapr(pulumi.ComponentResource):
                     {"name": "maxMessageBytes", "value": str(MAX_MESSAGE_BYTES)},
                     {"name": "version", "value": KAFKA_PROTOCOL_VERSION},
                     {"name": "consumeRetryInterval", "value": "200ms"},
-                    {"name": "publishingScopes", "value": PUBLISHING_SCOPES},
-                    {"name": "subscriptionScopes", "value": SUBSCRIPTION_SCOPES},
+                    # Who publishes and who subscribes where (architecture §4).
+                    {"name": "publishingScopes", "value": _scopes(events.publishing_scopes())},
+                    {
+                        "name": "subscriptionScopes",
+                        "value": _scopes(events.subscription_scopes()),
+                    },
                 ],
             },
             scopes=every_app,
@@ -315,17 +331,17 @@ class Dapr(pulumi.ComponentResource):
         self._object(
             "reminder-scan",
             "Component",
-            CRON_BINDING,
+            REMINDER_SCAN.name,
             spec={
                 "type": "bindings.cron",
                 "version": "v1",
                 "metadata": [
                     {"name": "schedule", "value": args.reminder_scan_schedule},
                     {"name": "direction", "value": "input"},
-                    {"name": "route", "value": "/reminder-scan"},
+                    {"name": "route", "value": REMINDER_SCAN.route},
                 ],
             },
-            scopes=["backend"],
+            scopes=[REMINDER_SCAN.app_id.value],
         )
 
     def _create_resiliency(self) -> None:
@@ -373,11 +389,12 @@ class Dapr(pulumi.ComponentResource):
                 },
                 "targets": {
                     "apps": {
-                        "backend": {
+                        callee.value: {
                             "timeout": "invocation",
                             "retry": "invocation",
                             "circuitBreaker": "backend",
                         }
+                        for callee in INVOKED_APPS
                     },
                     "components": {
                         PUBSUB: {
@@ -389,7 +406,9 @@ class Dapr(pulumi.ComponentResource):
                             "inbound": {"timeout": "delivery", "retry": "delivery"},
                         },
                         STATE_STORE: {"outbound": {"timeout": "general", "retry": "state"}},
-                        CRON_BINDING: {"inbound": {"timeout": "delivery", "retry": "binding"}},
+                        REMINDER_SCAN.name: {
+                            "inbound": {"timeout": "delivery", "retry": "binding"}
+                        },
                     },
                 },
             },
@@ -428,28 +447,32 @@ class Dapr(pulumi.ComponentResource):
 
     def _create_configurations(self) -> None:
         args = self._args
-        self._object(
-            "config-backend",
-            "Configuration",
-            BACKEND_CONFIG,
-            spec=self._configuration_spec(
-                [
-                    {
-                        "appId": "recurring",
-                        "defaultAction": "deny",
-                        "trustDomain": "public",
-                        "namespace": args.apps_namespace,
-                        "operations": [
-                            {
-                                "name": "/internal/v1/tasks/**",
-                                "httpVerb": ["POST"],
-                                "action": "allow",
-                            }
-                        ],
-                    }
-                ]
-            ),
-        )
+        for callee in INVOKED_APPS:
+            callers = dict.fromkeys(rule.caller for rule in ACCESS_RULES if rule.callee is callee)
+            policies = [
+                {
+                    "appId": caller.value,
+                    "defaultAction": "deny",
+                    "trustDomain": "public",
+                    "namespace": args.apps_namespace,
+                    "operations": [
+                        {
+                            "name": f"{rule.path_prefix}**",
+                            "httpVerb": [rule.verb],
+                            "action": "allow",
+                        }
+                        for rule in ACCESS_RULES
+                        if rule.callee is callee and rule.caller is caller
+                    ],
+                }
+                for caller in callers
+            ]
+            self._object(
+                f"config-{callee}",
+                "Configuration",
+                config_name(callee),
+                spec=self._configuration_spec(policies),
+            )
         self._object(
             "config-worker", "Configuration", WORKER_CONFIG, spec=self._configuration_spec([])
         )

@@ -42,6 +42,7 @@ from typing import Any, cast
 import pulumi
 import pulumi_kubernetes as k8s
 
+from apps.contracts.services import API_PREFIX, API_V1
 from infra.components.cluster import ApiServerAccess
 from infra.components.gateway_api import provider_gateway_api
 from infra.components.platform_egress import (
@@ -294,10 +295,10 @@ class Edge(pulumi.ComponentResource):
         if not isinstance(args.envoy_replicas, int) or args.envoy_replicas < 1:
             raise TypeError("EdgeArgs.envoy_replicas must be a plain integer >= 1")
         for path in args.extra_api_paths:
-            if not path.prefix.startswith("/api/") or path.prefix.endswith("/"):
+            if not path.prefix.startswith(f"{API_PREFIX}/") or path.prefix.endswith("/"):
                 raise ValueError(
-                    f"EdgeArgs.extra_api_paths: {path.prefix!r} must lie under /api/ and not "
-                    "end with '/'"
+                    f"EdgeArgs.extra_api_paths: {path.prefix!r} must lie under {API_PREFIX}/ "
+                    "and not end with '/'"
                 )
         self._name = name
         self._args = args
@@ -324,7 +325,7 @@ class Edge(pulumi.ComponentResource):
         self._create_network_policies()
 
         scheme = "https" if args.tls else "http"
-        self.api_url = pulumi.Output.concat(scheme, "://", args.api_hostname, "/api/v1")
+        self.api_url = pulumi.Output.concat(scheme, "://", args.api_hostname, API_V1)
         self.grafana_url = pulumi.Output.concat(scheme, "://", args.grafana_hostname)
         self.register_outputs({"api_url": self.api_url, "grafana_url": self.grafana_url})
 
@@ -624,7 +625,7 @@ class Edge(pulumi.ComponentResource):
                     {
                         # The public API only: /internal, /reminder-scan, /metrics and the
                         # Dapr routes of the backend stay inside the cluster.
-                        "matches": [{"path": {"type": "PathPrefix", "value": "/api"}}],
+                        "matches": [{"path": {"type": "PathPrefix", "value": API_PREFIX}}],
                         "backendRefs": [{"name": args.backend_service, "port": args.backend_port}],
                     },
                     # The other services' public APIs under the same host: a longer prefix

@@ -23,6 +23,7 @@ from typing import Any, cast
 import pulumi
 import pulumi_kubernetes as k8s
 
+from apps.contracts.services import APP_PORT, Role
 from infra.components.kube import (
     DAPR_POD_LABEL,
     DB_CLIENT_LABEL,
@@ -35,7 +36,6 @@ from infra.components.kube import (
 )
 from infra.settings import Resources, ServiceSettings
 
-APP_PORT = 8000
 SIDECAR_METRICS_PORT = 9090
 APP_UID = 10001
 KUBE_API_VOLUME = "dapr-kube-api"
@@ -49,6 +49,8 @@ class FastApiServiceArgs:
 
     app_id: str
     """Dapr app id and Kubernetes name (`backend`, `notification`, `recurring`)."""
+    role: Role
+    """What the service is for (its `app.kubernetes.io/component` label)."""
     namespace: pulumi.Input[str]
     """The apps namespace."""
     image: str
@@ -109,8 +111,7 @@ class FastApiService(pulumi.ComponentResource):
         super().__init__("todo:fastapi_service:FastApiService", name, None, opts)
         self._name = name
         self._args = args
-        component = "api" if args.app_id == "backend" else "worker"
-        self._labels = labels(args.app_id, component)
+        self._labels = labels(args.app_id, args.role.value)
         self._selector = {"app.kubernetes.io/name": args.app_id}
         account = k8s.core.v1.ServiceAccount(
             f"{name}-account",

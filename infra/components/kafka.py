@@ -23,6 +23,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from apps.contracts.events import DEAD_LETTER_TOPICS, TOPICS, dead_letter_topic
+from apps.contracts.services import APP_IDS
 from infra.components.kube import (
     DAPR_POD_LABEL,
     KAFKA_CLIENTS_NAMESPACE_LABEL,
@@ -30,7 +32,7 @@ from infra.components.kube import (
     KubernetesObject,
     labels,
 )
-from infra.settings import APP_IDS, TOPICS, ExternalKafka, KafkaStorage, StrimziKafka
+from infra.settings import ExternalKafka, KafkaStorage, StrimziKafka
 
 STRIMZI_CHART = "strimzi-kafka-operator"
 STRIMZI_CHART_VERSION = "1.2.0"
@@ -159,7 +161,11 @@ class Kafka(pulumi.ComponentResource):
         for topic in TOPICS:
             self._create_topic(topic, settings, settings.topics.retention_hours, topic_opts)
             self._create_topic(
-                f"{topic}-dlq", settings, settings.topics.dlq_retention_hours, topic_opts, dlq=True
+                dead_letter_topic(topic),
+                settings,
+                settings.topics.dlq_retention_hours,
+                topic_opts,
+                dlq=True,
             )
         return self._create_user(topic_opts)
 
@@ -399,7 +405,7 @@ class Kafka(pulumi.ComponentResource):
             string_data=cast(Any, {"password": password.result}),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        topics = [*TOPICS, *(f"{t}-dlq" for t in TOPICS)]
+        topics = [*TOPICS, *DEAD_LETTER_TOPICS]
         acls: list[dict[str, Any]] = [
             {
                 "type": "allow",

@@ -26,9 +26,9 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 import yaml
 
+from apps.contracts.services import APP_PORT
 from infra.components.cluster import ApiServerAccess
 from infra.components.edge import ENVOY_METRICS_PORT
-from infra.components.fastapi_service import APP_PORT
 from infra.components.namespaces import (
     DAPR_METRICS_PORT,
     KAFKA_METRICS_PORT,

@@ -1,8 +1,8 @@
 """Names, lifetimes and tags of ephemeral stacks (`dev-<name>`, `pr-<number>`).
 
-The stack name becomes a Kubernetes namespace and part of database and topic names, so it
-must be a DNS label; `infra.settings` accepts `dev-` plus at most 20 characters and
-`pr-` plus at most 6 digits, and so does this module, with messages that say how to fix it.
+The naming and lifetime rules are `apps.contracts.ephemeral`'s, which the settings check
+too; this module applies them to what a developer typed, with messages that say how to
+fix it.
 """
 
 from __future__ import annotations
@@ -11,11 +11,17 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-MIN_TTL = timedelta(minutes=10)
-MAX_TTL = timedelta(days=7)
-"""Equal to `infra.settings.EPHEMERAL_MAX_TTL` (kept import-free for a fast CLI)."""
+from apps.contracts.ephemeral import (
+    DEV_PREFIX,
+    MAX_NAME_LENGTH,
+    MAX_PR_NUMBER,
+    MAX_TTL,
+    MIN_TTL,
+    PR_PREFIX,
+    is_ephemeral_stack_name,
+)
+
 DEFAULT_TTL = "8h"
-MAX_NAME_LENGTH = 20
 
 # Stack tags (Pulumi allows names of up to 40 characters: letters, digits, `-_.:`).
 TAG_KIND = "todo:ephemeral"
@@ -46,12 +52,12 @@ class EphemeralStack:
 
     @property
     def kind(self) -> str:
-        return "pr" if self.name.startswith("pr-") else "dev"
+        return "pr" if self.name.startswith(PR_PREFIX) else "dev"
 
 
 def dev_stack_name(name: str) -> str:
     """`alice` → `dev-alice`, after checking that it is a short DNS label."""
-    name = name.removeprefix("dev-")
+    name = name.removeprefix(DEV_PREFIX)
     if not name:
         raise EphemeralInputError("name: empty; use something like your handle, e.g. `alice`")
     if len(name) > MAX_NAME_LENGTH:
@@ -66,20 +72,21 @@ def dev_stack_name(name: str) -> str:
             f"name: {name!r} is not a DNS label: use a-z, 0-9 and '-', starting and ending "
             "with a letter or digit"
         )
-    return f"dev-{name}"
+    return f"{DEV_PREFIX}{name}"
 
 
 def pr_stack_name(number: int) -> str:
     """`42` → `pr-42`."""
-    if not 1 <= number <= 999_999:
-        raise EphemeralInputError(f"pull request number: got {number}; expected 1 to 999999")
-    return f"pr-{number}"
+    if not 1 <= number <= MAX_PR_NUMBER:
+        raise EphemeralInputError(
+            f"pull request number: got {number}; expected 1 to {MAX_PR_NUMBER}"
+        )
+    return f"{PR_PREFIX}{number}"
 
 
 def is_ephemeral_stack(name: str) -> bool:
     """Whether a stack name (possibly `org/project/name`) is one of ours to reap."""
-    short = name.rsplit("/", 1)[-1]
-    return bool(re.fullmatch(r"dev-[a-z0-9]([-a-z0-9]{0,18}[a-z0-9])?|pr-[0-9]{1,6}", short))
+    return is_ephemeral_stack_name(name.rsplit("/", 1)[-1])
 
 
 def parse_ttl(text: str) -> timedelta:

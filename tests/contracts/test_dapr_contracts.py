@@ -1,11 +1,11 @@
-"""The apps and the infrastructure agree on Dapr: subscriptions, routes, binding, access.
+"""What the apps subscribe to works in the infrastructure the program builds.
 
-The apps declare their subscriptions programmatically (`GET /dapr/subscribe`), the one
-source daprd reads them from: the Pulumi program declares no `Subscription` resources (a
-second copy of the same topics, issue 9). What the apps subscribe to must exist in the
-infrastructure: the pub/sub component, scoped to the subscriber, and each topic and
-dead-letter topic as a KafkaTopic. Every declared route must exist (a 404 makes Dapr drop
-the event without dead-lettering it) and demand the app token.
+Both sides read `apps.contracts`; these tests check behaviour, not copies. The apps serve
+the contract's subscriptions on `GET /dapr/subscribe` (the one source daprd reads: the
+program declares no `Subscription` resources); what they subscribe to exists (the pub/sub
+component, scoped to the subscriber, each topic and dead-letter topic as a KafkaTopic);
+every declared route exists (a 404 makes Dapr drop the event without dead-lettering it)
+and demands the app token.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient
 
+from apps.contracts.events import SUBSCRIPTIONS
 from apps.local.standin.routing import Subscription, parse_subscriptions
 from apps.notification.main import create_app as notification_app
 from apps.notification.settings import NotificationServiceSettings
@@ -99,21 +100,10 @@ def test_what_the_apps_subscribe_to_exists_in_the_infrastructure(
             assert {topic, dead_letter} <= topics, (app_id, topic, dead_letter)
 
 
-def test_the_apps_declare_the_development_md_table(apps: dict[str, TestClient]) -> None:
-    assert _declared_by_apps(apps) == {
-        "recurring": {
-            (
-                "pubsub",
-                "task-events",
-                (
-                    ('event.type == "task.completed.v1"', "/events/task-completed"),
-                    ("", "/events/task-events"),
-                ),
-                "task-events-dlq",
-            )
-        },
-        "notification": {("pubsub", "reminders", (("", "/events/reminder-due"),), "reminders-dlq")},
-    }
+def test_the_apps_serve_the_contract_subscriptions(apps: dict[str, TestClient]) -> None:
+    for app_id, client in apps.items():
+        served = client.get("/dapr/subscribe").json()
+        assert served == [s.as_dapr() for s in SUBSCRIPTIONS if s.app_id == app_id], app_id
 
 
 def test_every_declared_route_exists_and_demands_the_app_token(
@@ -127,28 +117,6 @@ def test_every_declared_route_exists_and_demands_the_app_token(
                 answer = client.post(rule.path, content=b"{}", headers={"dapr-api-token": TOKEN})
                 assert answer.status_code == 200, rule.path
                 assert answer.json()["status"] in {"SUCCESS", "DROP"}, rule.path
-
-
-def test_cron_binding_and_access_control_reach_the_backend_routes() -> None:
-    run = _plan()
-    components = {c["metadata"]["name"]: c for c in _resources(run, COMPONENT)}
-    cron = components["reminder-scan"]
-    metadata = {m["name"]: m.get("value") for m in cron["spec"]["metadata"]}
-    assert cron["spec"]["type"] == "bindings.cron" and cron["scopes"] == ["backend"]
-    assert metadata["route"] == "/reminder-scan"  # apps/backend/routes/pipeline.py
-    policies = [
-        policy
-        for config in _resources(run, CONFIGURATION)
-        for policy in config["spec"].get("accessControl", {}).get("policies", [])
-    ]
-    allowed = [
-        (policy["appId"], operation["name"], tuple(operation["httpVerb"]))
-        for policy in policies
-        for operation in policy["operations"]
-        if operation["action"] == "allow"
-    ]
-    # What apps/recurring/consumer.py calls: POST internal/v1/tasks/{id}/next-occurrence.
-    assert ("recurring", "/internal/v1/tasks/**", ("POST",)) in allowed
 
 
 def test_pubsub_settings_the_apps_rely_on() -> None:

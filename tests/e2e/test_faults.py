@@ -10,9 +10,10 @@ from typing import Any
 
 import httpx
 
+from apps.contracts.events import TASK_COMPLETED
 from apps.local.standin.delivery import Outcome
 from apps.local.system import LocalSystem
-from apps.shared.events.contracts import TASK_COMPLETED, new_envelope
+from apps.shared.events.envelope import new_envelope
 from apps.shared.events.validation import schema_errors
 from tests.e2e.conftest import Api, eventually, settle
 

@@ -715,13 +715,6 @@ def test_print_config_generates_a_valid_stack_file() -> None:
     parse_settings("pr-42", {k.removeprefix("todo:"): v for k, v in config.items()})
 
 
-def test_ttl_bound_matches_the_settings() -> None:
-    from infra.delivery.ephemeral_names import MAX_TTL
-    from infra.settings import EPHEMERAL_MAX_TTL
-
-    assert MAX_TTL == EPHEMERAL_MAX_TTL
-
-
 def test_progress_counts_steps_from_engine_events() -> None:
     from pulumi.automation import (
         DiagnosticEvent,

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from apps.contracts.services import APP_IDS, PUBLIC_API_PREFIXES
 from infra.plan.build import Plan
 from infra.plan.objects import KubernetesObject
 from infra.settings import LocalCluster
@@ -37,8 +38,8 @@ from tests.infra.network_paths import (
 )
 from tests.infra.semantics import synthetic_object
 
-APPS = ("backend", "notification", "recurring")
-PUBLIC_APIS = APPS  # each serves part of the public API (PUBLIC_API_PREFIXES)
+APPS: tuple[str, ...] = APP_IDS
+PUBLIC_APIS = tuple(PUBLIC_API_PREFIXES)
 PROMETHEUS = Pod(
     "monitoring",
     {

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from apps.contracts.services import APPS
 from infra.plan.footprint import Footprint, compute_footprint
 from infra.plan.mocks import SECRET_MASK
 from infra.plan.objects import kubernetes_objects
@@ -167,12 +168,7 @@ def test_the_public_api_host_routes_each_prefix_to_its_service() -> None:
         rule["matches"][0]["path"]["value"]: rule["backendRefs"][0]["name"]
         for rule in route["rules"]
     }
-    assert backends == {
-        "/api": "backend",
-        "/api/v1/notifications": "notification",
-        "/api/v1/notification-settings": "notification",
-        "/api/v1/recurrence": "recurring",
-    }
+    assert backends == {prefix: app.app_id for app in APPS for prefix in app.public_api_prefixes}
 
 
 def test_ephemeral_stacks_are_apps_only() -> None:

@@ -14,6 +14,7 @@ from apps.backend.pipeline import ReminderScanSettings
 from apps.backend.reminder_scan import claim_due_reminders
 from apps.backend.routes.tasks import task_response
 from apps.backend.schemas import TaskPublic
+from apps.contracts.services import NEXT_OCCURRENCE_PATH, REMINDER_SCAN
 from apps.shared.app_token import require_app_token
 from apps.shared.db import SessionDep
 from apps.shared.logs import get_logger
@@ -27,7 +28,7 @@ class ScanSummary(BaseModel):
     batches: int
 
 
-@router.post("/reminder-scan", response_model=ScanSummary, include_in_schema=False)
+@router.post(REMINDER_SCAN.route, response_model=ScanSummary, include_in_schema=False)
 async def reminder_scan(request: Request, session: SessionDep) -> ScanSummary:
     """Called by the `reminder-scan` cron binding on every replica; each batch commits."""
     limits: ReminderScanSettings = request.app.state.reminder_scan
@@ -45,7 +46,7 @@ async def reminder_scan(request: Request, session: SessionDep) -> ScanSummary:
 
 
 @router.post(
-    "/internal/v1/tasks/{task_id}/next-occurrence",
+    NEXT_OCCURRENCE_PATH,
     status_code=status.HTTP_201_CREATED,
     response_model=TaskPublic,
     include_in_schema=False,

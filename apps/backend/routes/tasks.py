@@ -19,6 +19,7 @@ from apps.backend.schemas import (
     TaskQuery,
     TaskUpdate,
 )
+from apps.contracts.services import API_V1
 from apps.shared.auth import CurrentUser
 from apps.shared.db import SessionDep
 from apps.shared.errors import error_responses
@@ -48,7 +49,7 @@ def task_response(task: TaskPublic, status_code: int = status.HTTP_200_OK) -> Re
 
 
 # 400: a body that is not decodable text; 422: anything that fails validation.
-router = APIRouter(prefix="/api/v1", tags=["tasks"], responses=error_responses(400, 401, 422))
+router = APIRouter(prefix=API_V1, tags=["tasks"], responses=error_responses(400, 401, 422))
 _ONE_TASK = error_responses(404)
 
 

@@ -12,6 +12,8 @@ import random
 from dataclasses import dataclass, field
 from typing import Literal
 
+from apps.contracts.services import PUBSUB, SECRET_STORE, STATE_STORE
+
 
 @dataclass(frozen=True)
 class RetryPolicy:
@@ -94,9 +96,9 @@ class SidecarSpec:
 class MeshConfig:
     """The cluster-side settings every sidecar shares."""
 
-    pubsub_name: str = "pubsub"
-    state_store_name: str = "statestore"
-    secret_store_name: str = "secretstore"
+    pubsub_name: str = PUBSUB
+    state_store_name: str = STATE_STORE
+    secret_store_name: str = SECRET_STORE
     partitions: int = 8
     # Resiliency: targets.components.<pubsub>.inbound.retry — retries of a delivery the app
     # failed or asked to retry, before the message goes to the dead-letter topic.

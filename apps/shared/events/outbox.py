@@ -13,7 +13,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from apps.shared.events.contracts import TOPIC_OF, new_envelope
+from apps.contracts.events import TOPIC_OF
+from apps.shared.events.envelope import new_envelope
 from apps.shared.events.validation import validate_envelope
 from apps.shared.models import OutboxEvent
 from apps.shared.timeutil import utcnow

@@ -13,7 +13,7 @@ import jsonschema_rs
 from jsonschema import Draft202012Validator, FormatChecker
 from referencing import Registry, Resource
 
-from apps.shared.events.contracts import EVENT_TYPES
+from apps.contracts.events import EVENT_TYPES
 
 SCHEMA_DIR = Path(__file__).parent / "schemas"
 

@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from apps.backend import tasks
 from apps.backend.schemas import TaskCreate
 from apps.shared.db import create_db_engine, make_session_factory
-from apps.shared.events import contracts, outbox
+from apps.shared.events import envelope, outbox
 from apps.shared.events.validation import EventSchemaError
 
 Query = Callable[..., list[tuple[Any, ...]]]
@@ -47,7 +47,7 @@ def test_rolled_back_change_leaves_no_event(database_url: str, db: Query) -> Non
 def test_invalid_event_aborts_the_change(
     database_url: str, db: Query, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    original = contracts.new_envelope
+    original = envelope.new_envelope
 
     def broken_envelope(*args: Any, **kwargs: Any) -> dict[str, Any]:
         envelope = original(*args, **kwargs)

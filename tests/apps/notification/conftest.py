@@ -16,9 +16,10 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient
 
+from apps.contracts.events import REMINDER_DUE
 from apps.notification.main import create_app
 from apps.notification.settings import NotificationServiceSettings
-from apps.shared.events.contracts import REMINDER_DUE, new_envelope
+from apps.shared.events.envelope import new_envelope
 
 JWT_SECRET = "notification-test-secret-long-enough-for-hs256"
 APP_TOKEN = "notification-app-token"

@@ -16,10 +16,11 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient
 
+from apps.contracts.events import TASK_COMPLETED
 from apps.local.standin import MeshThread, SidecarSpec
 from apps.recurring.main import create_app
 from apps.recurring.settings import RecurringSettings
-from apps.shared.events.contracts import TASK_COMPLETED, new_envelope
+from apps.shared.events.envelope import new_envelope
 from tests.apps.local.conftest import fast_config
 from tests.apps.local.probe_app import ProbeApp, ServerThread
 

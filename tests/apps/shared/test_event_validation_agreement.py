@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from apps.shared.events import contracts
+from apps.contracts import events
+from apps.shared.events.envelope import new_envelope
 from apps.shared.events.validation import fast_validator_for, schema_errors, validator_for
 
 TASK: dict[str, Any] = {
@@ -102,12 +103,10 @@ def _agree(envelope: dict[str, Any]) -> None:
     assert (schema_errors(envelope) == []) is slow_valid
 
 
-@pytest.mark.parametrize(
-    "event_type", sorted(set(contracts.EVENT_TYPES) - {contracts.REMINDER_DUE})
-)
+@pytest.mark.parametrize("event_type", sorted(set(events.EVENT_TYPES) - {events.REMINDER_DUE}))
 @pytest.mark.parametrize("mutate", TASK_MUTATIONS)
 def test_task_events(event_type: str, mutate: Mutation) -> None:
-    envelope = contracts.new_envelope(event_type, copy.deepcopy(TASK))
+    envelope = new_envelope(event_type, copy.deepcopy(TASK))
     mutate(envelope)
     _agree(envelope)
 
@@ -123,7 +122,7 @@ def test_task_events(event_type: str, mutate: Mutation) -> None:
     ],
 )
 def test_reminder_events(mutate: Mutation) -> None:
-    envelope = contracts.new_envelope(contracts.REMINDER_DUE, copy.deepcopy(REMINDER))
+    envelope = new_envelope(events.REMINDER_DUE, copy.deepcopy(REMINDER))
     mutate(envelope)
     _agree(envelope)
 
@@ -131,6 +130,6 @@ def test_reminder_events(mutate: Mutation) -> None:
 def test_values_that_are_not_json_are_reported_not_raised() -> None:
     from datetime import UTC, datetime
 
-    envelope = contracts.new_envelope(contracts.TASK_CREATED, copy.deepcopy(TASK))
+    envelope = new_envelope(events.TASK_CREATED, copy.deepcopy(TASK))
     envelope["data"]["due_at"] = datetime(2026, 7, 1, tzinfo=UTC)
     assert any("is not of type" in error for error in schema_errors(envelope))

@@ -12,8 +12,9 @@ import psycopg
 import pytest
 from jsonschema import Draft202012Validator
 
+from apps.contracts import events
 from apps.shared.db import create_db_engine, make_session_factory
-from apps.shared.events import contracts
+from apps.shared.events.envelope import new_envelope
 from apps.shared.events.outbox import outbox_row, write_event
 from apps.shared.events.validation import SCHEMA_DIR, EventSchemaError, schema_errors
 from apps.shared.idempotency import record_processed
@@ -46,16 +47,16 @@ REMINDER: dict[str, Any] = {
 
 
 def test_every_event_type_has_a_valid_draft_2020_12_schema() -> None:
-    for event_type in contracts.EVENT_TYPES:
+    for event_type in events.EVENT_TYPES:
         schema = json.loads((SCHEMA_DIR / f"{event_type}.json").read_text())
         assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
         Draft202012Validator.check_schema(schema)
 
 
-@pytest.mark.parametrize("event_type", contracts.EVENT_TYPES)
+@pytest.mark.parametrize("event_type", events.EVENT_TYPES)
 def test_valid_envelopes_pass(event_type: str) -> None:
-    data = REMINDER if event_type == contracts.REMINDER_DUE else TASK
-    assert schema_errors(contracts.new_envelope(event_type, data)) == []
+    data = REMINDER if event_type == events.REMINDER_DUE else TASK
+    assert schema_errors(new_envelope(event_type, data)) == []
 
 
 @pytest.mark.parametrize(
@@ -70,22 +71,22 @@ def test_valid_envelopes_pass(event_type: str) -> None:
     ],
 )
 def test_invalid_envelopes_fail(mutate: Any, problem: str) -> None:
-    envelope = contracts.new_envelope(contracts.TASK_CREATED, dict(TASK))
+    envelope = new_envelope(events.TASK_CREATED, dict(TASK))
     mutate(envelope)
     assert any(problem in error for error in schema_errors(envelope))
 
 
 def test_outbox_row_routes_by_event_type() -> None:
-    row = outbox_row(event_type=contracts.REMINDER_DUE, data=REMINDER, partition_key="k")
+    row = outbox_row(event_type=events.REMINDER_DUE, data=REMINDER, partition_key="k")
     assert row.topic == "reminders" and row.payload["event_type"] == "reminder.due.v1"
     assert str(row.event_id) == row.payload["event_id"]
     with pytest.raises(EventSchemaError):
-        outbox_row(event_type=contracts.TASK_CREATED, data={"id": "x"}, partition_key="k")
+        outbox_row(event_type=events.TASK_CREATED, data={"id": "x"}, partition_key="k")
 
 
 def test_envelope_timestamp_is_utc_rfc3339() -> None:
     moment = datetime(2026, 1, 4, 11, 0, tzinfo=UTC)
-    envelope = contracts.new_envelope(contracts.TASK_CREATED, TASK, timestamp=moment)
+    envelope = new_envelope(events.TASK_CREATED, TASK, timestamp=moment)
     assert envelope["timestamp"] == "2026-01-04T11:00:00Z"
     assert envelope["schema_version"] == "1.0"
 
@@ -95,7 +96,7 @@ async def _write_then(database_url: str, *, commit: bool) -> None:
     try:
         async with make_session_factory(engine)() as session:
             write_event(
-                session, event_type=contracts.TASK_CREATED, data=TASK, partition_key=TASK["id"]
+                session, event_type=events.TASK_CREATED, data=TASK, partition_key=TASK["id"]
             )
             if commit:
                 await session.commit()

@@ -127,6 +127,7 @@ PROGRAM = textwrap.dedent(
     import pulumi
     import pulumi_kubernetes as k8s
     from infra.components.fastapi_service import FastApiService, FastApiServiceArgs
+    from apps.contracts.services import Role
     from infra.settings import Resources, ServiceSettings
 
     provider = k8s.Provider("k8s", context="test")
@@ -137,7 +138,8 @@ PROGRAM = textwrap.dedent(
     FastApiService(
         "backend",
         FastApiServiceArgs(
-            app_id="backend", namespace="todo", image="todo-backend:1", settings=ServiceSettings(),
+            app_id="backend", role=Role.API, namespace="todo", image="todo-backend:1",
+            settings=ServiceSettings(),
             app_env="test", log_level="INFO", dapr_config="backend-config",
             dapr_sidecar=Resources(cpu_request="1m", memory_request="1Mi", cpu_limit="1",
                                    memory_limit="1Mi"),

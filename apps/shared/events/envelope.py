@@ -1,35 +1,13 @@
-"""Event types, the topic each one travels on, and the envelope around its data."""
+"""The envelope around an event's data (§4); the event types are in `apps.contracts.events`."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any
 
-SCHEMA_VERSION: Final = "1.0"
-
-TASK_EVENTS_TOPIC: Final = "task-events"
-REMINDERS_TOPIC: Final = "reminders"
-TASK_EVENTS_DLQ_TOPIC: Final = "task-events-dlq"
-REMINDERS_DLQ_TOPIC: Final = "reminders-dlq"
-
-TASK_CREATED: Final = "task.created.v1"
-TASK_UPDATED: Final = "task.updated.v1"
-TASK_COMPLETED: Final = "task.completed.v1"
-TASK_REOPENED: Final = "task.reopened.v1"
-TASK_DELETED: Final = "task.deleted.v1"
-REMINDER_DUE: Final = "reminder.due.v1"
-
-TOPIC_OF: Final[Mapping[str, str]] = {
-    TASK_CREATED: TASK_EVENTS_TOPIC,
-    TASK_UPDATED: TASK_EVENTS_TOPIC,
-    TASK_COMPLETED: TASK_EVENTS_TOPIC,
-    TASK_REOPENED: TASK_EVENTS_TOPIC,
-    TASK_DELETED: TASK_EVENTS_TOPIC,
-    REMINDER_DUE: REMINDERS_TOPIC,
-}
-EVENT_TYPES: Final = tuple(TOPIC_OF)
+from apps.contracts.events import SCHEMA_VERSION, TOPIC_OF
 
 
 def rfc3339(moment: datetime) -> str:
