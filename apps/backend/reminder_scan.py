@@ -10,7 +10,6 @@ therefore marked fired if and only if its event is on its way.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -40,12 +39,6 @@ _CLAIM = sa.text(
     RETURNING r.id, r.task_id, r.user_id, r.remind_at, t.title, t.due_at
     """
 )
-
-
-@dataclass(frozen=True)
-class ScanResult:
-    emitted: int
-    batches: int
 
 
 def reminder_due_data(row: Any) -> dict[str, Any]:

@@ -25,6 +25,7 @@ import httpx
 import jwt
 
 from apps.contracts.services import ACCESS_RULES, APPS, REMINDER_SCAN
+from apps.local.ports import free_port
 from apps.local.standin import (
     AccessRule,
     CronBinding,
@@ -58,13 +59,6 @@ def cluster_mesh_config(**overrides: object) -> MeshConfig:
     for name, value in overrides.items():
         setattr(config, name, value)
     return config
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 @dataclass

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from bench.stats import Sample, percentile, ratio
+from bench.harness.stats import Sample, percentile, ratio
 
 
 def test_nearest_rank_percentiles() -> None:

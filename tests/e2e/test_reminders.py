@@ -3,7 +3,6 @@ webhooks are signed, retried, then marked failed when the receiver stays down.""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from apps.local.ports import free_port
 from apps.local.system import LocalSystem
 from apps.notification.webhooks import verify
 from tests.apps.local.probe_app import ProbeApp, ServerThread
@@ -118,9 +118,7 @@ def test_webhooks_arrive_signed(user: Callable[[], Api], receiver: tuple[ProbeAp
 
 
 def test_a_webhook_that_stays_down_is_retried_then_failed(user: Callable[[], Api]) -> None:
-    with socket.socket() as placeholder:
-        placeholder.bind(("127.0.0.1", 0))
-        dead = f"http://127.0.0.1:{placeholder.getsockname()[1]}/hook"
+    dead = f"http://127.0.0.1:{free_port()}/hook"
     api = user()
     _webhook_to(api, dead)
     _task_with_reminder(api, fire_in=1.5)

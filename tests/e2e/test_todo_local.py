@@ -17,7 +17,8 @@ import httpx
 import pytest
 
 from apps.local.cli import signing_key
-from apps.local.system import free_port, make_token
+from apps.local.ports import free_port
+from apps.local.system import make_token
 from tests.e2e.conftest import eventually
 
 

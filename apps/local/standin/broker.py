@@ -113,9 +113,6 @@ class ConsumerGroup(Generic[MemberT]):
         async with self._changed:
             self._changed.notify_all()
 
-    def owner_id(self, partition: int) -> str | None:
-        return self._assignment.get(partition)
-
     async def owner(self, partition: int) -> tuple[str, MemberT]:
         """The member that owns `partition`, waiting until there is one."""
         async with self._changed:

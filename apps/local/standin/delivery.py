@@ -24,17 +24,14 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 
 from apps.local.standin.broker import ConsumerGroup, Message
 from apps.local.standin.channel import ChannelError
+from apps.local.standin.protocols import DeliveryHost, Instance
 from apps.local.standin.routing import MatchError, Subscription
-
-if TYPE_CHECKING:
-    from apps.local.standin.mesh import Mesh
-    from apps.local.standin.sidecar import Sidecar
 
 log = structlog.get_logger("standin.delivery")
 
@@ -56,7 +53,7 @@ class Outcome(StrEnum):
 class Member:
     """One app instance in a consumer group, with the subscription its app declared."""
 
-    sidecar: Sidecar
+    sidecar: Instance
     subscription: Subscription
 
 
@@ -100,7 +97,7 @@ def classify(status: int, body: bytes) -> Outcome:
 class Deliverer:
     """Runs the per-partition consumers of every consumer group."""
 
-    def __init__(self, mesh: Mesh, journal_size: int = 200_000) -> None:
+    def __init__(self, mesh: DeliveryHost, journal_size: int = 200_000) -> None:
         self._mesh = mesh
         self._rng = random.Random(mesh.config.seed)
         self.journal: deque[JournalEntry] = deque(maxlen=journal_size)
@@ -243,7 +240,7 @@ class Deliverer:
             await asyncio.sleep(pause)
 
     async def _attempt(
-        self, sidecar: Sidecar, path: str, message: Message, event: dict[str, Any]
+        self, sidecar: Instance, path: str, message: Message, event: dict[str, Any]
     ) -> tuple[Outcome, int | None]:
         headers = {"content-type": CLOUDEVENT_CONTENT_TYPE}
         for name in ("traceparent", "tracestate"):

@@ -7,26 +7,24 @@ UNIMPLEMENTED, which is what the generated servicer base does.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, NoReturn, TypeAlias
+from typing import Any, NoReturn, TypeAlias
 
 import grpc
 from dapr.proto import api_service_v1, api_v1, common_v1
 from google.protobuf import empty_pb2
 
 from apps.local.standin.errors import DaprError
+from apps.local.standin.protocols import Instance, MeshApi
 from apps.local.standin.state import EtagMismatch, StateOperation, StateStore
-
-if TYPE_CHECKING:
-    from apps.local.standin.sidecar import Sidecar
 
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 _FIRST_WRITE = 1  # common.v1.StateOptions.StateConcurrency.CONCURRENCY_FIRST_WRITE
 
 
 class DaprApi(api_service_v1.DaprServicer):
-    def __init__(self, sidecar: Sidecar) -> None:
+    def __init__(self, sidecar: Instance, mesh: MeshApi) -> None:
         self._sidecar = sidecar
-        self._mesh = sidecar.mesh
+        self._mesh = mesh
 
     async def _fail(self, context: Context, error: DaprError) -> NoReturn:
         await context.abort(error.grpc_status, str(error))

@@ -13,7 +13,6 @@ has an API token (daprd's `DAPR_API_TOKEN`).
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -21,9 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from apps.local.standin.errors import DaprError
-
-if TYPE_CHECKING:
-    from apps.local.standin.sidecar import Sidecar
+from apps.local.standin.protocols import Instance, MeshApi
 
 TOKEN_HEADER = "dapr-api-token"
 # Headers that belong to one hop and are not forwarded to the target app.
@@ -48,8 +45,7 @@ def _error(error: DaprError) -> JSONResponse:
     )
 
 
-def build_http_api(sidecar: Sidecar) -> Starlette:
-    mesh = sidecar.mesh
+def build_http_api(sidecar: Instance, mesh: MeshApi) -> Starlette:
 
     def authorized(request: Request) -> bool:
         token = sidecar.spec.api_token
@@ -97,7 +93,7 @@ def build_http_api(sidecar: Sidecar) -> Starlette:
         }
         try:
             result = await mesh.invoke(
-                caller=sidecar,
+                caller=sidecar.app_id,
                 target_app=request.path_params["app_id"].split(".", 1)[0],
                 verb=request.method,
                 path="/" + request.path_params["method"],
@@ -112,7 +108,7 @@ def build_http_api(sidecar: Sidecar) -> Starlette:
             for name, value in result.headers.items()
             if name.lower() not in _HOP_HEADERS
         }
-        return Response(content=result.body, status_code=result.status, headers=passthrough)
+        return Response(content=result.content, status_code=result.status, headers=passthrough)
 
     async def not_found(request: Request, exc: Exception) -> Response:
         body = {"errorCode": "ERR_DIRECT_INVOKE", "message": f"unknown API {request.url.path}"}

@@ -19,26 +19,19 @@ from typing import Any
 import structlog
 
 from apps.local.standin.broker import Broker, ConsumerGroup, Message
-from apps.local.standin.channel import AppUnreachable, ChannelError
+from apps.local.standin.channel import AppResponse, AppUnreachable, ChannelError
 from apps.local.standin.cloudevents import InvalidCloudEvent, build_envelope
-from apps.local.standin.config import MeshConfig, SidecarSpec
+from apps.local.standin.config import MeshConfig
 from apps.local.standin.delivery import Deliverer, JournalEntry, Member
 from apps.local.standin.errors import DaprError
 from apps.local.standin.faults import Faults
+from apps.local.standin.protocols import Instance
 from apps.local.standin.routing import Subscription
-from apps.local.standin.sidecar import Sidecar
 from apps.local.standin.state import StateStore
 
 log = structlog.get_logger("standin.mesh")
 
 PARTITION_KEY = "partitionKey"
-
-
-@dataclass(frozen=True)
-class InvokeResult:
-    status: int
-    headers: Mapping[str, str]
-    body: bytes
 
 
 @dataclass
@@ -49,7 +42,7 @@ class Mesh:
     def __post_init__(self) -> None:
         self.broker = Broker(self.config.partitions)
         self.state = StateStore()
-        self.sidecars: dict[str, Sidecar] = {}
+        self.sidecars: dict[str, Instance] = {}
         self.groups: dict[tuple[str, str], ConsumerGroup[Member]] = {}
         self.deliverer = Deliverer(self)
         self._rng = random.Random(self.config.seed)
@@ -59,20 +52,22 @@ class Mesh:
 
     # -- instances -------------------------------------------------------------------------
 
-    async def add_sidecar(self, spec: SidecarSpec) -> Sidecar:
-        """Start the sidecar of one more instance of `spec.app_id`."""
-        number = next(self._instance_numbers.setdefault(spec.app_id, itertools.count()))
-        sidecar = Sidecar(self, spec, f"{spec.app_id}-{number}")
+    def next_instance_id(self, app_id: str) -> str:
+        """The id of one more instance of `app_id`: `<app-id>-<n>`, n counting from 0."""
+        number = next(self._instance_numbers.setdefault(app_id, itertools.count()))
+        return f"{app_id}-{number}"
+
+    async def add_sidecar(self, sidecar: Instance) -> None:
+        """Start the sidecar of one more app instance (built by the caller: see `runner`)."""
         self.sidecars[sidecar.instance_id] = sidecar
         await sidecar.start()
-        return sidecar
 
-    async def remove_sidecar(self, sidecar: Sidecar) -> None:
+    async def remove_sidecar(self, sidecar: Instance) -> None:
         await self.bring_up_cancel(sidecar)
         await sidecar.stop()
         self.sidecars.pop(sidecar.instance_id, None)
 
-    async def take_down(self, sidecar: Sidecar, seconds: float | None = None) -> None:
+    async def take_down(self, sidecar: Instance, seconds: float | None = None) -> None:
         """The sidecar is absent (ports closed) — for `seconds`, or until `bring_up`."""
         await self.bring_up_cancel(sidecar)
         await sidecar.stop()
@@ -82,24 +77,24 @@ class Mesh:
                 self._bring_up_later(sidecar, seconds)
             )
 
-    async def _bring_up_later(self, sidecar: Sidecar, seconds: float) -> None:
+    async def _bring_up_later(self, sidecar: Instance, seconds: float) -> None:
         await asyncio.sleep(seconds)
         self._downtime.pop(sidecar.instance_id, None)
         await sidecar.start()
         log.warning("sidecar back", instance=sidecar.instance_id)
 
-    async def bring_up_cancel(self, sidecar: Sidecar) -> None:
+    async def bring_up_cancel(self, sidecar: Instance) -> None:
         pending = self._downtime.pop(sidecar.instance_id, None)
         if pending is not None:
             pending.cancel()
             await asyncio.gather(pending, return_exceptions=True)
 
-    async def bring_up(self, sidecar: Sidecar) -> None:
+    async def bring_up(self, sidecar: Instance) -> None:
         await self.bring_up_cancel(sidecar)
         if not sidecar.alive:
             await sidecar.start()
 
-    async def join(self, sidecar: Sidecar, subscription: Subscription) -> None:
+    async def join(self, sidecar: Instance, subscription: Subscription) -> None:
         """The instance joins its app's consumer group on the subscribed topic."""
         key = (sidecar.app_id, subscription.topic)
         group = self.groups.get(key)
@@ -109,7 +104,7 @@ class Mesh:
             self.deliverer.start_group(group)
         await group.join(sidecar.instance_id, Member(sidecar, subscription))
 
-    async def detach(self, sidecar: Sidecar) -> None:
+    async def detach(self, sidecar: Instance) -> None:
         for (app_id, _), group in self.groups.items():
             if app_id == sidecar.app_id:
                 await group.leave(sidecar.instance_id)
@@ -212,26 +207,26 @@ class Mesh:
             for rule in rules
         )
 
-    def _instances(self, app_id: str) -> list[Sidecar]:
+    def _instances(self, app_id: str) -> list[Instance]:
         return [s for s in self.sidecars.values() if s.app_id == app_id and s.alive]
 
     async def invoke(
         self,
         *,
-        caller: Sidecar,
+        caller: str,
         target_app: str,
         verb: str,
         path: str,
         query: str,
         headers: Mapping[str, str],
         body: bytes,
-    ) -> InvokeResult:
-        """Route one invocation to an instance of `target_app`, with its app token."""
-        if not self._allowed(caller.app_id, target_app, verb, path):
-            raise DaprError.invoke_denied(caller.app_id, target_app)
+    ) -> AppResponse:
+        """Route one call from app `caller` to an instance of `target_app`, with its app token."""
+        if not self._allowed(caller, target_app, verb, path):
+            raise DaprError.invoke_denied(caller, target_app)
         forwarded = {
             **headers,
-            "dapr-caller-app-id": caller.app_id,
+            "dapr-caller-app-id": caller,
             "dapr-callee-app-id": target_app,
         }
         policy = self.config.service_retry
@@ -242,10 +237,9 @@ class Mesh:
             if instances:
                 target = instances[next(self._round_robin) % len(instances)]
                 try:
-                    response = await target.channel.request(
+                    return await target.channel.request(
                         verb, path, content=body, headers=forwarded, query=query
                     )
-                    return InvokeResult(response.status, response.headers, response.content)
                 except AppUnreachable as exc:
                     reason = f"connection refused by {target.instance_id}: {exc}"
                 except ChannelError as exc:
@@ -258,7 +252,7 @@ class Mesh:
 
     # -- introspection ---------------------------------------------------------------------
 
-    def describe(self, sidecar: Sidecar) -> dict[str, Any]:
+    def describe(self, sidecar: Instance) -> dict[str, Any]:
         """What `GET /v1.0/metadata` reports for `sidecar`."""
         config = self.config
         return {

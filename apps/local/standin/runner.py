@@ -2,7 +2,8 @@
 
 pytest tests and the `todo-local` CLI drive the stand-in from ordinary code: they start
 it, add sidecars, flip faults and read the journal through `call`, which runs a
-coroutine function on the mesh's loop and waits for its result.
+coroutine function on the mesh's loop and waits for its result. This is where a `Mesh`
+and its `Sidecar`s meet: they know each other only through `protocols`.
 """
 
 from __future__ import annotations
@@ -72,7 +73,15 @@ class MeshThread:
         return asyncio.run_coroutine_threadsafe(run(), self._loop).result()
 
     def add_sidecar(self, spec: SidecarSpec) -> Sidecar:
-        return self.call(self.mesh.add_sidecar, spec)
+        """Start the sidecar of one more instance of `spec.app_id`."""
+        mesh = self.mesh
+
+        async def add() -> Sidecar:
+            sidecar = Sidecar(mesh, spec, mesh.next_instance_id(spec.app_id))
+            await mesh.add_sidecar(sidecar)
+            return sidecar
+
+        return self.call(add)
 
     def stop(self) -> None:
         if self._mesh is not None:

@@ -10,22 +10,18 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-from typing import TYPE_CHECKING
 
 import grpc
 import structlog
 import uvicorn
+from dapr.proto import api_service_v1
 
 from apps.local.standin.channel import AppChannel, ChannelError
 from apps.local.standin.config import SidecarSpec
 from apps.local.standin.grpc_api import DaprApi
 from apps.local.standin.http_api import build_http_api
+from apps.local.standin.protocols import Membership
 from apps.local.standin.routing import Subscription, SubscriptionError, parse_subscriptions
-
-if TYPE_CHECKING:
-    from apps.local.standin.mesh import Mesh
-
-from dapr.proto import api_service_v1
 
 log = structlog.get_logger("standin.sidecar")
 
@@ -41,7 +37,9 @@ def _listen(port: int) -> socket.socket:
 
 
 class Sidecar:
-    def __init__(self, mesh: Mesh, spec: SidecarSpec, instance_id: str) -> None:
+    """One app instance's sidecar; the mesh sees it as a `protocols.Instance`."""
+
+    def __init__(self, mesh: Membership, spec: SidecarSpec, instance_id: str) -> None:
         self.mesh = mesh
         self.spec = spec
         self.app_id = spec.app_id
@@ -80,7 +78,7 @@ class Sidecar:
 
     async def _open_ports(self) -> None:
         server = grpc.aio.server()
-        api_service_v1.add_DaprServicer_to_server(DaprApi(self), server)  # type: ignore[no-untyped-call]
+        api_service_v1.add_DaprServicer_to_server(DaprApi(self, self.mesh), server)  # type: ignore[no-untyped-call]
         self.grpc_port = server.add_insecure_port(f"127.0.0.1:{self.grpc_port}")
         await server.start()
         self._grpc = server
@@ -88,7 +86,7 @@ class Sidecar:
         sock = _listen(self.http_port)
         self.http_port = sock.getsockname()[1]
         config = uvicorn.Config(
-            build_http_api(self),
+            build_http_api(self, self.mesh),
             log_config=None,
             log_level="warning",
             access_log=False,

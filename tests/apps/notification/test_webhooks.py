@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from apps.local.ports import free_port
 from apps.notification.main import create_app
 from apps.notification.settings import NotificationServiceSettings
 from apps.notification.targets import TargetRefused, check_resolved
@@ -102,10 +102,7 @@ def test_a_webhook_that_recovers_is_delivered(
 
 
 def test_unreachable_webhook_ends_failed(client: TestClient) -> None:
-    with socket.socket() as placeholder:  # a port nobody listens on
-        placeholder.bind(("127.0.0.1", 0))
-        port = placeholder.getsockname()[1]
-    _subscribe(client, f"http://127.0.0.1:{port}/hook")
+    _subscribe(client, f"http://127.0.0.1:{free_port()}/hook")  # nobody listens there
     deliver(client, cloud_event(reminder_envelope()))
     wait_until(lambda: _webhook(client)["status"] == "failed", what="failed", timeout=15)
     assert "request failed" in _webhook(client)["last_error"]

@@ -29,6 +29,7 @@ with warnings.catch_warnings():
 
 from apps.backend.main import create_app as backend_app
 from apps.backend.settings import BackendSettings
+from apps.local.ports import free_port
 from apps.local.standin import MeshThread, SidecarSpec
 from apps.notification.main import create_app as notification_app
 from apps.notification.settings import NotificationServiceSettings
@@ -81,13 +82,6 @@ def start(
     return build
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
-
-
 @pytest.fixture
 def standin() -> Iterator[MeshThread]:
     mesh = MeshThread(fast_config())
@@ -132,7 +126,7 @@ def hung_sidecar() -> Iterator[int]:
 def test_ready_with_the_stand_in_sidecar(
     service: str, start: Callable[..., TestClient], standin: MeshThread
 ) -> None:
-    sidecar = standin.add_sidecar(SidecarSpec(app_id=service, app_port=_free_port()))
+    sidecar = standin.add_sidecar(SidecarSpec(app_id=service, app_port=free_port()))
     with start(sidecar.http_port) as client:
         response = client.get("/readyz")
         assert response.status_code == 200, response.text
@@ -142,7 +136,7 @@ def test_ready_with_the_stand_in_sidecar(
 def test_no_sidecar_is_not_ready_but_alive(
     service: str, start: Callable[..., TestClient], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with start(_free_port()) as client:
+    with start(free_port()) as client:
         capsys.readouterr()
         for _ in range(2):
             response = client.get("/readyz")
@@ -182,7 +176,7 @@ def test_a_hung_sidecar_fails_readiness_within_the_timeout(
 def test_sidecar_not_required_is_ready_without_one(
     service: str, start: Callable[..., TestClient]
 ) -> None:
-    with start(_free_port(), dapr_sidecar_required=False) as client:
+    with start(free_port(), dapr_sidecar_required=False) as client:
         response = client.get("/readyz")
         assert response.status_code == 200
         assert response.json() == {"status": "ok"}
@@ -191,7 +185,7 @@ def test_sidecar_not_required_is_ready_without_one(
 def test_readiness_follows_the_sidecar_going_and_coming_back(
     service: str, start: Callable[..., TestClient], standin: MeshThread
 ) -> None:
-    sidecar = standin.add_sidecar(SidecarSpec(app_id=service, app_port=_free_port()))
+    sidecar = standin.add_sidecar(SidecarSpec(app_id=service, app_port=free_port()))
     with start(sidecar.http_port) as client:
         assert client.get("/readyz").status_code == 200
         standin.call(standin.mesh.take_down, sidecar)
@@ -205,7 +199,7 @@ def test_both_failing_checks_are_named(
     service: str, start: Callable[..., TestClient], database_url: str
 ) -> None:
     unreachable = database_url.split("?")[0].rsplit("/", 1)[0] + "/db?host=/nonexistent"
-    with start(_free_port(), database_url=unreachable, log_level="ERROR") as client:
+    with start(free_port(), database_url=unreachable, log_level="ERROR") as client:
         response = client.get("/readyz")
     assert response.status_code == 503
     assert response.json() == {"status": "not ready", "failing": ["database", "dapr-sidecar"]}
@@ -214,7 +208,7 @@ def test_both_failing_checks_are_named(
 def test_the_probe_client_is_closed_with_the_app(
     service: str, start: Callable[..., TestClient]
 ) -> None:
-    client = start(_free_port())
+    client = start(free_port())
     with client:
         probe = client.app.state.sidecar_probe  # type: ignore[attr-defined]
         assert isinstance(probe, SidecarProbe) and not probe.closed
