@@ -29,7 +29,6 @@ SERVED_VERSION = "v1"
 KINDS_USED = ("gatewayclasses", "gateways", "httproutes")
 """The Gateway API kinds the edge creates (plural, as CRD names have them)."""
 BUNDLE_ANNOTATION = f"{GROUP}/bundle-version"
-CHANNEL_ANNOTATION = f"{GROUP}/channel"
 ENVOY_GATEWAY_BUILT_AGAINST = "v1.6.1"
 """Gateway API version compiled into Envoy Gateway v1.9 (its compatibility matrix)."""
 

@@ -265,11 +265,6 @@ class Footprint:
         pods = [g.per_pod for g in self.steady if g.rolling]
         return max(pods, key=lambda r: (r.memory, r.cpu_m), default=Requests())
 
-    @property
-    def largest_pod(self) -> Requests:
-        pods = [g.per_pod for g in self.steady]
-        return max(pods, key=lambda r: (r.memory, r.cpu_m), default=Requests())
-
     def unplaced(self, nodes: int | None = None) -> list[str]:
         """Pods (a rolling update's extra pod included) that a first-fit-decreasing packing
         onto `nodes` nodes (default: all) cannot place, each node offering its share of
