@@ -45,12 +45,17 @@ WORKDIR /app
 COPY pyproject.toml uv.lock ./
 RUN uv sync --frozen --no-default-groups --no-dev --no-install-project
 
-COPY apps/ ./apps/
+# The services' packages, each named: the local runner and stand-ins (apps/local, for
+# development machines) are never copied, so no image can carry them.
+COPY apps/__init__.py ./apps/
+COPY apps/contracts/ ./apps/contracts/
+COPY apps/shared/ ./apps/shared/
+COPY apps/backend/ ./apps/backend/
+COPY apps/notification/ ./apps/notification/
+COPY apps/recurring/ ./apps/recurring/
 COPY migrations/ ./migrations/
-# The local stand-ins (todo-local) are for development machines, not for clusters.
 # unchecked-hash pycs stay valid whatever the file times are after COPY.
-RUN rm -rf apps/local \
-    && python -m compileall -q --invalidation-mode unchecked-hash apps migrations
+RUN python -m compileall -q --invalidation-mode unchecked-hash apps migrations
 
 # --------------------------------------------------------------------------- runtime
 FROM python AS runtime
