@@ -29,6 +29,7 @@ import pulumi_random as random
 
 from infra.components.kube import (
     DB_CLIENT_LABEL,
+    child_of,
     container_security_context,
     labels,
     pod_security_context,
@@ -141,7 +142,7 @@ class Database(pulumi.ComponentResource):
             ),
             type="Opaque",
             string_data=cast(Any, {"url": url}),
-            opts=self._child(),
+            opts=child_of(self),
         )
         self.secret_name = secret.metadata.apply(lambda m: m["name"])
         self.register_outputs(
@@ -151,9 +152,6 @@ class Database(pulumi.ComponentResource):
                 "admin_url": self.admin_url,
             }
         )
-
-    def _child(self, **kwargs: object) -> pulumi.ResourceOptions:
-        return pulumi.ResourceOptions(parent=self, **kwargs)  # type: ignore[arg-type]
 
     # ------------------------------------------------------------------ managed
 
@@ -174,13 +172,13 @@ class Database(pulumi.ComponentResource):
             private_network_uuid=args.vpc_id,
             maintenance_windows=[{"day": "sunday", "hour": "04:00:00"}],
             tags=[args.resource_prefix, "todo"],
-            opts=self._child(),
+            opts=child_of(self),
         )
         do.DatabaseFirewall(
             f"{self._name}-firewall",
             cluster_id=cluster.id,
             rules=[{"type": "k8s", "value": args.kubernetes_cluster_id}],
-            opts=self._child(),
+            opts=child_of(self),
         )
         self.cluster_id = cluster.id
         self.admin_url = pulumi.Output.secret(
@@ -210,10 +208,10 @@ class Database(pulumi.ComponentResource):
 
         args = self._args
         database = do.DatabaseDb(
-            f"{self._name}-db", cluster_id=cluster_id, name=args.database_name, opts=self._child()
+            f"{self._name}-db", cluster_id=cluster_id, name=args.database_name, opts=child_of(self)
         )
         user = do.DatabaseUser(
-            f"{self._name}-user", cluster_id=cluster_id, name=args.user_name, opts=self._child()
+            f"{self._name}-user", cluster_id=cluster_id, name=args.user_name, opts=child_of(self)
         )
         db_admin_url = pulumi.Output.all(admin_url, database.name).apply(
             lambda v: _with_database(str(v[0]), str(v[1]))
@@ -236,7 +234,7 @@ class Database(pulumi.ComponentResource):
             ),
             type="Opaque",
             string_data=cast(Any, {"url": db_admin_url}),
-            opts=self._child(),
+            opts=child_of(self),
         )
         statement = f'GRANT USAGE, CREATE ON SCHEMA public TO "{args.user_name}";'
         # The name changes with what it grants, so a changed user re-runs it.
@@ -303,7 +301,7 @@ class Database(pulumi.ComponentResource):
                     },
                 },
             ),
-            opts=self._child(depends_on=after, delete_before_replace=True),
+            opts=child_of(self, depends_on=after, delete_before_replace=True),
         )
         self.ready.append(job)
 
@@ -312,10 +310,10 @@ class Database(pulumi.ComponentResource):
     def _create_in_cluster(self, settings: InClusterDatabase) -> pulumi.Output[str]:
         args = self._args
         admin_password = random.RandomPassword(
-            f"{self._name}-admin-password", length=32, special=False, opts=self._child()
+            f"{self._name}-admin-password", length=32, special=False, opts=child_of(self)
         )
         app_password = random.RandomPassword(
-            f"{self._name}-app-password", length=32, special=False, opts=self._child()
+            f"{self._name}-app-password", length=32, special=False, opts=child_of(self)
         )
         server_labels = labels("postgresql", "database")
         selector = {"app.kubernetes.io/name": "postgresql"}
@@ -330,13 +328,13 @@ class Database(pulumi.ComponentResource):
                     "APP_PASSWORD": app_password.result,
                 },
             ),
-            opts=self._child(),
+            opts=child_of(self),
         )
         init = k8s.core.v1.ConfigMap(
             f"{self._name}-init",
             metadata=cast(Any, {"namespace": args.namespace, "labels": server_labels}),
             data=cast(Any, {"10-app-role.sh": _init_script(args.user_name, args.database_name)}),
-            opts=self._child(),
+            opts=child_of(self),
         )
         service = k8s.core.v1.Service(
             f"{self._name}-service",
@@ -353,7 +351,7 @@ class Database(pulumi.ComponentResource):
                     ],
                 },
             ),
-            opts=self._child(),
+            opts=child_of(self),
         )
         statefulset = self._create_statefulset(
             settings, service, credentials, init, server_labels, selector
@@ -495,7 +493,7 @@ class Database(pulumi.ComponentResource):
                     ],
                 },
             ),
-            opts=self._child(),
+            opts=child_of(self),
         )
 
 

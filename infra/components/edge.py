@@ -45,6 +45,7 @@ import pulumi_kubernetes as k8s
 from apps.contracts.services import API_PREFIX, API_V1
 from infra.components.cluster import ApiServerAccess
 from infra.components.gateway_api import provider_gateway_api
+from infra.components.kube import child_of
 from infra.components.platform_egress import (
     api_server_egress,
     dns_rule,
@@ -329,22 +330,19 @@ class Edge(pulumi.ComponentResource):
         self.grafana_url = pulumi.Output.concat(scheme, "://", args.grafana_hostname)
         self.register_outputs({"api_url": self.api_url, "grafana_url": self.grafana_url})
 
-    def _child(self, **kwargs: Any) -> pulumi.ResourceOptions:
-        return pulumi.ResourceOptions(parent=self, **kwargs)
-
     def _create_namespace(self, role: str, name: pulumi.Input[str]) -> pulumi.Output[str]:
         """A platform namespace held to the restricted Pod Security profile."""
         namespace = k8s.core.v1.Namespace(
             f"{self._name}-{role}-namespace",
             metadata={"name": name, "labels": POD_SECURITY_LABELS},
-            opts=self._child(),
+            opts=child_of(self),
         )
         # The name as an output, so that everything in the namespace waits for it.
         return namespace.metadata.apply(lambda m: str(m["name"]))
 
     def _crd_dependent(self, *extra: pulumi.Resource) -> pulumi.ResourceOptions:
         """Options for a custom resource whose CRD the CRD chart installs."""
-        return self._child(depends_on=[self.gateway_crds, *extra])
+        return child_of(self, depends_on=[self.gateway_crds, *extra])
 
     # ------------------------------------------------------------------ Envoy Gateway
 
@@ -355,7 +353,7 @@ class Edge(pulumi.ComponentResource):
             version=ENVOY_GATEWAY_VERSION,
             namespace=self._namespace,
             values=gateway_crds_values(self._args.install_gateway_api_crds),
-            opts=self._child(),
+            opts=child_of(self),
         )
 
     def _create_controller(self) -> k8s.helm.v3.Release:
@@ -371,7 +369,7 @@ class Edge(pulumi.ComponentResource):
             cleanup_on_fail=True,
             max_history=5,
             # The controller does not start without its CRDs.
-            opts=self._child(depends_on=[self.gateway_crds]),
+            opts=child_of(self, depends_on=[self.gateway_crds]),
         )
 
     def _create_envoy_proxy(self) -> k8s.apiextensions.CustomResource:
@@ -522,8 +520,8 @@ class Edge(pulumi.ComponentResource):
             max_history=5,
             # Its Gateway API support checks for the Gateway API CRDs when it starts; on
             # DOKS they are there before anything of ours.
-            opts=self._child(
-                depends_on=[self.gateway_crds] if args.install_gateway_api_crds else []
+            opts=child_of(
+                self, depends_on=[self.gateway_crds] if args.install_gateway_api_crds else []
             ),
         )
         issuer = k8s.apiextensions.CustomResource(
@@ -555,7 +553,7 @@ class Edge(pulumi.ComponentResource):
                     ],
                 }
             },
-            opts=self._child(depends_on=[cert_manager]),
+            opts=child_of(self, depends_on=[cert_manager]),
         )
         certificate = k8s.apiextensions.CustomResource(
             f"{self._name}-certificate",
@@ -574,7 +572,7 @@ class Edge(pulumi.ComponentResource):
                 "duration": "2160h",
                 "renewBefore": "720h",
             },
-            opts=self._child(depends_on=[cert_manager, issuer]),
+            opts=child_of(self, depends_on=[cert_manager, issuer]),
         )
         return [certificate]
 
@@ -681,7 +679,7 @@ class Edge(pulumi.ComponentResource):
                     {"from": [prometheus], "ports": tcp_ports(ENVOY_METRICS_PORT)},
                 ],
             },
-            opts=self._child(),
+            opts=child_of(self),
         )
         namespaces = [("gateway", self._namespace)]
         if args.tls:
@@ -696,7 +694,7 @@ class Edge(pulumi.ComponentResource):
                     "policyTypes": ["Ingress"],
                     "ingress": [{"ports": tcp_ports(10250)}],
                 },
-                opts=self._child(),
+                opts=child_of(self),
             )
         for role, namespace in namespaces:
             _network_policy(
@@ -714,7 +712,7 @@ class Edge(pulumi.ComponentResource):
                     ],
                     "egress": [dns_rule()],
                 },
-                opts=self._child(),
+                opts=child_of(self),
             )
         self._create_gateway_egress()
         if args.tls:
@@ -822,7 +820,7 @@ class Edge(pulumi.ComponentResource):
                     namespace=namespace,
                     role=role,
                     pod_selector=selector,
-                    opts=self._child(),
+                    opts=child_of(self),
                 ),
             ]
         if not rules:
@@ -832,7 +830,7 @@ class Edge(pulumi.ComponentResource):
             namespace=namespace,
             policy_name=f"{role}-egress",
             spec={"podSelector": selector, "policyTypes": ["Egress"], "egress": rules},
-            opts=self._child(),
+            opts=child_of(self),
         )
 
 

@@ -28,6 +28,7 @@ from infra.components.kube import (
     DAPR_POD_LABEL,
     DB_CLIENT_LABEL,
     KubernetesObject,
+    child_of,
     container_security_context,
     image_pull_secrets,
     labels,
@@ -119,7 +120,7 @@ class FastApiService(pulumi.ComponentResource):
                 Any, {"name": args.app_id, "namespace": args.namespace, "labels": self._labels}
             ),
             automount_service_account_token=False,
-            opts=self._child(),
+            opts=child_of(self),
         )
         config = k8s.core.v1.ConfigMap(
             f"{name}-config",
@@ -133,7 +134,7 @@ class FastApiService(pulumi.ComponentResource):
                     **args.extra_env,
                 },
             ),
-            opts=self._child(),
+            opts=child_of(self),
         )
         deployment = self._create_deployment(account, config)
         service = self._create_service()
@@ -146,9 +147,6 @@ class FastApiService(pulumi.ComponentResource):
             lambda m: f"http://{m['name']}.{m['namespace']}.svc.cluster.local:{APP_PORT}"
         )
         self.register_outputs({"service_name": self.service_name, "url": self.url})
-
-    def _child(self, **kwargs: Any) -> pulumi.ResourceOptions:
-        return pulumi.ResourceOptions(parent=self, **kwargs)
 
     def _annotations(self) -> dict[str, pulumi.Input[str]]:
         args = self._args
@@ -284,7 +282,7 @@ class FastApiService(pulumi.ComponentResource):
                     },
                 },
             ),
-            opts=self._child(depends_on=list(args.depends_on)),
+            opts=child_of(self, depends_on=list(args.depends_on)),
         )
 
     @staticmethod
@@ -336,7 +334,7 @@ class FastApiService(pulumi.ComponentResource):
                     ],
                 },
             ),
-            opts=self._child(),
+            opts=child_of(self),
         )
 
     def _create_autoscaling(self, deployment: k8s.apps.v1.Deployment) -> None:
@@ -373,7 +371,7 @@ class FastApiService(pulumi.ComponentResource):
                     "behavior": {"scaleDown": {"stabilizationWindowSeconds": 300}},
                 },
             ),
-            opts=self._child(),
+            opts=child_of(self),
         )
         k8s.policy.v1.PodDisruptionBudget(
             f"{self._name}-pdb",
@@ -388,7 +386,7 @@ class FastApiService(pulumi.ComponentResource):
                     "unhealthyPodEvictionPolicy": "AlwaysAllow",
                 },
             ),
-            opts=self._child(),
+            opts=child_of(self),
         )
 
     def _create_network_policies(self) -> None:
@@ -443,7 +441,7 @@ class FastApiService(pulumi.ComponentResource):
                     policy_type.lower(): rules,
                 },
             ),
-            opts=self._child(),
+            opts=child_of(self),
         )
 
     def _create_service_monitor(self, after: Sequence[pulumi.Resource]) -> None:
@@ -463,7 +461,7 @@ class FastApiService(pulumi.ComponentResource):
                 "endpoints": [{"port": "http", "path": "/metrics", "interval": "30s"}],
             },
             # The CRD comes with kube-prometheus-stack's release.
-            opts=self._child(depends_on=list(after)),
+            opts=child_of(self, depends_on=list(after)),
         )
 
 

@@ -25,6 +25,11 @@ KAFKA_CLIENTS_NAMESPACE_LABEL = "todo.dev/kafka-clients"
 """Namespaces whose sidecars may reach a Kafka listener."""
 
 
+def child_of(parent: pulumi.Resource, **options: Any) -> pulumi.ResourceOptions:
+    """Options of a component's child: parented to the component, plus `options`."""
+    return pulumi.ResourceOptions(parent=parent, **options)
+
+
 def labels(app: str, component: str) -> dict[str, str]:
     """The recommended labels for one of our workloads."""
     return {

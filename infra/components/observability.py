@@ -29,6 +29,7 @@ import yaml
 from apps.contracts.services import APP_PORT
 from infra.components.cluster import ApiServerAccess
 from infra.components.edge import ENVOY_METRICS_PORT
+from infra.components.kube import child_of
 from infra.components.namespaces import (
     DAPR_METRICS_PORT,
     KAFKA_METRICS_PORT,
@@ -357,7 +358,7 @@ class Observability(pulumi.ComponentResource):
         namespace = k8s.core.v1.Namespace(
             f"{name}-namespace",
             metadata={"name": args.namespace, "labels": POD_SECURITY_LABELS},
-            opts=self._child(),
+            opts=child_of(self),
         )
         # The name as an output, so that everything in the namespace waits for it.
         self.namespace = namespace.metadata.apply(lambda m: str(m["name"]))
@@ -380,15 +381,12 @@ class Observability(pulumi.ComponentResource):
             }
         )
 
-    def _child(self, **kwargs: Any) -> pulumi.ResourceOptions:
-        return pulumi.ResourceOptions(parent=self, **kwargs)
-
     def _create_grafana_admin(self, args: ObservabilityArgs) -> k8s.core.v1.Secret:
         password = random.RandomPassword(
             f"{self._name}-grafana-password",
             length=32,
             special=False,
-            opts=self._child(),
+            opts=child_of(self),
         )
         return k8s.core.v1.Secret(
             f"{self._name}-grafana-admin",
@@ -399,7 +397,7 @@ class Observability(pulumi.ComponentResource):
             },
             type="Opaque",
             string_data={"admin-user": "admin", "admin-password": password.result},
-            opts=self._child(),
+            opts=child_of(self),
         )
 
     def _create_release(
@@ -444,11 +442,11 @@ class Observability(pulumi.ComponentResource):
             atomic=True,
             cleanup_on_fail=True,
             max_history=5,
-            opts=self._child(),
+            opts=child_of(self),
         )
 
     def _create_monitors(self) -> None:
-        crds = self._child(depends_on=[self.release])
+        crds = child_of(self, depends_on=[self.release])
         k8s.apiextensions.CustomResource(
             f"{self._name}-dapr-sidecars",
             api_version="monitoring.coreos.com/v1",
@@ -495,7 +493,7 @@ class Observability(pulumi.ComponentResource):
                 "labels": {"app.kubernetes.io/part-of": "todo"},
             },
             spec={"groups": groups},
-            opts=self._child(depends_on=[self.release]),
+            opts=child_of(self, depends_on=[self.release]),
         )
 
     def _create_dashboards(self) -> None:
@@ -513,7 +511,7 @@ class Observability(pulumi.ComponentResource):
                     },
                 },
                 data={f"todo-{stem}.json": content},
-                opts=self._child(),
+                opts=child_of(self),
             )
 
     def _create_network_policies(self, args: ObservabilityArgs) -> None:
@@ -638,7 +636,7 @@ class Observability(pulumi.ComponentResource):
             "namespace": self.namespace,
             "role": role,
             "pod_selector": selector,
-            "opts": self._child(),
+            "opts": child_of(self),
         }
         if api_server:
             rules = [
@@ -668,5 +666,5 @@ class Observability(pulumi.ComponentResource):
             f"{self._name}-{role}",
             metadata=cast(k8s.meta.v1.ObjectMetaArgsDict, metadata),
             spec=cast(k8s.networking.v1.NetworkPolicySpecArgsDict, spec),
-            opts=self._child(),
+            opts=child_of(self),
         )
