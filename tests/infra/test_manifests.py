@@ -33,7 +33,7 @@ from tests.infra.validation import (
 
 # minikube v1.37 starts Kubernetes v1.34 unless told otherwise (`--kubernetes-version`).
 MINIKUBE_KUBERNETES = "1.34"
-ALL_STACKS = (*STACKS, EPHEMERAL_STACK)
+ALL_STACKS = (*STACKS, "kind", EPHEMERAL_STACK)
 CLUSTER_TYPE = "digitalocean:index/kubernetesCluster:KubernetesCluster"
 
 
@@ -75,7 +75,7 @@ def test_custom_resources_match_their_crd_schemas(planned: Any, stack: str) -> N
     kinds = {o.kind for o in objects}
     assert kinds >= {"Component", "Kafka", "KafkaTopic", "ServiceMonitor"}
     assert "Subscription" not in kinds  # programmatic subscriptions only (issue 9)
-    assert ("CiliumNetworkPolicy" in kinds) == (stack != "minikube")
+    assert ("CiliumNetworkPolicy" in kinds) == (stack != "minikube")  # cni: generic there
     if stack != EPHEMERAL_STACK:
         assert kinds >= {"PodMonitor", "PrometheusRule", "EnvoyProxy", "Gateway", "HTTPRoute"}
     if stack in ("staging", "prod"):

@@ -24,7 +24,8 @@ from tests.infra.semantics import (
     synthetic_object,
 )
 
-ALL_STACKS = (*STACKS, EPHEMERAL_STACK)
+# kind: the proving ground's stack (Cilium on a local cluster) is checked here too.
+ALL_STACKS = (*STACKS, "kind", EPHEMERAL_STACK)
 
 
 def _resources(plan: Plan) -> list[RecordedResource]:
