@@ -6,7 +6,7 @@
 #   proving-ground.sh up            # pulumi login file://…, select kind, pulumi up
 #   proving-ground.sh await         # rollout status of every Deployment/StatefulSet,
 #                                   # Kafka Ready, the Gateway Programmed
-#   proving-ground.sh smoke         # infra.delivery.smoke through the edge
+#   proving-ground.sh smoke         # infra.tooling.delivery.smoke through the edge
 #   proving-ground.sh scenarios     # todo-infra proving scenarios through the edge
 #   proving-ground.sh dry-run DIR   # kubectl apply --dry-run=server of a plan's manifests
 #   proving-ground.sh idempotence   # pulumi preview --expect-no-changes
@@ -101,7 +101,7 @@ jwt_key() {
 
 smoke() {
     login
-    AUTH_JWT_SECRET="$(jwt_key)" with_edge uv run python -m infra.delivery.smoke
+    AUTH_JWT_SECRET="$(jwt_key)" with_edge uv run python -m infra.tooling.delivery.smoke
 }
 
 scenarios() {

@@ -19,8 +19,9 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-# Same marker as infra.plan.mocks.SECRET_MASK (kept apart so this module stays stdlib-only).
 SECRET_MASK = "[secret]"
+"""What an offline plan records in place of a secret value (architecture §8); the tooling
+imports it from here, the one place, since this module is stdlib-only and cheap to import."""
 
 WORKLOAD_KINDS = frozenset(
     {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "Pod"}

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from infra.plan.build import EPHEMERAL_BASE, Plan, execute, execute_ephemeral, is_ephemeral
-from infra.plan.runner import PROGRAM, config_from_mapping
+from infra.tooling.plan.build import EPHEMERAL_BASE, Plan, execute, execute_ephemeral, is_ephemeral
+from infra.tooling.plan.runner import config_from_mapping
+from infra.tooling.repo import PROGRAM
 
 SAMPLE_PROGRAM = Path(__file__).parent / "sample_program" / "__main__.py"
 STACKS = ("minikube", "staging", "prod")

@@ -32,7 +32,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from infra.plan.objects import KubernetesObject
+from infra.tooling.plan.objects import KubernetesObject
 
 Cni = Literal["generic", "cilium"]
 

@@ -19,8 +19,9 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from infra.plan.mocks import SECRET_MASK, RecordedResource
-from infra.plan.objects import KubernetesObject
+from infra.policy.rules import SECRET_MASK
+from infra.tooling.plan.mocks import RecordedResource
+from infra.tooling.plan.objects import KubernetesObject
 from tests.infra.network_paths import Pod, selects, workload_pods
 
 Path = tuple[str | int, ...]

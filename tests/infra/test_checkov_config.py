@@ -6,7 +6,7 @@ import re
 
 import yaml
 
-from infra.plan.runner import PROJECT_ROOT
+from infra.tooling.repo import PROJECT_ROOT
 
 CONFIG = PROJECT_ROOT / ".checkov.kubernetes.yaml"
 

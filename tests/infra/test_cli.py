@@ -14,9 +14,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from infra.cli import app
-from infra.plan import bytecode_cache
-from infra.plan.runner import PROJECT_ROOT, STACKS_DIR
+from infra.tooling.cli import app
+from infra.tooling.plan import bytecode_cache
+from infra.tooling.repo import PROJECT_ROOT, STACKS_DIR
 
 runner = CliRunner()
 
@@ -148,7 +148,7 @@ def test_plan_runs_on_a_fresh_machine(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "infra.cli",
+            "infra.tooling.cli",
             "plan",
             "--stack",
             "minikube",

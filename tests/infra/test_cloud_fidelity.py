@@ -29,17 +29,18 @@ from pulumi.output import Unknown
 from infra.components.cluster import choose_version, version_key
 from infra.components.gateway_api import GatewayApiMissingError, check_gateway_api
 from infra.components.kafka import ready_timeout_seconds
-from infra.plan.mocks import SECRET_MASK, RecordedResource
-from infra.plan.objects import kubernetes_objects
-from infra.plan.provider_mocks import CloudWorld, ExistingCluster, Fidelity
-from infra.plan.runner import (
-    PROJECT_ROOT,
+from infra.policy.rules import SECRET_MASK
+from infra.settings import SettingsError, StrimziKafka, parse_settings
+from infra.tooling.plan.mocks import RecordedResource
+from infra.tooling.plan.objects import kubernetes_objects
+from infra.tooling.plan.provider_mocks import CloudWorld, ExistingCluster, Fidelity
+from infra.tooling.plan.runner import (
     StackConfig,
     load_stack_config,
     run_program,
     secret_placeholder,
 )
-from infra.settings import SettingsError, StrimziKafka, parse_settings
+from infra.tooling.repo import PROJECT_ROOT
 from tests.infra.components.plans import one, plan
 from tests.infra.validation import is_builtin, validate_builtin, validate_custom
 
@@ -118,8 +119,8 @@ def _run_failing(stack: str, world: str) -> str:
     script = textwrap.dedent(
         f"""
         import sys
-        from infra.plan.provider_mocks import CloudWorld, ExistingCluster
-        from infra.plan.runner import load_stack_config, run_program
+        from infra.tooling.plan.provider_mocks import CloudWorld, ExistingCluster
+        from infra.tooling.plan.runner import load_stack_config, run_program
         try:
             run_program({stack!r}, load_stack_config({stack!r}), world={world})
         except Exception as error:

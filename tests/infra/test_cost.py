@@ -8,17 +8,18 @@ from typing import Any
 import pytest
 import yaml
 
-from infra.cost import (
+from infra.tooling.plan.build import Plan, execute
+from infra.tooling.plan.cost import (
     DATABASE_TYPE,
     PriceTable,
     UnknownPriceError,
     estimate,
     load_prices,
 )
-from infra.plan.build import Plan, execute
-from infra.plan.mocks import RecordedResource
-from infra.plan.objects import KubernetesObject, to_object
-from infra.plan.runner import STACKS_DIR, config_from_mapping
+from infra.tooling.plan.mocks import RecordedResource
+from infra.tooling.plan.objects import KubernetesObject, to_object
+from infra.tooling.plan.runner import config_from_mapping
+from infra.tooling.repo import STACKS_DIR
 from tests.infra.conftest import SAMPLE_PROGRAM
 
 

@@ -24,7 +24,7 @@ from prometheus_client.metrics import MetricWrapperBase
 
 from apps.shared import metrics as app_metrics
 from infra.components import observability as obs
-from infra.plan.runner import PROJECT_ROOT
+from infra.tooling.repo import PROJECT_ROOT
 
 CATALOGUE_FILE = obs.DATA_DIR / "metric-catalogue.yaml"
 METRICS_CONTRACT = PROJECT_ROOT / "docs" / "contracts" / "metrics.yaml"

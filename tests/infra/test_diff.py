@@ -21,20 +21,21 @@ import yaml
 from rich.console import Console
 from typer.testing import CliRunner
 
-from infra.cli import app as cli_app
-from infra.delivery.diff_render import (
+from infra.tooling.cli import app as cli_app
+from infra.tooling.commands.diff import diff_revision
+from infra.tooling.delivery.diff_render import (
     GITHUB_COMMENT_LIMIT,
     render_json,
     render_markdown,
     render_text,
 )
-from infra.delivery.plan_diff import Action, PlanDiff, SecretState, diff_plans, short_type
-from infra.delivery.plan_files import Plan, PlanFileError, load_plan, parse_plan
-from infra.delivery.secret_digest import secret_digests, value_digest
-from infra.diff import diff_revision
-from infra.plan.artifacts import write_plan
-from infra.plan.build import execute
-from infra.plan.runner import PROJECT_ROOT, config_from_mapping
+from infra.tooling.delivery.plan_diff import Action, PlanDiff, SecretState, diff_plans, short_type
+from infra.tooling.delivery.plan_files import Plan, PlanFileError, load_plan, parse_plan
+from infra.tooling.plan.artifacts import write_plan
+from infra.tooling.plan.build import execute
+from infra.tooling.plan.runner import config_from_mapping
+from infra.tooling.plan.secret_digest import secret_digests, value_digest
+from infra.tooling.repo import PROJECT_ROOT
 
 STACK = "minikube"
 CIPHER_A = "v1:rotation-one-ciphertext"

@@ -36,7 +36,14 @@ from pulumi.automation import (
 from pulumi.automation._tag import TagMap
 from typer.testing import CliRunner
 
-from infra.delivery.ephemeral_names import (
+from infra.settings import parse_settings
+from infra.tooling.commands.ephemeral import (
+    DESTROY_IMAGE_TAG,
+    app,
+    default_registry,
+    destroy_config_builder,
+)
+from infra.tooling.delivery.ephemeral_names import (
     TAG_EXPIRES,
     TAG_KIND,
     TAG_OWNER,
@@ -51,15 +58,13 @@ from infra.delivery.ephemeral_names import (
     pr_stack_name,
     remaining,
 )
-from infra.delivery.ephemeral_ops import EphemeralError, EphemeralStacks, config_map
-from infra.delivery.pulumi_access import (
+from infra.tooling.delivery.ephemeral_ops import EphemeralError, EphemeralStacks, config_map
+from infra.tooling.delivery.pulumi_access import (
     PulumiUnavailableError,
     StackOpener,
     require_cli,
     require_cloud_token,
 )
-from infra.ephemeral import DESTROY_IMAGE_TAG, app, default_registry, destroy_config_builder
-from infra.settings import parse_settings
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 BASE = "acme/todo/staging"
@@ -726,7 +731,7 @@ def test_progress_counts_steps_from_engine_events() -> None:
         StepEventMetadata,
     )
 
-    from infra.delivery.progress import EventProgress
+    from infra.tooling.delivery.progress import EventProgress
 
     def meta(op: OpType, name: str) -> StepEventMetadata:
         urn = f"urn:pulumi:pr-1::todo::kubernetes:apps/v1:Deployment::{name}"

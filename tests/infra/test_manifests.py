@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from infra.plan.build import Plan
-from infra.plan.objects import KubernetesObject
-from infra.plan.reference import chart_defaults, reference_dir
+from infra.tooling.plan.build import Plan
+from infra.tooling.plan.objects import KubernetesObject
+from infra.tooling.plan.reference import chart_defaults, reference_dir
 from tests.infra.conftest import EPHEMERAL_STACK, STACKS
 from tests.infra.validation import (
     CHARTS_MISSING_FROM_REFERENCE,

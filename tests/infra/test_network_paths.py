@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 
 from apps.contracts.services import APP_IDS, PUBLIC_API_PREFIXES
-from infra.plan.build import Plan
-from infra.plan.objects import KubernetesObject
 from infra.settings import LocalCluster
+from infra.tooling.plan.build import Plan
+from infra.tooling.plan.objects import KubernetesObject
 from tests.infra.conftest import EPHEMERAL_STACK, STACKS
 from tests.infra.network_paths import (
     Cni,

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import yaml
 
-from infra.plan.artifacts import write_plan
-from infra.plan.build import Plan
-from infra.plan.mocks import SECRET_MASK, RecordedResource
-from infra.plan.objects import HELM_RECORD_KIND, kubernetes_objects, normalize_numbers
+from infra.policy.rules import SECRET_MASK
+from infra.tooling.plan.artifacts import write_plan
+from infra.tooling.plan.build import Plan
+from infra.tooling.plan.mocks import RecordedResource
+from infra.tooling.plan.objects import HELM_RECORD_KIND, kubernetes_objects, normalize_numbers
 
 
 def _write(plan: Plan, out: Path) -> Path:

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import yaml
 
-from infra.plan import reference
-from infra.plan.build import Plan
-from infra.plan.footprint import (
+from infra.tooling.plan import reference
+from infra.tooling.plan.build import Plan
+from infra.tooling.plan.footprint import (
     CHART_MODELS,
     CLUSTER_TYPE,
     MINIKUBE,
@@ -23,11 +23,11 @@ from infra.plan.footprint import (
     doks_allocatable,
     pod_requests,
 )
-from infra.plan.mocks import RecordedResource
-from infra.plan.objects import KubernetesObject, to_object
-from infra.plan.quantities import GIB, MIB, QuantityError, bytes_of, millicores
-from infra.plan.reference import chart_defaults
-from infra.plan.volumes import planned_volume_claims
+from infra.tooling.plan.mocks import RecordedResource
+from infra.tooling.plan.objects import KubernetesObject, to_object
+from infra.tooling.plan.quantities import GIB, MIB, QuantityError, bytes_of, millicores
+from infra.tooling.plan.reference import chart_defaults
+from infra.tooling.plan.volumes import planned_volume_claims
 
 
 def _container(

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from infra.plan.build import Plan
-from infra.plan.durations import CLOUD_MINUTES, estimate_minutes
-from infra.plan.graph import critical_path, mermaid, predecessors, short_type
-from infra.plan.mocks import RecordedResource
+from infra.tooling.plan.build import Plan
+from infra.tooling.plan.durations import CLOUD_MINUTES, estimate_minutes
+from infra.tooling.plan.graph import critical_path, mermaid, predecessors, short_type
+from infra.tooling.plan.mocks import RecordedResource
 
 STACK = "urn:pulumi:t::todo::pulumi:pulumi:Stack::todo-t"
 CLUSTER_TYPE = "digitalocean:index/kubernetesCluster:KubernetesCluster"

@@ -7,8 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from infra.plan.mocks import SECRET_MASK, UnmockedInvokeError
-from infra.plan.runner import StackConfigError, config_from_mapping, load_stack_config, run_program
+from infra.policy.rules import SECRET_MASK
+from infra.tooling.plan.mocks import UnmockedInvokeError
+from infra.tooling.plan.runner import (
+    StackConfigError,
+    config_from_mapping,
+    load_stack_config,
+    run_program,
+)
 
 PROGRAM = textwrap.dedent(
     """

@@ -7,13 +7,13 @@ import subprocess
 import sys
 import textwrap
 
-from infra.plan.lazy_sdk import _likely_modules
-from infra.plan.runner import PROJECT_ROOT
+from infra.tooling.plan.lazy_sdk import _likely_modules
+from infra.tooling.repo import PROJECT_ROOT
 
 CHECK = textwrap.dedent(
     """
     import importlib, json, sys, types
-    from infra.plan import lazy_sdk
+    from infra.tooling.plan import lazy_sdk
     lazy_sdk.install()
     import pulumi_digitalocean as do
     from pulumi_digitalocean import Vpc

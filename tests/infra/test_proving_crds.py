@@ -14,9 +14,9 @@ from typing import Any
 import jsonschema
 import pytest
 
-from infra.delivery.crd_schemas import SCHEMA_LOCATION, strict_schema, write_crd_schemas
-from infra.plan.build import Plan
-from infra.plan.reference import crd_documents
+from infra.tooling.delivery.crd_schemas import SCHEMA_LOCATION, strict_schema, write_crd_schemas
+from infra.tooling.plan.build import Plan
+from infra.tooling.plan.reference import crd_documents
 
 
 def _validate(obj: dict[str, Any], schema: dict[str, Any]) -> None:

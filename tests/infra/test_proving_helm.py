@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from infra.delivery.helm_render import (
+from infra.tooling.delivery.helm_render import (
     MANIFEST,
     PLACEHOLDER,
     PlanReadError,
@@ -24,9 +24,9 @@ from infra.delivery.helm_render import (
     render_releases,
     write_helm_values,
 )
-from infra.plan.artifacts import write_plan
-from infra.plan.build import Plan
-from infra.plan.objects import helm_release_values
+from infra.tooling.plan.artifacts import write_plan
+from infra.tooling.plan.build import Plan
+from infra.tooling.plan.objects import helm_release_values
 
 STACK = "kind"
 
@@ -126,7 +126,7 @@ def test_render_runs_helm_template_per_release(kind_plan_dir: Path, tmp_path: Pa
 
 def test_the_cli_writes_the_values(kind_plan_dir: Path, tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "infra.cli", "proving", "helm-values",
+        [sys.executable, "-m", "infra.tooling.cli", "proving", "helm-values",
          "--plan-dir", str(kind_plan_dir), "--out", str(tmp_path / "helm")],
         capture_output=True, text=True, check=False, timeout=120,
     )  # fmt: skip

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from infra.delivery.proving import (
+from infra.tooling.delivery.proving import (
     CLIENT_CONFIG,
     TASK_EVENTS,
     TASK_EVENTS_DLQ,
@@ -29,7 +29,7 @@ from infra.delivery.proving import (
     poison_event,
     run_steps,
 )
-from infra.delivery.smoke import SmokeRun
+from infra.tooling.delivery.smoke import SmokeRun
 from tests.infra.test_smoke import NOW, FakeDeployment
 
 

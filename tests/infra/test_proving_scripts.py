@@ -271,7 +271,7 @@ def test_the_whole_run_in_order(job: Fakes) -> None:
         "pulumi up --stack kind --yes",
         "rollout status -n todo deployment.apps/backend",
         "wait -n kafka kafka/todo --for=condition=Ready",
-        "uv run python -m infra.delivery.smoke",
+        "uv run python -m infra.tooling.delivery.smoke",
         "uv run todo-infra proving scenarios --kube-context kind-todo-proving",
         "apply --server-side --dry-run=server",
         "pulumi preview --stack kind --expect-no-changes",
@@ -290,7 +290,7 @@ def test_the_whole_run_in_order(job: Fakes) -> None:
     # Every workload of every app namespace is awaited, with a timeout, before the smoke test.
     waits = [line for line in job.lines() if " rollout status -n " in line]
     assert len(waits) == 8 and all("--timeout=" in line for line in waits)
-    assert max(job.index(w) for w in waits) < job.index("infra.delivery.smoke")
+    assert max(job.index(w) for w in waits) < job.index("infra.tooling.delivery.smoke")
     # The edge is reached through a port-forward of the Envoy Service.
     assert job.called(
         "port-forward -n envoy-gateway-system service/envoy-envoy-gateway-system-todo"
@@ -307,7 +307,7 @@ def test_a_failed_update_still_destroys_and_collects_diagnostics(job: Fakes) -> 
     assert failed
     assert job.index("pulumi up") < job.index("pulumi destroy --stack kind --run-program --yes")
     assert job.called("kind delete cluster")
-    for skipped in ("infra.delivery.smoke", "proving scenarios", "--expect-no-changes"):
+    for skipped in ("infra.tooling.delivery.smoke", "proving scenarios", "--expect-no-changes"):
         assert not job.called(skipped), skipped
     assert "Diagnostics" in ran
     diagnostics = job.repo / "build" / "diagnostics"

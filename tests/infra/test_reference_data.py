@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from infra.plan.reference import (
+from infra.tooling.plan.reference import (
     DEFAULT_REFERENCE_DIR,
     ENV_VAR,
     REFRESH_COMMAND,
@@ -23,8 +23,8 @@ from infra.plan.reference import (
     chart_defaults,
     reference_dir,
 )
-from infra.plan.reference_lock import LOCK_FILE, lock_problems, read_lock
-from infra.plan.reference_refresh import HelmChart, pinned_sources, vendoring_problems
+from infra.tooling.plan.reference_lock import LOCK_FILE, lock_problems, read_lock
+from infra.tooling.plan.reference_refresh import HelmChart, pinned_sources, vendoring_problems
 from tests.infra.conftest import EPHEMERAL_STACK, STACKS
 
 # The operators whose custom resources the program creates, by API group: their CRDs
@@ -134,7 +134,7 @@ def test_a_missing_folder_is_an_error_naming_the_fix(
 def test_a_broken_file_is_an_error_naming_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from infra.plan.reference import crd_documents
+    from infra.tooling.plan.reference import crd_documents
 
     copy = tmp_path / "k8s-reference"
     shutil.copytree(DEFAULT_REFERENCE_DIR, copy)

@@ -26,11 +26,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from infra.cli import app
-from infra.plan.chart_archive import ChartArchiveError, read_chart_archive
-from infra.plan.reference import DEFAULT_REFERENCE_DIR, chart_defaults, crd_documents
-from infra.plan.reference_lock import LOCK_FILE, lock_problems, read_lock
-from infra.plan.reference_refresh import (
+from infra.tooling.cli import app
+from infra.tooling.plan.chart_archive import ChartArchiveError, read_chart_archive
+from infra.tooling.plan.reference import DEFAULT_REFERENCE_DIR, chart_defaults, crd_documents
+from infra.tooling.plan.reference_lock import LOCK_FILE, lock_problems, read_lock
+from infra.tooling.plan.reference_refresh import (
     HelmChart,
     Manifest,
     RefreshError,

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from infra.delivery import revision_plans
-from infra.delivery.revision_plans import RevisionPlanError
+from infra.tooling.delivery import revision_plans
+from infra.tooling.delivery.revision_plans import RevisionPlanError
 
 # tarfile.FilterError exists from Python 3.11.4 (PEP 706); before, only our own checks run.
 FILTER_ERROR: type[Exception] = getattr(tarfile, "FilterError", RevisionPlanError)

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from infra.plan.build import Plan
-from infra.plan.mocks import RecordedResource
+from infra.tooling.plan.build import Plan
+from infra.tooling.plan.mocks import RecordedResource
 from tests.infra.conftest import EPHEMERAL_STACK, STACKS
 from tests.infra.semantics import (
     cidr_problems,

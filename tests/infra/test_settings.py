@@ -9,8 +9,6 @@ from typing import Any
 import pytest
 import yaml
 
-from infra.plan.release_images import PLACEHOLDER_REGISTRY
-from infra.plan.runner import STACKS_DIR, config_from_mapping, load_stack_config, run_program
 from infra.settings import (
     AppEnv,
     DoksCluster,
@@ -21,6 +19,9 @@ from infra.settings import (
     ephemeral_stack_config,
     parse_settings,
 )
+from infra.tooling.plan.release_images import PLACEHOLDER_REGISTRY
+from infra.tooling.plan.runner import config_from_mapping, load_stack_config, run_program
+from infra.tooling.repo import STACKS_DIR
 
 
 def _raw(stack: str) -> dict[str, Any]:

@@ -18,7 +18,7 @@ import httpx
 import jwt
 import pytest
 
-from infra.delivery.smoke import SmokeFailure, SmokeRun, mint_token
+from infra.tooling.delivery.smoke import SmokeFailure, SmokeRun, mint_token
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -171,7 +171,7 @@ def test_minted_token_is_what_the_backend_verifies() -> None:
 
 def test_the_host_header_reaches_the_edge_through_a_port_forward() -> None:
     """Through `kubectl port-forward` the URL is 127.0.0.1; the HTTPRoute matches the host."""
-    from infra.delivery.smoke import clients
+    from infra.tooling.delivery.smoke import clients
 
     seen: list[tuple[str, str]] = []
 
@@ -190,7 +190,7 @@ def test_the_host_header_reaches_the_edge_through_a_port_forward() -> None:
 
 
 def test_without_a_host_header_the_url_names_the_host() -> None:
-    from infra.delivery.smoke import client_headers
+    from infra.tooling.delivery.smoke import client_headers
 
     assert "Host" not in client_headers("t")
     assert client_headers("t", "api.todo.localhost")["Host"] == "api.todo.localhost"

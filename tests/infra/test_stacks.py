@@ -7,11 +7,11 @@ from typing import Any
 import pytest
 
 from apps.contracts.services import APPS
-from infra.plan.footprint import Footprint, compute_footprint
-from infra.plan.mocks import SECRET_MASK
-from infra.plan.objects import kubernetes_objects
-from infra.plan.quantities import GIB, MIB
-from infra.plan.runner import PlanRun
+from infra.policy.rules import SECRET_MASK
+from infra.tooling.plan.footprint import Footprint, compute_footprint
+from infra.tooling.plan.objects import kubernetes_objects
+from infra.tooling.plan.quantities import GIB, MIB
+from infra.tooling.plan.runner import PlanRun
 from tests.infra.components.plans import (
     EPHEMERAL,
     by_type,

@@ -24,7 +24,7 @@ import jsonschema
 import kubernetes_validate
 import kubernetes_validate.utils
 
-from infra.plan.reference import crd_documents
+from infra.tooling.plan.reference import crd_documents
 from tests.infra.cilium_policy_check import check_cilium_policy
 from tests.infra.envoy_proxy_check import check_envoy_proxy
 

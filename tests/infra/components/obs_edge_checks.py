@@ -3,7 +3,7 @@ offline harness, and check what it renders against the k8s reference data.
 
 The reference data (CRD schemas, chart default values) is the repository's vendored copy,
 infra/k8s-reference (`K8S_REFERENCE_DIR` points at another copy), read through
-`infra.plan.reference`.
+`infra.tooling.plan.reference`.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ import jsonschema
 import kubernetes_validate
 import yaml
 
-from infra.plan.mocks import RecordedResource
-from infra.plan.reference import reference_dir
-from infra.plan.runner import PlanRun, config_from_mapping, run_program
+from infra.tooling.plan.mocks import RecordedResource
+from infra.tooling.plan.reference import reference_dir
+from infra.tooling.plan.runner import PlanRun, config_from_mapping, run_program
 
 KUBERNETES_VERSION = "1.34.0"
 """The Kubernetes API version rendered objects are validated against (DOKS 1.34)."""

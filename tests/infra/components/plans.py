@@ -10,11 +10,11 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from infra.plan.mocks import RecordedResource
-from infra.plan.objects import HELM_CHART_V4_TYPE, HELM_RELEASE_TYPE
-from infra.plan.provider_mocks import CloudWorld, world_after
-from infra.plan.runner import PlanRun, config_from_mapping, load_stack_config, run_program
 from infra.settings import ephemeral_stack_config
+from infra.tooling.plan.mocks import RecordedResource
+from infra.tooling.plan.objects import HELM_CHART_V4_TYPE, HELM_RELEASE_TYPE
+from infra.tooling.plan.provider_mocks import CloudWorld, world_after
+from infra.tooling.plan.runner import PlanRun, config_from_mapping, load_stack_config, run_program
 
 BASE_STACK = "acme/todo/staging"
 EPHEMERAL = "dev-alice"

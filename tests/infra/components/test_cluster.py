@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from infra.components.cluster import ClusterArgs
-from infra.plan.runner import PlanRun
 from infra.settings import LocalCluster
+from infra.tooling.plan.runner import PlanRun
 from tests.infra.components.plans import EPHEMERAL, by_type, one, plan
 
 PROVIDER = "pulumi:providers:kubernetes"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from infra.plan.runner import PlanRun
+from infra.tooling.plan.runner import PlanRun
 from tests.infra.components.obs_edge_checks import chart_defaults
 from tests.infra.components.plans import EPHEMERAL, by_type, one, plan
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from infra.components import edge
-from infra.plan.runner import PlanRun
+from infra.tooling.plan.runner import PlanRun
 from tests.infra.components.obs_edge_checks import (
     by_name,
     chart_defaults,

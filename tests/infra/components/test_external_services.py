@@ -7,7 +7,8 @@ from typing import Any
 
 import yaml
 
-from infra.plan.runner import STACKS_DIR, PlanRun, config_from_mapping, run_program
+from infra.tooling.plan.runner import PlanRun, config_from_mapping, run_program
+from infra.tooling.repo import STACKS_DIR
 from tests.infra.components.plans import by_type, helm_installs, one
 
 BROKERS = "b-1.kafka.example.net:9096,b-2.kafka.example.net:9096"

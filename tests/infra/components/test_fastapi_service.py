@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from infra.plan.release_images import placeholder_digest
-from infra.plan.runner import PlanRun, config_from_mapping, run_program
+from infra.tooling.plan.release_images import placeholder_digest
+from infra.tooling.plan.runner import PlanRun, config_from_mapping, run_program
 from tests.infra.components.plans import EPHEMERAL, by_type, depends_on, one, plan, pod_spec
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from infra.plan.release_images import placeholder_digest
+from infra.tooling.plan.release_images import placeholder_digest
 from tests.infra.components.plans import EPHEMERAL, depends_on, one, plan, pod_spec
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from infra.plan.runner import PlanRun
+from infra.tooling.plan.runner import PlanRun
 from tests.infra.components.plans import EPHEMERAL, by_type, plan
 
 NAMESPACE = "kubernetes:core/v1:Namespace"

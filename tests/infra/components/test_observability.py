@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from infra.components import observability as obs
-from infra.plan.mocks import SECRET_MASK
-from infra.plan.runner import PlanRun
+from infra.policy.rules import SECRET_MASK
+from infra.tooling.plan.runner import PlanRun
 from tests.infra.components.obs_edge_checks import (
     by_name,
     chart_defaults,
