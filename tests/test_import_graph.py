@@ -219,3 +219,72 @@ def test_the_standin_has_no_cycle_even_in_type_hints() -> None:
     )
     knows_sidecar = {name for name, edges in standin.items() if f"{STANDIN}.sidecar" in edges}
     assert knows_sidecar == {STANDIN, f"{STANDIN}.runner"}
+
+
+def all_imports(module: str, path: Path) -> Iterator[str]:
+    """Every import the module can run: module level, in functions, under TYPE_CHECKING."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            yield from _targets(module, path, node)
+
+
+TOOLING = "infra.tooling"
+# The tooling's layers, bottom up: a layer may import those below it, never one above.
+TOOLING_LAYERS = (
+    ("infra.tooling.repo",),
+    ("infra.tooling.plan",),
+    ("infra.tooling.delivery",),
+    ("infra.tooling.commands",),
+    ("infra.tooling.cli", "infra.tooling"),
+)
+
+
+def _within(module: str, package: str) -> bool:
+    return module == package or module.startswith(f"{package}.")
+
+
+def _layer(module: str) -> int:
+    """The layer of the most specific tooling package that holds `module`."""
+    matches = [
+        (len(package), level)
+        for level, packages in enumerate(TOOLING_LAYERS)
+        for package in packages
+        if _within(module, package)
+    ]
+    assert matches, f"{module} is in no layer of the tooling"
+    return max(matches)[1]
+
+
+def test_the_program_never_imports_its_tooling() -> None:
+    """`pulumi up` runs `infra/__main__.py`, settings, components and the policy pack; the
+    `todo-infra` tooling imports them, never the other way, not even inside a function."""
+    offenders = [
+        (module, target)
+        for module, path in _modules().items()
+        if not _within(module, TOOLING)
+        for target in all_imports(module, path)
+        if _within(target, TOOLING)
+    ]
+    assert not offenders
+
+
+def test_no_tooling_import_runs_back_up() -> None:
+    modules = _modules()
+    tooling = {name: path for name, path in modules.items() if _within(name, TOOLING)}
+    assert len(tooling) > 20, "the walker should see the whole tooling"
+    upward = [
+        (module, target)
+        for module, path in tooling.items()
+        for target in all_imports(module, path)
+        if _within(target, TOOLING)
+        and (resolved := _resolve(target, modules)) is not None
+        and _layer(resolved) > _layer(module)
+    ]
+    assert not upward
+
+
+def test_the_layer_check_catches_an_upward_import() -> None:
+    assert _layer("infra.tooling.plan.build") < _layer("infra.tooling.delivery.smoke")
+    assert _layer("infra.tooling.cli") > _layer("infra.tooling.commands.diff")
+    assert _layer("infra.tooling") == _layer("infra.tooling.cli")

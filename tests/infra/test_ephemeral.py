@@ -341,7 +341,7 @@ def test_expiry_round_trip_and_remaining() -> None:
 
 
 def _generated_config(stack: str = "dev-alice") -> dict[str, Any]:
-    from infra.settings import ephemeral_stack_config
+    from infra.tooling.plan.ephemeral_config import ephemeral_stack_config
 
     return ephemeral_stack_config(
         stack,

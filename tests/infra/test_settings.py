@@ -16,9 +16,9 @@ from infra.settings import (
     SettingsError,
     StackKind,
     StrimziKafka,
-    ephemeral_stack_config,
     parse_settings,
 )
+from infra.tooling.plan.ephemeral_config import ephemeral_stack_config
 from infra.tooling.plan.release_images import PLACEHOLDER_REGISTRY
 from infra.tooling.plan.runner import config_from_mapping, load_stack_config, run_program
 from infra.tooling.repo import STACKS_DIR

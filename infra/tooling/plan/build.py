@@ -74,7 +74,7 @@ def _user_error(error: BaseException) -> BaseException | None:
         # infra.settings' own error types (whatever they are called) are config errors,
         # and so is pydantic's ValidationError raised while validating settings.
         module = type(current).__module__
-        if module == "infra.settings" or module.startswith("pydantic"):
+        if module.partition(".")[0] == "pydantic" or f"{module}.".startswith("infra.settings."):
             return current
         current = current.__cause__ or current.__context__
     return None
@@ -138,7 +138,7 @@ def ephemeral_config(stack: str, base: Plan) -> StackConfig:
     """The config `todo-infra ephemeral up` would give `stack`, on the base stack's images."""
     from datetime import timedelta
 
-    from infra.settings import ephemeral_stack_config
+    from infra.tooling.plan.ephemeral_config import ephemeral_stack_config
 
     images = json.loads(base.config.values.get("todo:apps", "{}")).get("images", {})
     raw = ephemeral_stack_config(

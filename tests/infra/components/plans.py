@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from infra.settings import ephemeral_stack_config
+from infra.tooling.plan.ephemeral_config import ephemeral_stack_config
 from infra.tooling.plan.mocks import RecordedResource
 from infra.tooling.plan.objects import HELM_CHART_V4_TYPE, HELM_RELEASE_TYPE
 from infra.tooling.plan.provider_mocks import CloudWorld, world_after

@@ -1,0 +1,68 @@
+"""`todo:observability`: Prometheus, Grafana and Alertmanager."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Self
+
+from pydantic import (
+    StringConstraints,
+    model_validator,
+)
+
+from infra.settings.types import MemoryQuantity, Resources, SettingsModel
+
+PrometheusDuration = Annotated[str, StringConstraints(pattern=r"^[1-9][0-9]*(h|d|w|y)$")]
+PrometheusByteSize = Annotated[str, StringConstraints(pattern=r"^[1-9][0-9]*(M|G|T)i?B$")]
+StorageClassName = Annotated[
+    str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+]
+_BINARY_UNITS = {"M": 2**20, "G": 2**30, "T": 2**40}
+
+
+def _byte_size(value: str) -> int:
+    """`18GiB`/`18GB` (Prometheus: powers of 2) or a Kubernetes `20Gi`, in bytes."""
+    match = re.fullmatch(r"([0-9]+)([MGT])(i|iB|B)?", value)
+    if match is None:
+        raise ValueError(f"not a size: {value!r}")
+    return int(match.group(1)) * _BINARY_UNITS[match.group(2)]
+
+
+class ObservabilitySettings(SettingsModel):
+    """kube-prometheus-stack: how long and where Prometheus keeps data, and its footprint.
+
+    The defaults suit minikube (two days in an emptyDir, no Alertmanager, small requests);
+    cloud stacks set a volume, a longer retention and Alertmanager in their stack file.
+    """
+
+    retention: PrometheusDuration = "2d"
+    """How long Prometheus keeps samples (`2d`, `15d`, `4w`)."""
+    retention_size: PrometheusByteSize | None = None
+    """Size cap of the TSDB (`18GiB`); at most 90% of storageSize, which must hold the WAL too."""
+    storage_size: MemoryQuantity | None = None
+    """Size of Prometheus's volume (`20Gi`); unset keeps its data in an emptyDir."""
+    storage_class: StorageClassName | None = None
+    """StorageClass of that volume (`do-block-storage`); unset for the cluster default."""
+    alertmanager: bool = False
+    """Run Alertmanager (the alert rules are evaluated either way)."""
+    prometheus: Resources = Resources(
+        cpu_request="100m", memory_request="384Mi", cpu_limit="1", memory_limit="1Gi"
+    )
+    grafana: Resources = Resources(
+        cpu_request="50m", memory_request="160Mi", cpu_limit="500m", memory_limit="384Mi"
+    )
+
+    @model_validator(mode="after")
+    def _volume(self) -> Self:
+        if self.storage_class is not None and self.storage_size is None:
+            raise ValueError(
+                f"storageClass ({self.storage_class!r}) needs storageSize: without it "
+                "Prometheus keeps its data in an emptyDir"
+            )
+        if self.retention_size is not None and self.storage_size is not None:
+            if _byte_size(self.retention_size) * 10 > _byte_size(self.storage_size) * 9:
+                raise ValueError(
+                    f"retentionSize ({self.retention_size}) must be at most 90% of "
+                    f"storageSize ({self.storage_size}): the volume also holds the WAL"
+                )
+        return self
