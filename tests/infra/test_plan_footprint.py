@@ -20,9 +20,9 @@ from infra.tooling.plan.footprint import (
     Requests,
     capacity_of,
     compute_footprint,
-    doks_allocatable,
-    pod_requests,
 )
+from infra.tooling.plan.footprint.capacity import doks_allocatable
+from infra.tooling.plan.footprint.requests import pod_requests
 from infra.tooling.plan.mocks import RecordedResource
 from infra.tooling.plan.objects import KubernetesObject, to_object
 from infra.tooling.plan.quantities import GIB, MIB, QuantityError, bytes_of, millicores
