@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 from pulumi.output import Unknown
 
+from apps.contracts.services import APP_IDS
 from infra.components.cluster import choose_version, version_key
 from infra.components.gateway_api import GatewayApiMissingError, check_gateway_api
 from infra.components.kafka import ready_timeout_seconds
@@ -268,7 +269,7 @@ def test_private_registry_images_are_pulled_with_a_secret() -> None:
     assert docker_config["auths"]["release.invalid"]["username"] == "octocat"
     # Auto-named (a rotated token makes a new Secret); the pods take the name it gets.
     name = pull.raw_inputs["metadata"].get("name", pull.name)
-    for app in ("backend", "notification", "recurring"):
+    for app in APP_IDS:
         spec = one(run, f"{app}-deployment").raw_inputs["spec"]["template"]["spec"]
         assert spec["imagePullSecrets"] == [{"name": name}], app
     job = one(run, "migrations-job").raw_inputs["spec"]["template"]["spec"]

@@ -20,9 +20,10 @@ from pathlib import Path
 
 import pytest
 
+from apps.contracts.services import APP_IDS
+
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
-SERVICES = ("backend", "notification", "recurring")
 RUNTIME_CODE = ("apps", "migrations")
 DEV_ONLY = ("apps/local",)
 
@@ -52,7 +53,7 @@ def _stages() -> dict[str, list[tuple[str, str]]]:
 
 def test_one_target_per_service_with_the_contract_entry_point() -> None:
     stages = _stages()
-    for service in SERVICES:
+    for service in APP_IDS:
         assert service in stages, f"no `FROM ... AS {service}` target"
         cmds = [rest for keyword, rest in stages[service] if keyword == "CMD"]
         assert cmds, f"{service} has no CMD"
@@ -170,7 +171,7 @@ def test_runtime_code_imports_only_what_the_image_installs() -> None:
 
 
 def test_service_entry_points_exist() -> None:
-    assert [s for s in SERVICES if not (ROOT / "apps" / s / "main.py").is_file()] == []
+    assert [s for s in APP_IDS if not (ROOT / "apps" / s / "main.py").is_file()] == []
     assert (ROOT / "migrations" / "env.py").is_file()
 
 
@@ -265,7 +266,7 @@ def test_runtime_only_environment_starts_the_services_and_migrates(tmp_path: Pat
     run_env = {**env, "PYTHONDONTWRITEBYTECODE": "1", "DATABASE_URL": "postgresql://u:p@db/todo"}
     python = str(venv / "bin" / "python")
 
-    services = [s for s in SERVICES if (ROOT / "apps" / s / "main.py").is_file()]
+    services = [s for s in APP_IDS if (ROOT / "apps" / s / "main.py").is_file()]
     assert "backend" in services
     for service in services:
         started = subprocess.run(

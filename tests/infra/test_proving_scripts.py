@@ -27,6 +27,8 @@ from typing import Any
 import pytest
 import yaml
 
+from apps.contracts.services import APP_IDS
+
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ROOT / ".github" / "scripts"
 WORKFLOW = ROOT / ".github" / "workflows" / "proving-ground.yml"
@@ -281,7 +283,7 @@ def test_the_whole_run_in_order(job: Fakes) -> None:
     positions = [job.index(fragment) for fragment in order]
     assert positions == sorted(positions), job.lines()
     # Each image is built, then loaded into the cluster under the tag the stack deploys.
-    for app in ("backend", "notification", "recurring"):
+    for app in APP_IDS:
         assert (
             job.index(f"docker build --target {app}")
             < job.index(f"kind load docker-image todo-{app}:proving --name todo-proving")

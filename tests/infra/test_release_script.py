@@ -17,9 +17,10 @@ from typing import Any
 
 import pytest
 
+from apps.contracts.services import APP_IDS
+
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / ".github" / "scripts" / "release-images.sh"
-APPS = ("backend", "notification", "recurring")
 
 FAKE_PULUMI = textwrap.dedent(
     """\
@@ -94,7 +95,7 @@ class Pulumi:
     def digests(self, fill: str) -> Path:
         directory = self.tmp / f"digests-{fill}"
         directory.mkdir()
-        for app in APPS:
+        for app in APP_IDS:
             (directory / app).write_text(f"sha256:{fill * 64}\n")
         return directory
 
@@ -118,7 +119,7 @@ def test_set_then_record_on_staging(pulumi: Pulumi) -> None:
     assert images == {
         "registry": "ghcr.io/acme",
         "tag": "a" * 40,
-        "digests": dict.fromkeys(APPS, "sha256:" + "1" * 64),
+        "digests": dict.fromkeys(APP_IDS, "sha256:" + "1" * 64),
     }
     assert staging["tags"]["todo:release"] == "a" * 40
     assert staging["tags"]["todo:digest-recurring"] == "sha256:" + "1" * 64

@@ -14,12 +14,13 @@ import hashlib
 import json
 from collections.abc import Mapping
 
+from apps.contracts.services import APP_IDS
+
 PROJECT_NAME = "todo"
 PLACEHOLDER_REGISTRY = "release.invalid/todo"
 PLACEHOLDER_TAG = "planned-release"
 APPS_KEY = f"{PROJECT_NAME}:apps"
 KIND_KEY = f"{PROJECT_NAME}:kind"
-APPS = ("backend", "notification", "recurring")
 
 
 def placeholder_digest(app: str) -> str:
@@ -41,7 +42,7 @@ def with_release_images(values: Mapping[str, str]) -> dict[str, str]:
     apps["images"] = {
         "registry": PLACEHOLDER_REGISTRY,
         "tag": PLACEHOLDER_TAG,
-        "digests": {app: placeholder_digest(app) for app in APPS},
+        "digests": {app: placeholder_digest(app) for app in APP_IDS},
     }
     result[APPS_KEY] = json.dumps(apps)
     return result
