@@ -27,7 +27,7 @@ from apps.shared.db import SessionDep
 from apps.shared.errors import error_responses, invalid
 
 SERVICE = AppId.NOTIFICATION.value
-SUBSCRIPTION = events.NOTIFICATION_REMINDERS
+subscriptions = SubscriptionRegistry(AppId.NOTIFICATION)
 
 router = APIRouter(
     prefix=NOTIFICATIONS_PREFIX, tags=["notifications"], responses=error_responses(401, 422)
@@ -79,19 +79,18 @@ async def put_settings(
     return updated
 
 
+@subscriptions.handler(events.NOTIFICATION_REMINDERS)
 async def reminder_due(request: Request) -> JSONResponse:
     return await consume(
         request,
         service=SERVICE,
-        topic=SUBSCRIPTION.topic,
+        topic=events.NOTIFICATION_REMINDERS.topic,
         accepted_types=(events.REMINDER_DUE,),
         handler=request.app.state.reminder_handler,
     )
 
 
-def install_routes(app: FastAPI) -> SubscriptionRegistry:
+def install_routes(app: FastAPI) -> None:
     app.include_router(router)
     app.include_router(settings_router)
-    subscriptions = SubscriptionRegistry(app)
-    subscriptions.declare(SUBSCRIPTION, {events.REMINDER_DUE_ROUTE: reminder_due})
-    return subscriptions
+    subscriptions.install(app)

@@ -16,7 +16,7 @@ from apps.shared.dapr_subscriptions import SubscriptionRegistry
 from apps.shared.errors import error_responses, invalid
 
 SERVICE = AppId.RECURRING.value
-SUBSCRIPTION = events.RECURRING_TASK_EVENTS
+subscriptions = SubscriptionRegistry(AppId.RECURRING)
 
 router = APIRouter(
     prefix=RECURRENCE_PREFIX, tags=["recurrence"], responses=error_responses(401, 422)
@@ -44,21 +44,23 @@ async def recurrence_preview(
     return PreviewResponse(timezone=body.timezone, occurrences=occurrences)
 
 
+@subscriptions.handler(events.RECURRING_TASK_EVENTS, rule=events.TASK_COMPLETED_RULE)
 async def task_completed(request: Request) -> JSONResponse:
     return await consume(
         request,
         service=SERVICE,
-        topic=SUBSCRIPTION.topic,
+        topic=events.RECURRING_TASK_EVENTS.topic,
         accepted_types=(events.TASK_COMPLETED,),
         handler=request.app.state.completion_handler,
     )
 
 
-def install_routes(app: FastAPI) -> SubscriptionRegistry:
+@subscriptions.handler(events.RECURRING_TASK_EVENTS)
+async def other_task_event(request: Request) -> JSONResponse:
+    """The topic's other events: of no use here, acknowledged (they must not 404)."""
+    return await acknowledge(request)
+
+
+def install_routes(app: FastAPI) -> None:
     app.include_router(router)
-    subscriptions = SubscriptionRegistry(app)
-    subscriptions.declare(
-        SUBSCRIPTION,
-        {events.TASK_COMPLETED_ROUTE: task_completed, events.OTHER_TASK_EVENTS_ROUTE: acknowledge},
-    )
-    return subscriptions
+    subscriptions.install(app)
