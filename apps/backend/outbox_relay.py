@@ -34,10 +34,9 @@ from typing import Any
 
 import psycopg
 import sqlalchemy as sa
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from apps.backend.settings import RelaySettings
 from apps.shared.dapr import DaprAccess, PublishFailed, PublishRejected, SidecarUnavailable
 from apps.shared.logs import get_logger
 from apps.shared.metrics import (
@@ -50,22 +49,6 @@ _log = get_logger("apps.backend.outbox_relay")
 
 NOTIFY_CHANNEL = "outbox_new"
 _OUTAGE_PROBE_SECONDS = 2.0
-
-
-class RelaySettings(BaseSettings):
-    """Tuning of the relay, from `OUTBOX_RELAY_*` variables (defaults suit production)."""
-
-    model_config = SettingsConfigDict(env_prefix="OUTBOX_RELAY_", frozen=True, extra="ignore")
-
-    enabled: bool = True
-    batch_size: int = Field(default=200, ge=1, le=5000, description="keys claimed per round")
-    max_rows: int = Field(default=1000, ge=1, le=20000, description="rows published per round")
-    concurrency: int = Field(default=32, ge=1, le=256, description="keys published at once")
-    poll_seconds: float = Field(default=1.0, gt=0, description="poll when no NOTIFY arrives")
-    backoff_base_seconds: float = Field(default=0.5, gt=0)
-    backoff_max_seconds: float = Field(default=60.0, gt=0)
-    gauge_seconds: float = Field(default=5.0, gt=0, description="how often gauges refresh")
-    retention_hours: float = Field(default=72.0, ge=0, description="keep published rows")
 
 
 @dataclass(frozen=True)

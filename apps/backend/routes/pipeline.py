@@ -10,10 +10,10 @@ from fastapi import APIRouter, Depends, Request, Response, status
 from pydantic import BaseModel
 
 from apps.backend.next_occurrence import NextOccurrenceRequest, create_next_occurrence
-from apps.backend.pipeline import ReminderScanSettings
 from apps.backend.reminder_scan import claim_due_reminders
 from apps.backend.routes.tasks import task_response
 from apps.backend.schemas import TaskPublic
+from apps.backend.settings import BackendSettings
 from apps.contracts.services import NEXT_OCCURRENCE_PATH, REMINDER_SCAN
 from apps.shared.app_token import require_app_token
 from apps.shared.db import SessionDep
@@ -31,7 +31,8 @@ class ScanSummary(BaseModel):
 @router.post(REMINDER_SCAN.route, response_model=ScanSummary, include_in_schema=False)
 async def reminder_scan(request: Request, session: SessionDep) -> ScanSummary:
     """Called by the `reminder-scan` cron binding on every replica; each batch commits."""
-    limits: ReminderScanSettings = request.app.state.reminder_scan
+    settings: BackendSettings = request.app.state.settings
+    limits = settings.reminder_scan
     emitted = batches = 0
     while batches < limits.max_batches:
         claimed = await claim_due_reminders(session, limit=limits.batch_size)
