@@ -55,6 +55,7 @@ from apps.shared.metrics import (
     OUTBOX_PUBLISH_FAILURES,
 )
 
+# The logger keeps the name it had before the relay moved here: its lines do not change.
 _log = get_logger("apps.backend.outbox_relay")
 
 NOTIFY_CHANNEL = "outbox_new"

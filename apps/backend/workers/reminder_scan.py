@@ -26,7 +26,7 @@ from apps.shared.events.envelope import rfc3339
 from apps.shared.events.outbox import write_event
 from apps.shared.logs import get_logger
 
-# The logger name these lines had before the scan moved here: log queries keep working.
+# The logger keeps the name it had before the scan moved here: its lines do not change.
 _log = get_logger("apps.backend.pipeline")
 
 _CLAIM = sa.text(

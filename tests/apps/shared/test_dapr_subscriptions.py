@@ -94,7 +94,7 @@ def test_the_service_apps_fail_at_startup_without_a_handler(
     """The real apps install their registries when they are built: a missing handler
     stops `create_app` (and so the import of `main`, which builds the app)."""
     from apps.notification.main import create_app
-    from apps.notification.routes import subscriptions
+    from apps.notification.routes.events import subscriptions
 
     monkeypatch.setattr(subscriptions, "_handlers", {})
     with pytest.raises(SubscriptionError, match="notification: no handler for /events/"):
