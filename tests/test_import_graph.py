@@ -209,6 +209,38 @@ def test_no_import_cycles() -> None:
     assert not cycles, "import cycles:\n" + _describe(graph, cycles)
 
 
+SERVICES = ("apps.backend", "apps.notification", "apps.recurring")
+
+
+def test_every_service_has_the_skeleton() -> None:
+    """The parts every service has; `store`, `models` and `workers` where it has them."""
+    modules = _modules()
+    for service in SERVICES:
+        for part in ("main", "settings", "deps", "schemas", "routes", "routes.public"):
+            assert f"{service}.{part}" in modules, f"{service}.{part}"
+
+
+def test_the_services_import_downwards_only() -> None:
+    """Routes use the store, workers, deps and schemas, never the other way round, and
+    nothing imports `main`: no cycle can form between a service's layers, not even
+    through type hints."""
+    graph = import_graph(type_checking=True)
+    upward: list[str] = []
+    for name, edges in graph.items():
+        if not name.startswith(SERVICES):
+            continue
+        service = ".".join(name.split(".")[:2])
+        for target in edges:
+            into_routes = target.startswith(f"{service}.routes")
+            if target == f"{service}.main" or (
+                into_routes and not name.startswith((f"{service}.routes", f"{service}.main"))
+            ):
+                upward.append(f"{name} -> {target}")
+    assert not upward, "\n".join(upward)
+    cycles = [c for c in strongly_connected(graph) if any(m.startswith(SERVICES) for m in c)]
+    assert not cycles, _describe(graph, cycles)
+
+
 def test_the_standin_has_no_cycle_even_in_type_hints() -> None:
     """Its parts meet through `protocols`: only `runner` and the package know the sidecar."""
     graph = import_graph(type_checking=True)

@@ -7,10 +7,9 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from apps.backend.pipeline import event_pipeline
-from apps.backend.routes import pipeline as pipeline_routes
-from apps.backend.routes import tasks as task_routes
+from apps.backend.routes import internal, public
 from apps.backend.settings import BackendSettings
+from apps.backend.workers.outbox_relay import open_outbox_relay
 from apps.contracts.services import AppId
 from apps.shared.service import open_database, service_app, start_service
 from apps.shared.sidecar_health import open_sidecar_probe
@@ -27,7 +26,7 @@ def create_app(settings: BackendSettings | None = None) -> FastAPI:
         async with (
             open_database(app, resolved),
             open_sidecar_probe(app, resolved),
-            event_pipeline(app, resolved, service=SERVICE),
+            open_outbox_relay(app, resolved, service=SERVICE),
         ):
             yield
 
@@ -37,8 +36,8 @@ def create_app(settings: BackendSettings | None = None) -> FastAPI:
         description="Tasks with priorities, tags, due dates, reminders, recurrence and search.",
         lifespan=lifespan,
     )
-    app.include_router(task_routes.router)
-    app.include_router(pipeline_routes.router)
+    app.include_router(public.router)
+    app.include_router(internal.router)
     return app
 
 

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
+    BaseModel,
     Field,
     TypeAdapter,
     ValidationInfo,
@@ -237,3 +238,24 @@ class TaskQuery(SQLModel):
     )
     limit: int = Field(default=50, ge=1, le=200)
     offset: int = Field(default=0, ge=0, le=1_000_000)
+
+
+# What only the platform sends and reads (routes/internal.py).
+
+
+class NextOccurrenceRequest(SQLModel):
+    """What the recurring service sends for one completion."""
+
+    model_config = _FORBID
+
+    user_id: str = Field(min_length=1, max_length=255, description="owner of the task")
+    due_at: Moment = Field(description="when the next occurrence is due")
+    rrule: RRule = Field(description="the rule the next occurrence carries (COUNT counted down)")
+    completion_event_id: uuid.UUID = Field(description="the task.completed.v1 event handled")
+
+
+class ScanSummary(BaseModel):
+    """What one reminder scan did."""
+
+    emitted: int
+    batches: int

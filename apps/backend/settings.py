@@ -1,9 +1,47 @@
-"""The backend's configuration, read once from the environment at startup."""
+"""The backend's configuration, read once from the environment at startup.
+
+Besides what every API service reads (ServiceSettings, AuthSettings), the outbox relay
+and the reminder scan have settings of their own, each group under its own prefix
+(`OUTBOX_RELAY_*`, `REMINDER_SCAN_*`); defaults suit production.
+"""
 
 from __future__ import annotations
 
-from apps.shared.settings import AuthSettings
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from apps.shared.settings import AuthSettings, SettingsGroup
+
+
+class RelaySettings(SettingsGroup):
+    """Tuning of the outbox relay, from `OUTBOX_RELAY_*` variables."""
+
+    model_config = SettingsConfigDict(env_prefix="OUTBOX_RELAY_")
+
+    enabled: bool = True
+    batch_size: int = Field(default=200, ge=1, le=5000, description="keys claimed per round")
+    max_rows: int = Field(default=1000, ge=1, le=20000, description="rows published per round")
+    concurrency: int = Field(default=32, ge=1, le=256, description="keys published at once")
+    poll_seconds: float = Field(default=1.0, gt=0, description="poll when no NOTIFY arrives")
+    backoff_base_seconds: float = Field(default=0.5, gt=0)
+    backoff_max_seconds: float = Field(default=60.0, gt=0)
+    gauge_seconds: float = Field(default=5.0, gt=0, description="how often gauges refresh")
+    retention_hours: float = Field(default=72.0, ge=0, description="keep published rows")
+
+
+class ReminderScanSettings(SettingsGroup):
+    """How much one cron-triggered scan claims, from `REMINDER_SCAN_*` variables."""
+
+    model_config = SettingsConfigDict(env_prefix="REMINDER_SCAN_")
+
+    batch_size: int = Field(default=500, ge=1, le=5000, description="reminders per transaction")
+    max_batches: int = Field(default=40, ge=1, le=1000, description="batches per scan call")
 
 
 class BackendSettings(AuthSettings):
-    """Database, logging, app token (ServiceSettings) and bearer-token verification."""
+    """Database, logging, app token (ServiceSettings), bearer-token verification, and the
+    groups of the relay and the scan (read with the rest, so a bad value stops startup
+    with the same message naming the variable)."""
+
+    outbox_relay: RelaySettings = Field(default_factory=RelaySettings)
+    reminder_scan: ReminderScanSettings = Field(default_factory=ReminderScanSettings)

@@ -93,10 +93,14 @@ TASK_COMPLETED_ROUTE: Final = "/events/task-completed"
 OTHER_TASK_EVENTS_ROUTE: Final = "/events/task-events"
 REMINDER_DUE_ROUTE: Final = "/events/reminder-due"
 
+# Named so that the handler of its route can be bound to it (`rule=` of the apps'
+# subscription registry, apps/shared/dapr_subscriptions.py).
+TASK_COMPLETED_RULE: Final = RoutingRule(f'event.type == "{TASK_COMPLETED}"', TASK_COMPLETED_ROUTE)
+
 RECURRING_TASK_EVENTS: Final = Subscription(
     AppId.RECURRING,
     TASK_EVENTS_TOPIC,
-    rules=(RoutingRule(f'event.type == "{TASK_COMPLETED}"', TASK_COMPLETED_ROUTE),),
+    rules=(TASK_COMPLETED_RULE,),
     default_route=OTHER_TASK_EVENTS_ROUTE,
     dead_letter_topic=TASK_EVENTS_DLQ_TOPIC,
 )

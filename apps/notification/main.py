@@ -7,12 +7,14 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from apps.notification.consumer import ReminderHandler
-from apps.notification.routes import SERVICE, install_routes
+from apps.contracts.services import AppId
+from apps.notification.routes import events, public
 from apps.notification.settings import NotificationServiceSettings
-from apps.notification.webhooks import WebhookWorker
+from apps.notification.workers.webhooks import WebhookWorker
 from apps.shared.service import open_database, service_app, start_service
 from apps.shared.sidecar_health import open_sidecar_probe
+
+SERVICE = AppId.NOTIFICATION.value
 
 
 def create_app(settings: NotificationServiceSettings | None = None) -> FastAPI:
@@ -25,7 +27,7 @@ def create_app(settings: NotificationServiceSettings | None = None) -> FastAPI:
         )
         async with open_database(app, resolved), open_sidecar_probe(app, resolved):
             webhooks = WebhookWorker(engine=app.state.engine, settings=resolved)
-            app.state.reminder_handler = ReminderHandler(
+            app.state.reminder_handler = events.ReminderHandler(
                 session_factory=app.state.session_factory, webhooks=webhooks
             )
             webhooks.start()
@@ -40,7 +42,9 @@ def create_app(settings: NotificationServiceSettings | None = None) -> FastAPI:
         description="Notifications for due reminders: in-app and signed webhooks.",
         lifespan=lifespan,
     )
-    install_routes(app)
+    app.include_router(public.router)
+    app.include_router(public.settings_router)
+    events.subscriptions.install(app)
     return app
 
 

@@ -7,13 +7,15 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from apps.recurring.consumer import CompletionHandler
-from apps.recurring.routes import SERVICE, install_routes
+from apps.contracts.services import AppId
+from apps.recurring.routes import events, public
 from apps.recurring.sandbox import RuleSandbox
 from apps.recurring.settings import RecurringSettings
 from apps.shared.dapr import DaprAccess
 from apps.shared.service import open_database, service_app, start_service
 from apps.shared.sidecar_health import open_sidecar_probe
+
+SERVICE = AppId.RECURRING.value
 
 
 def create_app(settings: RecurringSettings | None = None) -> FastAPI:
@@ -28,7 +30,7 @@ def create_app(settings: RecurringSettings | None = None) -> FastAPI:
         dapr = DaprAccess()
         app.state.rule_sandbox = sandbox
         async with open_database(app, resolved), open_sidecar_probe(app, resolved):
-            app.state.completion_handler = CompletionHandler(
+            app.state.completion_handler = events.CompletionHandler(
                 dapr=dapr, sandbox=sandbox, backend_app_id=resolved.backend_app_id
             )
             try:
@@ -43,7 +45,8 @@ def create_app(settings: RecurringSettings | None = None) -> FastAPI:
         description="Creates the next occurrence of completed recurring tasks.",
         lifespan=lifespan,
     )
-    install_routes(app)
+    app.include_router(public.router)
+    events.subscriptions.install(app)
     return app
 
 

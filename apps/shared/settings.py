@@ -79,6 +79,14 @@ class AuthSettings(ServiceSettings):
         return self
 
 
+class SettingsGroup(BaseSettings):
+    """Settings of one part of a service (its outbox relay, say) under their own
+    `env_prefix`; the service's settings hold the group as a field with
+    `Field(default_factory=TheGroup)`, so the group is read with them."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+
+
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 
 
@@ -90,13 +98,24 @@ def load_settings(settings_cls: type[SettingsT]) -> SettingsT:
     try:
         return settings_cls()
     except ValidationError as exc:
+        prefix = _group_prefix(settings_cls, exc.title)
         problems = [
-            f"{_env_name(error['loc'])}: {_reason(error)}"
+            f"{prefix}{_env_name(error['loc'])}: {_reason(error)}"
             for error in exc.errors(include_input=False, include_url=False)
         ]
         raise SettingsError(
             f"invalid configuration for {settings_cls.__name__}: " + "; ".join(problems)
         ) from None
+
+
+def _group_prefix(settings_cls: type[BaseSettings], title: str) -> str:
+    """The `env_prefix` of the group whose own validation failed (its errors come from its
+    default factory, titled with its class and located within it), else nothing."""
+    for field in settings_cls.model_fields.values():
+        group = field.annotation
+        if isinstance(group, type) and issubclass(group, SettingsGroup) and group.__name__ == title:
+            return str(group.model_config.get("env_prefix", "")).upper()
+    return ""
 
 
 def _env_name(loc: tuple[int | str, ...]) -> str:

@@ -14,8 +14,8 @@ from psycopg.types.json import Jsonb
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.sql.expression import Executable
 
-from apps.backend.queries import task_by_id_select, task_list_params, task_list_statement
 from apps.backend.schemas import TaskQuery
+from apps.backend.store.queries import task_by_id_select, task_list_params, task_list_statement
 from apps.contracts import events
 from apps.shared.events.envelope import new_envelope
 from bench.client import SqlOperation

@@ -12,7 +12,7 @@ import pytest
 
 from apps.local.ports import free_port
 from apps.local.system import LocalSystem
-from apps.notification.webhooks import verify
+from apps.notification.workers.webhooks import verify
 from tests.apps.local.probe_app import ProbeApp, ServerThread
 from tests.e2e.conftest import Api, eventually, settle
 

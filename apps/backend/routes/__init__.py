@@ -1,1 +1,2 @@
-"""HTTP routes of the backend; each module holds one router."""
+"""HTTP routes of the backend, one router a module: `public` (the task API) and
+`internal` (what only the platform calls). The backend subscribes to no events."""

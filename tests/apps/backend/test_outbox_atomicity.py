@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy.exc import IntegrityError
 
-from apps.backend import tasks
+from apps.backend import store
 from apps.backend.schemas import TaskCreate
 from apps.shared.db import create_db_engine, make_session_factory
 from apps.shared.events import envelope, outbox
@@ -27,7 +27,7 @@ async def _create(database_url: str, data: TaskCreate, *, commit: bool, **kwargs
     engine = create_db_engine(database_url, pool_size=1)
     try:
         async with make_session_factory(engine)() as session:
-            await tasks.create_task(session, user_id="alice", data=data, **kwargs)
+            await store.create_task(session, user_id="alice", data=data, **kwargs)
             if commit:
                 await session.commit()
     finally:
@@ -78,7 +78,7 @@ def test_find_successor(database_url: str, db: Query) -> None:
         engine = create_db_engine(database_url, pool_size=1)
         try:
             async with make_session_factory(engine)() as session:
-                found = await tasks.find_successor(
+                found = await store.find_successor(
                     session, user_id="alice", previous_task_id=previous
                 )
                 return None if found is None else found.title

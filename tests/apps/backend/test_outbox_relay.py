@@ -13,7 +13,8 @@ import psycopg
 import pytest
 from prometheus_client import REGISTRY
 
-from apps.backend.outbox_relay import OutboxRelay, RelaySettings
+from apps.backend.settings import RelaySettings
+from apps.backend.workers.outbox_relay import OutboxRelay
 from apps.local.standin import MeshThread, Sidecar, SidecarSpec
 from apps.shared.dapr import DaprAccess
 from apps.shared.db import create_db_engine

@@ -13,7 +13,7 @@ from apps.local.ports import free_port
 from apps.notification.main import create_app
 from apps.notification.settings import NotificationServiceSettings
 from apps.notification.targets import TargetRefused, check_resolved
-from apps.notification.webhooks import verify
+from apps.notification.workers.webhooks import verify
 from tests.apps.local.probe_app import ProbeApp, Received, ServerThread, wait_until
 from tests.apps.notification.conftest import bearer, cloud_event, deliver, reminder_envelope
 

@@ -73,3 +73,34 @@ def test_driver_url_maps_to_psycopg(url: str, expected: str) -> None:
 def test_driver_url_rejects_other_databases() -> None:
     with pytest.raises(ValueError, match="unsupported"):
         driver_url("mysql://u:p@h/d")
+
+
+def test_the_relay_and_scan_groups_keep_their_variable_names(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://db/todo")
+    monkeypatch.setenv("AUTH_JWT_SECRET", SECRET)
+    monkeypatch.setenv("OUTBOX_RELAY_ENABLED", "false")
+    monkeypatch.setenv("OUTBOX_RELAY_POLL_SECONDS", "0.5")
+    monkeypatch.setenv("REMINDER_SCAN_BATCH_SIZE", "7")
+    settings = load_settings(BackendSettings)
+    assert settings.outbox_relay.enabled is False and settings.outbox_relay.poll_seconds == 0.5
+    assert settings.outbox_relay.batch_size == 200  # the default
+    assert (settings.reminder_scan.batch_size, settings.reminder_scan.max_batches) == (7, 40)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "reason"),
+    [
+        ("OUTBOX_RELAY_BATCH_SIZE", "0", "OUTBOX_RELAY_BATCH_SIZE: Input should be greater"),
+        ("REMINDER_SCAN_MAX_BATCHES", "many", "REMINDER_SCAN_MAX_BATCHES: Input should be a"),
+    ],
+)
+def test_a_malformed_group_variable_is_named_with_its_prefix(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, reason: str
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://db/todo")
+    monkeypatch.setenv("AUTH_JWT_SECRET", SECRET)
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError, match=reason):
+        load_settings(BackendSettings)

@@ -1,4 +1,4 @@
-"""Task endpoints of /api/v1: thin wrappers that commit around the data-access calls."""
+"""The task API (/api/v1): thin wrappers that commit around the data-access calls."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from fastapi import APIRouter, Query, Response, status
 from pydantic import TypeAdapter
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from apps.backend import tasks
+from apps.backend import store
+from apps.backend.deps import CurrentUser, SessionDep
 from apps.backend.schemas import (
     TASK_LIST_DATA,
     TagList,
@@ -20,8 +21,6 @@ from apps.backend.schemas import (
     TaskUpdate,
 )
 from apps.contracts.services import API_V1
-from apps.shared.auth import CurrentUser
-from apps.shared.db import SessionDep
 from apps.shared.errors import error_responses
 
 
@@ -61,7 +60,7 @@ _ONE_TASK = error_responses(404)
 )
 async def create_task(body: TaskCreate, session: SessionDep, user: CurrentUser) -> Response:
     await autocommit(session)  # create_task writes everything in one statement
-    task = await tasks.create_task(session, user_id=user, data=body)
+    task = await store.create_task(session, user_id=user, data=body)
     response = task_response(task, status.HTTP_201_CREATED)
     response.headers["Location"] = f"{router.prefix}/tasks/{task.id}"
     return response
@@ -72,7 +71,7 @@ async def list_tasks(
     query: Annotated[TaskQuery, Query()], session: SessionDep, user: CurrentUser
 ) -> Response:
     await autocommit(session)
-    page = await tasks.list_tasks(session, user_id=user, query=query)
+    page = await store.list_tasks(session, user_id=user, query=query)
     # Serialised here, as plain data: FastAPI would validate a TaskList (every field
     # validator of every task) before serialising it. The document is TaskList's.
     return Response(TASK_LIST_DATA.dump_json(page), media_type="application/json")
@@ -81,14 +80,14 @@ async def list_tasks(
 @router.get("/tasks/{task_id}", response_model=TaskPublic, responses=_ONE_TASK)
 async def read_task(task_id: uuid.UUID, session: SessionDep, user: CurrentUser) -> Response:
     await autocommit(session)
-    return task_response(await tasks.get_task(session, user_id=user, task_id=task_id))
+    return task_response(await store.get_task(session, user_id=user, task_id=task_id))
 
 
 @router.patch("/tasks/{task_id}", response_model=TaskPublic, responses=_ONE_TASK)
 async def update_task(
     task_id: uuid.UUID, body: TaskUpdate, session: SessionDep, user: CurrentUser
 ) -> Response:
-    task = await tasks.update_task(session, user_id=user, task_id=task_id, changes=body)
+    task = await store.update_task(session, user_id=user, task_id=task_id, changes=body)
     await session.commit()
     return task_response(task)
 
@@ -100,20 +99,20 @@ async def update_task(
     responses=_ONE_TASK,
 )
 async def delete_task(task_id: uuid.UUID, session: SessionDep, user: CurrentUser) -> None:
-    await tasks.delete_task(session, user_id=user, task_id=task_id)
+    await store.delete_task(session, user_id=user, task_id=task_id)
     await session.commit()
 
 
 @router.post("/tasks/{task_id}/complete", response_model=TaskPublic, responses=_ONE_TASK)
 async def complete_task(task_id: uuid.UUID, session: SessionDep, user: CurrentUser) -> Response:
-    task = await tasks.complete_task(session, user_id=user, task_id=task_id)
+    task = await store.complete_task(session, user_id=user, task_id=task_id)
     await session.commit()
     return task_response(task)
 
 
 @router.post("/tasks/{task_id}/reopen", response_model=TaskPublic, responses=_ONE_TASK)
 async def reopen_task(task_id: uuid.UUID, session: SessionDep, user: CurrentUser) -> Response:
-    task = await tasks.reopen_task(session, user_id=user, task_id=task_id)
+    task = await store.reopen_task(session, user_id=user, task_id=task_id)
     await session.commit()
     return task_response(task)
 
@@ -121,4 +120,4 @@ async def reopen_task(task_id: uuid.UUID, session: SessionDep, user: CurrentUser
 @router.get("/tags", response_model=TagList, summary="The user's tags with task counts")
 async def list_tags(session: SessionDep, user: CurrentUser) -> TagList:
     await autocommit(session)
-    return TagList(items=await tasks.list_tags(session, user_id=user))
+    return TagList(items=await store.list_tags(session, user_id=user))

@@ -27,17 +27,26 @@ import contextlib
 import random
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import timedelta
-from typing import Any
 
 import psycopg
-import sqlalchemy as sa
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from apps.backend.settings import BackendSettings, RelaySettings
+from apps.backend.workers.relay_sql import (
+    FOLLOWERS,
+    HEADS,
+    MARK_FAILED,
+    MARK_PUBLISHED,
+    PENDING,
+    PURGE,
+    RETRY_NOW,
+    ROW_FIELDS,
+    Row,
+)
 from apps.shared.dapr import DaprAccess, PublishFailed, PublishRejected, SidecarUnavailable
 from apps.shared.logs import get_logger
 from apps.shared.metrics import (
@@ -46,112 +55,11 @@ from apps.shared.metrics import (
     OUTBOX_PUBLISH_FAILURES,
 )
 
+# The logger keeps the name it had before the relay moved here: its lines do not change.
 _log = get_logger("apps.backend.outbox_relay")
 
 NOTIFY_CHANNEL = "outbox_new"
 _OUTAGE_PROBE_SECONDS = 2.0
-
-
-class RelaySettings(BaseSettings):
-    """Tuning of the relay, from `OUTBOX_RELAY_*` variables (defaults suit production)."""
-
-    model_config = SettingsConfigDict(env_prefix="OUTBOX_RELAY_", frozen=True, extra="ignore")
-
-    enabled: bool = True
-    batch_size: int = Field(default=200, ge=1, le=5000, description="keys claimed per round")
-    max_rows: int = Field(default=1000, ge=1, le=20000, description="rows published per round")
-    concurrency: int = Field(default=32, ge=1, le=256, description="keys published at once")
-    poll_seconds: float = Field(default=1.0, gt=0, description="poll when no NOTIFY arrives")
-    backoff_base_seconds: float = Field(default=0.5, gt=0)
-    backoff_max_seconds: float = Field(default=60.0, gt=0)
-    gauge_seconds: float = Field(default=5.0, gt=0, description="how often gauges refresh")
-    retention_hours: float = Field(default=72.0, ge=0, description="keep published rows")
-
-
-@dataclass(frozen=True)
-class _Row:
-    id: int
-    topic: str
-    partition_key: str
-    payload: dict[str, Any]
-    attempts: int
-
-
-_ROW_FIELDS = ("id", "topic", "partition_key", "payload", "attempts")
-
-
-# `followers`: whether the key has later unpublished rows, so that the second query
-# runs only for keys that have some (most keys have one pending row at a time).
-_HEADS = sa.text(
-    """
-    SELECT o.id, o.topic, o.partition_key, o.payload, o.attempts,
-           EXISTS (
-               SELECT 1 FROM outbox f
-               WHERE f.partition_key = o.partition_key
-                 AND f.published_at IS NULL
-                 AND f.id > o.id
-           ) AS followers
-    FROM outbox o
-    WHERE o.published_at IS NULL
-      AND o.next_attempt_at <= now()
-      AND NOT EXISTS (
-          SELECT 1 FROM outbox p
-          WHERE p.partition_key = o.partition_key
-            AND p.published_at IS NULL
-            AND p.id < o.id
-      )
-    ORDER BY o.id
-    LIMIT :limit
-    FOR UPDATE SKIP LOCKED
-    """
-)
-
-# Later rows of keys whose head this transaction holds: no other relay can claim them
-# (their head is unpublished), so a plain lock is enough.
-_FOLLOWERS = sa.text(
-    """
-    SELECT id, topic, partition_key, payload, attempts
-    FROM outbox
-    WHERE published_at IS NULL
-      AND partition_key = ANY(:keys)
-      AND id <> ALL(:heads)
-    ORDER BY id
-    LIMIT :limit
-    FOR UPDATE
-    """
-)
-
-_MARK_PUBLISHED = sa.text("UPDATE outbox SET published_at = now() WHERE id = ANY(:ids)")
-
-_MARK_FAILED = sa.text(
-    """
-    UPDATE outbox
-    SET attempts = attempts + 1,
-        last_error = :error,
-        next_attempt_at = now() + make_interval(secs => :delay)
-    WHERE id = :id
-    """
-)
-
-_RETRY_NOW = sa.text(
-    "UPDATE outbox SET next_attempt_at = now() "
-    "WHERE published_at IS NULL AND next_attempt_at > now()"
-)
-
-_PENDING = sa.text(
-    "SELECT count(*), EXTRACT(EPOCH FROM now() - min(created_at)) "
-    "FROM outbox WHERE published_at IS NULL"
-)
-
-_PURGE = sa.text(
-    """
-    DELETE FROM outbox WHERE id IN (
-        SELECT id FROM outbox
-        WHERE published_at IS NOT NULL AND published_at < now() - make_interval(secs => :age)
-        LIMIT 5000
-    )
-    """
-)
 
 
 def backoff_seconds(attempts: int, *, base: float, ceiling: float) -> float:
@@ -230,7 +138,7 @@ class OutboxRelay:
     async def _retry_now(self) -> None:
         """The sidecar is back: rows waiting out a backoff need not wait any longer."""
         async with self._engine.begin() as connection:
-            released = await connection.execute(_RETRY_NOW)
+            released = await connection.execute(RETRY_NOW)
         if released.rowcount:
             _log.info("sidecar back, retrying backed-off rows", rows=released.rowcount)
 
@@ -260,30 +168,30 @@ class OutboxRelay:
                 return 0
             published, failed = await self._publish(by_key)
             if published:
-                await connection.execute(_MARK_PUBLISHED, {"ids": published})
+                await connection.execute(MARK_PUBLISHED, {"ids": published})
             for row, error in failed:
                 await connection.execute(
-                    _MARK_FAILED,
+                    MARK_FAILED,
                     {"id": row.id, "error": error[:2000], "delay": self._backoff(row.attempts + 1)},
                 )
         if failed:
             _log.warning("outbox rows failed to publish", failed=len(failed), ok=len(published))
         return len(published)
 
-    async def _claim(self, connection: AsyncConnection) -> OrderedDict[str, list[_Row]]:
-        heads: list[_Row] = []
-        followed: list[_Row] = []  # heads of keys with later rows
-        rows = await connection.execute(_HEADS, {"limit": self.settings.batch_size})
+    async def _claim(self, connection: AsyncConnection) -> OrderedDict[str, list[Row]]:
+        heads: list[Row] = []
+        followed: list[Row] = []  # heads of keys with later rows
+        rows = await connection.execute(HEADS, {"limit": self.settings.batch_size})
         for row in rows.mappings():
-            head = _Row(**{name: row[name] for name in _ROW_FIELDS})
+            head = Row(**{name: row[name] for name in ROW_FIELDS})
             heads.append(head)
             if row["followers"]:
                 followed.append(head)
-        by_key: OrderedDict[str, list[_Row]] = OrderedDict((h.partition_key, [h]) for h in heads)
+        by_key: OrderedDict[str, list[Row]] = OrderedDict((h.partition_key, [h]) for h in heads)
         room = self.settings.max_rows - len(heads)
         if followed and room > 0:
             followers = await connection.execute(
-                _FOLLOWERS,
+                FOLLOWERS,
                 {
                     "keys": [h.partition_key for h in followed],
                     "heads": [h.id for h in followed],
@@ -291,17 +199,17 @@ class OutboxRelay:
                 },
             )
             for row in followers.mappings():
-                by_key[row["partition_key"]].append(_Row(**row))
+                by_key[row["partition_key"]].append(Row(**row))
         return by_key
 
     async def _publish(
-        self, by_key: OrderedDict[str, list[_Row]]
-    ) -> tuple[list[int], list[tuple[_Row, str]]]:
+        self, by_key: OrderedDict[str, list[Row]]
+    ) -> tuple[list[int], list[tuple[Row, str]]]:
         gate = asyncio.Semaphore(self.settings.concurrency)
         published: list[int] = []
-        failed: list[tuple[_Row, str]] = []
+        failed: list[tuple[Row, str]] = []
 
-        async def publish_key(rows: Sequence[_Row]) -> None:
+        async def publish_key(rows: Sequence[Row]) -> None:
             async with gate:
                 for row in rows:
                     error = await self._publish_row(row)
@@ -313,7 +221,7 @@ class OutboxRelay:
         await asyncio.gather(*(publish_key(rows) for rows in by_key.values()))
         return published, failed
 
-    async def _publish_row(self, row: _Row) -> str | None:
+    async def _publish_row(self, row: Row) -> str | None:
         try:
             await self._dapr.publish(
                 topic=row.topic, envelope=row.payload, partition_key=row.partition_key
@@ -331,7 +239,7 @@ class OutboxRelay:
             return
         self._last_purge = time.monotonic()
         async with self._engine.begin() as connection:
-            await connection.execute(_PURGE, {"age": timedelta(hours=retention).total_seconds()})
+            await connection.execute(PURGE, {"age": timedelta(hours=retention).total_seconds()})
 
     # -- wake-ups and gauges -------------------------------------------------------------
 
@@ -359,7 +267,7 @@ class OutboxRelay:
         while True:
             try:
                 async with self._engine.connect() as connection:
-                    count, age = (await connection.execute(_PENDING)).one()
+                    count, age = (await connection.execute(PENDING)).one()
                 OUTBOX_PENDING_EVENTS.labels(self._service).set(count)
                 OUTBOX_OLDEST_PENDING_AGE.labels(self._service).set(float(age or 0.0))
             except asyncio.CancelledError:
@@ -367,3 +275,32 @@ class OutboxRelay:
             except Exception as exc:  # the gauges keep their last value meanwhile
                 _log.debug("outbox gauges not refreshed", error=repr(exc))
             await asyncio.sleep(self.settings.gauge_seconds)
+
+
+@asynccontextmanager
+async def open_outbox_relay(
+    app: FastAPI, settings: BackendSettings, *, service: str
+) -> AsyncIterator[None]:
+    """The backend's part of the event pipeline, inside the app's lifespan once the
+    database is open: its Dapr access on `app.state`, and one outbox relay per replica
+    (unless OUTBOX_RELAY_ENABLED is off) until shutdown."""
+    dapr = DaprAccess()
+    app.state.dapr = dapr
+    relay_settings = settings.outbox_relay
+    relay: OutboxRelay | None = None
+    if relay_settings.enabled:
+        relay = OutboxRelay(
+            engine=app.state.engine,
+            dapr=dapr,
+            database_url=settings.database_url.get_secret_value(),
+            service=service,
+            settings=relay_settings,
+        )
+        relay.start()
+    app.state.outbox_relay = relay
+    try:
+        yield
+    finally:
+        if relay is not None:
+            await relay.stop()
+        await dapr.close()

@@ -19,15 +19,20 @@ from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from pydantic import Field, ValidationError
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import SQLModel
-from sqlmodel._compat import SQLModelConfig
 
-from apps.backend import tasks
-from apps.backend.fields import Moment, RRule
 from apps.backend.models import Task
-from apps.backend.schemas import Recurrence, ReminderCreate, ReminderPublic, TaskCreate, TaskPublic
+from apps.backend.schemas import (
+    NextOccurrenceRequest,
+    Recurrence,
+    ReminderCreate,
+    ReminderPublic,
+    TaskCreate,
+    TaskPublic,
+)
+from apps.backend.store.changes import create_task
+from apps.backend.store.reads import get_task
 from apps.contracts.services import AppId
 from apps.shared.errors import ApiError, invalid
 from apps.shared.idempotency import RECORD_PROCESSED
@@ -36,17 +41,6 @@ _TASK_LOC: list[str | int] = ["path", "task_id"]
 _TASKS = Task.__table__  # type: ignore[attr-defined]
 # Whose event this route applies: the recurring service's (its processed-event records).
 RECURRING_CONSUMER = AppId.RECURRING.value
-
-
-class NextOccurrenceRequest(SQLModel):
-    """What the recurring service sends for one completion."""
-
-    model_config = SQLModelConfig(extra="forbid")
-
-    user_id: str = Field(min_length=1, max_length=255, description="owner of the task")
-    due_at: Moment = Field(description="when the next occurrence is due")
-    rrule: RRule = Field(description="the rule the next occurrence carries (COUNT counted down)")
-    completion_event_id: uuid.UUID = Field(description="the task.completed.v1 event handled")
 
 
 def _carried_reminder(reminder: ReminderPublic, shift_seconds: float) -> ReminderCreate:
@@ -90,14 +84,12 @@ async def create_next_occurrence(
     session: AsyncSession, *, task_id: uuid.UUID, request: NextOccurrenceRequest
 ) -> tuple[TaskPublic, bool]:
     """The successor of `task_id` and whether this call created it; the caller commits."""
-    current = await tasks.get_task(
-        session, user_id=request.user_id, task_id=task_id, for_update=True
-    )
+    current = await get_task(session, user_id=request.user_id, task_id=task_id, for_update=True)
     first_delivery, successor_id = await _record_and_find_successor(
         session, task_id=task_id, event_id=request.completion_event_id
     )
     if successor_id is not None:
-        existing = await tasks.get_task(session, user_id=request.user_id, task_id=successor_id)
+        existing = await get_task(session, user_id=request.user_id, task_id=successor_id)
         return existing, False
     if not first_delivery:
         # Handled before, and its successor has been deleted since: do not bring it back.
@@ -120,7 +112,7 @@ async def create_next_occurrence(
         )
     except ValidationError as exc:
         raise invalid(["body", "due_at"], f"cannot build the next occurrence: {exc}") from None
-    created = await tasks.create_task(
+    created = await create_task(
         session,
         user_id=request.user_id,
         data=data,

@@ -1,16 +1,15 @@
-"""The notification service's routes: the user API, and what Dapr delivers."""
+"""The notification service's user API: notifications, and where webhooks go."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, FastAPI, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Query
 
-from apps.contracts import events
-from apps.contracts.services import NOTIFICATION_SETTINGS_PREFIX, NOTIFICATIONS_PREFIX, AppId
+from apps.contracts.services import NOTIFICATION_SETTINGS_PREFIX, NOTIFICATIONS_PREFIX
 from apps.notification import store
+from apps.notification.deps import CurrentUser, SessionDep, SettingsDep
 from apps.notification.schemas import (
     NotificationList,
     NotificationPublic,
@@ -18,16 +17,8 @@ from apps.notification.schemas import (
     SettingsPublic,
     SettingsUpdate,
 )
-from apps.notification.settings import NotificationServiceSettings
 from apps.notification.targets import TargetRefused, check_url
-from apps.shared.auth import CurrentUser
-from apps.shared.dapr_consumer import consume
-from apps.shared.dapr_subscriptions import SubscriptionRegistry
-from apps.shared.db import SessionDep
 from apps.shared.errors import error_responses, invalid
-
-SERVICE = AppId.NOTIFICATION.value
-SUBSCRIPTION = events.NOTIFICATION_REMINDERS
 
 router = APIRouter(
     prefix=NOTIFICATIONS_PREFIX, tags=["notifications"], responses=error_responses(401, 422)
@@ -66,9 +57,8 @@ async def read_settings(session: SessionDep, user: CurrentUser) -> SettingsPubli
 
 @settings_router.put("", response_model=SettingsPublic)
 async def put_settings(
-    body: SettingsUpdate, request: Request, session: SessionDep, user: CurrentUser
+    body: SettingsUpdate, session: SessionDep, user: CurrentUser, settings: SettingsDep
 ) -> SettingsPublic:
-    settings: NotificationServiceSettings = request.app.state.settings
     if body.webhook_url is not None:
         try:
             check_url(body.webhook_url, allow_private=settings.webhook_allow_private_targets)
@@ -77,21 +67,3 @@ async def put_settings(
     updated = await store.put_settings(session, user_id=user, update=body)
     await session.commit()
     return updated
-
-
-async def reminder_due(request: Request) -> JSONResponse:
-    return await consume(
-        request,
-        service=SERVICE,
-        topic=SUBSCRIPTION.topic,
-        accepted_types=(events.REMINDER_DUE,),
-        handler=request.app.state.reminder_handler,
-    )
-
-
-def install_routes(app: FastAPI) -> SubscriptionRegistry:
-    app.include_router(router)
-    app.include_router(settings_router)
-    subscriptions = SubscriptionRegistry(app)
-    subscriptions.declare(SUBSCRIPTION, {events.REMINDER_DUE_ROUTE: reminder_due})
-    return subscriptions

@@ -1,4 +1,5 @@
-"""`task.completed.v1` → the next occurrence, created by the backend via service invocation.
+"""What Dapr delivers to the recurring service: `task.completed.v1` → the next occurrence,
+created by the backend via service invocation; the topic's other events are acknowledged.
 
 The effect of this event is a new task in the backend's database, so its idempotency
 lives there: the backend writes this consumer's processed-event record (`recurring`,
@@ -14,19 +15,34 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from apps.contracts.services import NEXT_OCCURRENCE_PATH
+from fastapi import Request
+from fastapi.responses import JSONResponse
+
+from apps.contracts import events
+from apps.contracts.services import NEXT_OCCURRENCE_PATH, AppId
 from apps.recurring.recurrence import NextOccurrence, RecurrenceError, next_occurrence
 from apps.recurring.sandbox import RuleSandbox, RuleTimeout
 from apps.shared.dapr import DaprAccess
-from apps.shared.dapr_consumer import PoisonEvent, ReceivedEvent, TransientError
+from apps.shared.dapr_consumer import (
+    PoisonEvent,
+    ReceivedEvent,
+    TransientError,
+    acknowledge,
+    consume,
+)
+from apps.shared.dapr_subscriptions import SubscriptionRegistry
 from apps.shared.logs import get_logger
 
+# The logger keeps the name it had before the handler moved here: its lines do not change.
 _log = get_logger("apps.recurring.consumer")
+
+subscriptions = SubscriptionRegistry(AppId.RECURRING)
 
 
 @dataclass(frozen=True)
 class CompletionHandler:
-    """Everything handling one completion needs, built once in the app's lifespan."""
+    """Everything handling one completion needs, built once in the app's lifespan
+    (`app.state.completion_handler`)."""
 
     dapr: DaprAccess
     sandbox: RuleSandbox
@@ -84,3 +100,20 @@ class CompletionHandler:
         if answer.status in (400, 422):
             raise PoisonEvent(f"backend refused the next occurrence: {answer.body[:500]!r}")
         raise TransientError(f"backend answered {answer.status}")
+
+
+@subscriptions.handler(events.RECURRING_TASK_EVENTS, rule=events.TASK_COMPLETED_RULE)
+async def task_completed(request: Request) -> JSONResponse:
+    return await consume(
+        request,
+        service=AppId.RECURRING.value,
+        topic=events.RECURRING_TASK_EVENTS.topic,
+        accepted_types=(events.TASK_COMPLETED,),
+        handler=request.app.state.completion_handler,
+    )
+
+
+@subscriptions.handler(events.RECURRING_TASK_EVENTS)
+async def other_task_event(request: Request) -> JSONResponse:
+    """The topic's other events: of no use here, acknowledged (they must not 404)."""
+    return await acknowledge(request)

@@ -36,6 +36,7 @@ from apps.shared.events.envelope import rfc3339
 from apps.shared.logs import get_logger
 from apps.shared.metrics import NOTIFICATIONS_DELIVERED
 
+# The logger keeps the name it had before the worker moved here: its lines do not change.
 _log = get_logger("apps.notification.webhooks")
 
 SIGNATURE_HEADER = "X-Todo-Signature"

@@ -1,0 +1,40 @@
+"""Routes only the platform calls (Dapr, with the app token): the cron binding's reminder
+scan and the recurring service's next-occurrence request. Left out of the public
+OpenAPI document: they are not part of the task API."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Depends, Response, status
+
+from apps.backend import store
+from apps.backend.deps import SessionDep, SettingsDep
+from apps.backend.routes.public import task_response
+from apps.backend.schemas import NextOccurrenceRequest, ScanSummary, TaskPublic
+from apps.backend.workers.reminder_scan import scan
+from apps.contracts.services import NEXT_OCCURRENCE_PATH, REMINDER_SCAN
+from apps.shared.app_token import require_app_token
+
+router = APIRouter(tags=["internal"], dependencies=[Depends(require_app_token)])
+
+
+@router.post(REMINDER_SCAN.route, response_model=ScanSummary, include_in_schema=False)
+async def reminder_scan(session: SessionDep, settings: SettingsDep) -> ScanSummary:
+    """Called by the `reminder-scan` cron binding on every replica; each batch commits."""
+    return await scan(session, limits=settings.reminder_scan)
+
+
+@router.post(
+    NEXT_OCCURRENCE_PATH,
+    status_code=status.HTTP_201_CREATED,
+    response_model=TaskPublic,
+    include_in_schema=False,
+)
+async def next_occurrence(
+    task_id: uuid.UUID, body: NextOccurrenceRequest, session: SessionDep
+) -> Response:
+    """201 with the new occurrence, or 200 with the one an earlier call created."""
+    task, created = await store.create_next_occurrence(session, task_id=task_id, request=body)
+    await session.commit()
+    return task_response(task, status.HTTP_201_CREATED if created else status.HTTP_200_OK)

@@ -1,0 +1,2 @@
+"""Background work of the notification service: the webhook worker (a loop in every
+replica)."""
