@@ -127,3 +127,23 @@ def test_helm_v4_charts_are_recorded_like_releases() -> None:
     assert record.name == "edge-gateway-crds" and record.namespace == "envoy-gateway-system"
     assert record.body["spec"]["installedBy"] == "kubernetes:helm.sh/v4:Chart"
     assert record.body["spec"]["values"] == inputs["values"]
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_two_plans_of_the_same_program_are_the_same_files(tmp_path: Path) -> None:
+    """The program registers concurrently, so registration order and the key order of
+    inputs read back from protobuf maps vary between runs; the files must not, or a
+    reviewer diffing two plans' folders sees noise instead of the change."""
+    from infra.tooling.plan.build import execute
+
+    outs = []
+    for run in ("first", "second"):
+        plan = execute("prod")
+        outs.append(_files(_write(plan, tmp_path / run)))
+    first, second = outs
+    assert len(first) > 100
+    assert first.keys() == second.keys()
+    assert [name for name in first if first[name] != second[name]] == []

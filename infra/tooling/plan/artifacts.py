@@ -43,7 +43,7 @@ def resources_document(run: PlanRun) -> dict[str, Any]:
                 "name": resource.name,
                 "parent": resource.parent,
                 "provider": resource.provider_urn,
-                "dependencies": list(resource.dependencies),
+                "dependencies": sorted(resource.dependencies),
                 "custom": resource.custom,
                 **({"read": True} if resource.read else {}),
                 "inputs": normalize_numbers(resource.inputs),
@@ -55,7 +55,10 @@ def resources_document(run: PlanRun) -> dict[str, Any]:
                     else {}
                 ),
             }
-            for resource in run.resources.values()
+            # By URN, not registration order: the program registers concurrently, so that
+            # order (and the key order of inputs read back from protobuf maps) varies from
+            # run to run, and two plans of the same program must be the same files.
+            for resource in sorted(run.resources.values(), key=lambda r: r.urn)
         ],
         "outputs": normalize_numbers(run.outputs),
     }
@@ -65,8 +68,18 @@ def resources_document(run: PlanRun) -> dict[str, Any]:
 _DUMPER: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
+_HEAD_KEYS = ("apiVersion", "kind", "metadata")
+
+
 def _dump_yaml(body: dict[str, Any]) -> str:
-    return yaml.dump(body, Dumper=_DUMPER, sort_keys=False, default_flow_style=False, width=100)
+    """Keys sorted (deterministic files), but a manifest's head where people look for it."""
+    head = {key: body[key] for key in _HEAD_KEYS if key in body}
+    rest = {key: value for key, value in body.items() if key not in head}
+    return "".join(
+        yaml.dump(part, Dumper=_DUMPER, sort_keys=True, default_flow_style=False, width=100)
+        for part in (head, rest)
+        if part
+    )
 
 
 def write_plan(
@@ -78,12 +91,12 @@ def write_plan(
     """Replace `out_dir`'s plan files with this plan's."""
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / RESOURCES_FILE).write_text(
-        json.dumps(resources_document(run), indent=2, sort_keys=False) + "\n"
+        json.dumps(resources_document(run), indent=2, sort_keys=True) + "\n"
     )
     manifests = _fresh_dir(out_dir / MANIFESTS_DIR)
     releases = _fresh_dir(out_dir / HELM_RELEASES_DIR)
     seen: dict[Path, int] = {}
-    for obj in objects:
+    for obj in sorted(objects, key=lambda o: (o.file_name(), o.resource.urn)):
         target = (releases if obj.is_helm_release else manifests) / obj.file_name()
         if target in seen:  # two resources declaring the same object: keep both, visibly
             seen[target] += 1

@@ -107,9 +107,10 @@ def mermaid(
     critical: CriticalPath | None = None,
 ) -> str:
     """A Mermaid flowchart: components as nested subgraphs, edges `before --> after`."""
-    ids = {urn: f"r{index}" for index, urn in enumerate(resources)}
+    # By URN: registration order varies between runs, the file should not.
+    ids = {urn: f"r{index}" for index, urn in enumerate(sorted(resources))}
     children: dict[str, list[str]] = {}
-    for urn, resource in resources.items():
+    for urn, resource in sorted(resources.items()):
         parent = resource.parent if resource.parent in resources else stack_urn
         children.setdefault(parent or stack_urn, []).append(urn)
     lines = ["flowchart LR"]
@@ -133,7 +134,7 @@ def mermaid(
     emit(stack_urn, 1)
     path = critical.urns if critical else ()
     path_edges = set(zip(path, path[1:], strict=False))
-    for urn, before in predecessors(resources).items():
+    for urn, before in sorted(predecessors(resources).items()):
         for dependency in sorted(before):
             arrow = "==>" if (dependency, urn) in path_edges else "-->"
             lines.append(f"  {ids[dependency]} {arrow} {ids[urn]}")

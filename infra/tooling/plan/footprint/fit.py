@@ -140,6 +140,9 @@ def compute_footprint(
     objects: list[KubernetesObject], resources: Iterable[RecordedResource] = ()
 ) -> Footprint:
     footprint = Footprint(capacity=capacity_of(resources))
+    # In URN order: the program's registration order varies between runs, and the rows
+    # (and first-fit's ties) should not.
+    objects = sorted(objects, key=lambda obj: obj.resource.urn)
     footprint.groups.extend(workload_groups(objects))
     footprint.groups.extend(strimzi_groups(objects))
     footprint.groups.extend(gateway_groups(objects))
