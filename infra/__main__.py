@@ -18,14 +18,7 @@ from infra.components.base_stack import BaseStack, BaseStackArgs
 from infra.components.cluster import CLUSTER_VERSION_OUTPUT, Cluster, ClusterArgs
 from infra.components.dapr import Dapr, DaprArgs
 from infra.components.database import Database, DatabaseArgs, SharedServer
-from infra.components.edge import (
-    ENVOY_PROXY_POD_LABELS,
-    LETS_ENCRYPT_PRODUCTION,
-    LETS_ENCRYPT_STAGING,
-    ApiPath,
-    Edge,
-    EdgeArgs,
-)
+from infra.components.edge import ENVOY_PROXY_POD_LABELS, ApiPath, Edge, EdgeArgs
 from infra.components.fastapi_service import FastApiService, FastApiServiceArgs
 from infra.components.kafka import Kafka, KafkaArgs
 from infra.components.migrations import Migrations, MigrationsArgs
@@ -267,12 +260,10 @@ if observability is not None:
             # DOKS ships the Gateway API CRDs; minikube has none.
             install_gateway_api_crds=not settings.is_cloud,
             tls=settings.tls,
-            acme_email=settings.edge.acme_email or "",
-            acme_server=(
-                LETS_ENCRYPT_STAGING if settings.edge.acme_staging else LETS_ENCRYPT_PRODUCTION
-            ),
+            acme_email=settings.edge.acme_email,
+            acme_staging=settings.edge.acme_staging,
             service_type=settings.edge.service_type,
-            load_balancer_name=f"{settings.resource_prefix}-edge" if settings.is_cloud else "",
+            load_balancer_name=f"{settings.resource_prefix}-edge" if settings.is_cloud else None,
             envoy_replicas=settings.edge.envoy_replicas,
             monitoring_namespace=observability.namespace,
             monitoring_pod_labels=PROMETHEUS_POD_LABELS,
