@@ -34,11 +34,9 @@ from infra.components.observability import (
 from infra.settings import (
     DoksCluster,
     ExternalDatabase,
-    ExternalKafka,
     InClusterDatabase,
     LocalCluster,
     StackKind,
-    StrimziKafka,
     load_settings,
 )
 
@@ -57,8 +55,7 @@ cluster = Cluster(
     "cluster",
     ClusterArgs(
         resource_prefix=settings.resource_prefix,
-        local=settings.cluster if isinstance(settings.cluster, LocalCluster) else None,
-        doks=settings.cluster if isinstance(settings.cluster, DoksCluster) else None,
+        settings=settings.cluster,
         existing_cluster_name=base.cluster_name if base else None,
     ),
 )
@@ -82,10 +79,7 @@ namespaces = Namespaces(
         database_port=settings.database_port,
         database_cidr=database_cidr,
         create_system_namespaces=not ephemeral,
-        strimzi_in_cluster=isinstance(settings.kafka, StrimziKafka),
-        external_kafka_ports=(
-            settings.kafka.ports if isinstance(settings.kafka, ExternalKafka) else ()
-        ),
+        kafka_settings=settings.kafka,
         monitoring=base.monitoring_namespace if base else names.monitoring,
         monitoring_pod_labels=PROMETHEUS_POD_LABELS,
     ),
@@ -120,23 +114,18 @@ kafka = Kafka(
         namespace=namespaces.kafka,
         apps_namespace=namespaces.apps,
         install_operator=not ephemeral,
-        operator_watch_any_namespace=(
-            isinstance(settings.kafka, StrimziKafka) and settings.kafka.watch_any_namespace
-        ),
         user_name=f"{apps_namespace}-apps",
         external_password=stack_secrets.kafka_password,
     ),
     opts=in_cluster,
 )
 
-images = settings.apps.images
 app_secrets = AppSecrets(
     "app-secrets",
     AppSecretsArgs(
         namespace=namespaces.apps,
         auth_jwt_secret=stack_secrets.auth_jwt_secret,
-        registry=images.registry if images else "",
-        pull_username=images.pull_username if images else None,
+        images=settings.apps.images,
         pull_token=stack_secrets.image_pull_token,
     ),
     opts=in_cluster,

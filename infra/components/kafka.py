@@ -57,8 +57,6 @@ class KafkaArgs:
     """Where the credentials Secret for the sidecars goes."""
     install_operator: bool = True
     """Install the Strimzi operator (False: the base stack's operator reconciles)."""
-    operator_watch_any_namespace: bool = False
-    """Let the operator reconcile clusters in any namespace (for ephemeral stacks)."""
     cluster_name: str = "todo"
     """The Kafka resource's name (prefix of its Services)."""
     user_name: str = "todo-apps"
@@ -133,7 +131,7 @@ class Kafka(pulumi.ComponentResource):
         args = self._args
         crd_owner: list[pulumi.Resource] = []
         if args.install_operator:
-            self.operator = self._create_operator()
+            self.operator = self._create_operator(settings)
             crd_owner.append(self.operator)
         cr_opts = pulumi.ResourceOptions(parent=self, depends_on=crd_owner)
         cluster_labels = {"strimzi.io/cluster": args.cluster_name}
@@ -169,7 +167,7 @@ class Kafka(pulumi.ComponentResource):
             )
         return self._create_user(topic_opts)
 
-    def _create_operator(self) -> k8s.helm.v4.Chart:
+    def _create_operator(self, settings: StrimziKafka) -> k8s.helm.v4.Chart:
         args = self._args
         # helm.v4.Chart applies the chart's `crds/` like any other object, so a chart
         # upgrade upgrades Strimzi's CRDs (Strimzi's upgrade guide: CRDs first); `helm
@@ -182,7 +180,7 @@ class Kafka(pulumi.ComponentResource):
             repository_opts={"repo": STRIMZI_REPOSITORY},
             namespace=args.namespace,
             values={
-                "watchAnyNamespace": args.operator_watch_any_namespace,
+                "watchAnyNamespace": settings.watch_any_namespace,
                 "replicas": 1,
                 "extraEnvs": [
                     # Operands get restricted-profile security contexts.
