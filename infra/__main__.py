@@ -18,14 +18,7 @@ from infra.components.base_stack import BaseStack, BaseStackArgs
 from infra.components.cluster import CLUSTER_VERSION_OUTPUT, Cluster, ClusterArgs
 from infra.components.dapr import Dapr, DaprArgs
 from infra.components.database import Database, DatabaseArgs, SharedServer
-from infra.components.edge import (
-    ENVOY_PROXY_POD_LABELS,
-    LETS_ENCRYPT_PRODUCTION,
-    LETS_ENCRYPT_STAGING,
-    ApiPath,
-    Edge,
-    EdgeArgs,
-)
+from infra.components.edge import ENVOY_PROXY_POD_LABELS, ApiPath, Edge, EdgeArgs
 from infra.components.fastapi_service import FastApiService, FastApiServiceArgs
 from infra.components.kafka import Kafka, KafkaArgs
 from infra.components.migrations import Migrations, MigrationsArgs
@@ -41,11 +34,9 @@ from infra.components.observability import (
 from infra.settings import (
     DoksCluster,
     ExternalDatabase,
-    ExternalKafka,
     InClusterDatabase,
     LocalCluster,
     StackKind,
-    StrimziKafka,
     load_settings,
 )
 
@@ -64,8 +55,7 @@ cluster = Cluster(
     "cluster",
     ClusterArgs(
         resource_prefix=settings.resource_prefix,
-        local=settings.cluster if isinstance(settings.cluster, LocalCluster) else None,
-        doks=settings.cluster if isinstance(settings.cluster, DoksCluster) else None,
+        settings=settings.cluster,
         existing_cluster_name=base.cluster_name if base else None,
     ),
 )
@@ -89,10 +79,7 @@ namespaces = Namespaces(
         database_port=settings.database_port,
         database_cidr=database_cidr,
         create_system_namespaces=not ephemeral,
-        strimzi_in_cluster=isinstance(settings.kafka, StrimziKafka),
-        external_kafka_ports=(
-            settings.kafka.ports if isinstance(settings.kafka, ExternalKafka) else ()
-        ),
+        kafka_settings=settings.kafka,
         monitoring=base.monitoring_namespace if base else names.monitoring,
         monitoring_pod_labels=PROMETHEUS_POD_LABELS,
     ),
@@ -127,23 +114,18 @@ kafka = Kafka(
         namespace=namespaces.kafka,
         apps_namespace=namespaces.apps,
         install_operator=not ephemeral,
-        operator_watch_any_namespace=(
-            isinstance(settings.kafka, StrimziKafka) and settings.kafka.watch_any_namespace
-        ),
         user_name=f"{apps_namespace}-apps",
         external_password=stack_secrets.kafka_password,
     ),
     opts=in_cluster,
 )
 
-images = settings.apps.images
 app_secrets = AppSecrets(
     "app-secrets",
     AppSecretsArgs(
         namespace=namespaces.apps,
         auth_jwt_secret=stack_secrets.auth_jwt_secret,
-        registry=images.registry if images else "",
-        pull_username=images.pull_username if images else None,
+        images=settings.apps.images,
         pull_token=stack_secrets.image_pull_token,
     ),
     opts=in_cluster,
@@ -190,9 +172,9 @@ observability = (
             apps_namespaces=[apps_namespace],
             api_server=cluster.api_server,
             retention=settings.observability.retention,
-            retention_size=settings.observability.retention_size or "",
-            storage_size=settings.observability.storage_size or "",
-            storage_class=settings.observability.storage_class or "",
+            retention_size=settings.observability.retention_size,
+            storage_size=settings.observability.storage_size,
+            storage_class=settings.observability.storage_class,
             alertmanager=settings.observability.alertmanager,
             grafana_url=settings.grafana_url,
             gateway_namespace=names.gateway,
@@ -267,12 +249,10 @@ if observability is not None:
             # DOKS ships the Gateway API CRDs; minikube has none.
             install_gateway_api_crds=not settings.is_cloud,
             tls=settings.tls,
-            acme_email=settings.edge.acme_email or "",
-            acme_server=(
-                LETS_ENCRYPT_STAGING if settings.edge.acme_staging else LETS_ENCRYPT_PRODUCTION
-            ),
+            acme_email=settings.edge.acme_email,
+            acme_staging=settings.edge.acme_staging,
             service_type=settings.edge.service_type,
-            load_balancer_name=f"{settings.resource_prefix}-edge" if settings.is_cloud else "",
+            load_balancer_name=f"{settings.resource_prefix}-edge" if settings.is_cloud else None,
             envoy_replicas=settings.edge.envoy_replicas,
             monitoring_namespace=observability.namespace,
             monitoring_pod_labels=PROMETHEUS_POD_LABELS,

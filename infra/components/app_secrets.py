@@ -24,6 +24,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from infra.components.kube import labels
+from infra.settings import ImageSettings
 
 
 @dataclass(frozen=True)
@@ -34,10 +35,9 @@ class AppSecretsArgs:
     """The apps namespace."""
     auth_jwt_secret: pulumi.Input[str] | None = None
     """HS256 key from config (secret); generated when None."""
-    registry: str = ""
-    """The image registry host (`ghcr.io/acme` → `ghcr.io`), for the pull secret."""
-    pull_username: str | None = None
-    """User of a private registry; None = images are public or already on the nodes."""
+    images: ImageSettings | None = None
+    """Where the images come from: the registry (`ghcr.io/acme` → host `ghcr.io`) and user
+    of the pull secret; None (or no `pull_username`) = public or already on the nodes."""
     pull_token: pulumi.Input[str] | None = None
     """That user's token (secret)."""
 
@@ -101,12 +101,13 @@ class AppSecrets(pulumi.ComponentResource):
         return secret.metadata.apply(lambda m: m["name"])
 
     def _create_pull_secret(self, name: str, args: AppSecretsArgs) -> pulumi.Output[str] | None:
-        if args.pull_username is None or args.pull_token is None:
+        images = args.images
+        if images is None or images.pull_username is None or args.pull_token is None:
             return None
-        host = args.registry.split("/", 1)[0]
+        host = images.registry.split("/", 1)[0]
         if not host:
             raise ValueError("a pull secret needs the registry's host")
-        username = args.pull_username
+        username = images.pull_username
 
         def docker_config(token: str) -> str:
             # The `.dockerconfigjson` format (Kubernetes docs, "Pull an Image from a

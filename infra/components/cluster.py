@@ -62,17 +62,15 @@ class ClusterArgs:
 
     resource_prefix: str
     """Prefix of cloud resource names, unique per stack (`todo-prod`)."""
-    local: LocalCluster | None = None
-    """Use an existing kubeconfig context."""
-    doks: DoksCluster | None = None
-    """Create a DOKS cluster in its own VPC."""
+    settings: LocalCluster | DoksCluster | None = None
+    """The stack's own cluster: an existing kubeconfig context, or a DOKS cluster to create
+    in its own VPC."""
     existing_cluster_name: pulumi.Input[str] | None = None
     """Use an existing DOKS cluster by name (an ephemeral stack on the base stack's)."""
 
     def __post_init__(self) -> None:
-        sources = [self.local, self.doks, self.existing_cluster_name]
-        if sum(source is not None for source in sources) != 1:
-            raise ValueError("ClusterArgs needs exactly one of local, doks, existing_cluster_name")
+        if (self.settings is None) == (self.existing_cluster_name is None):
+            raise ValueError("ClusterArgs needs exactly one of settings, existing_cluster_name")
 
 
 class Cluster(pulumi.ComponentResource):
@@ -107,18 +105,20 @@ class Cluster(pulumi.ComponentResource):
         self.vpc_ip_range = None
         # DOKS runs Cilium; a local cluster says which CNI it has.
         self.api_server = CILIUM
-        if args.local is not None:
+        if isinstance(args.settings, LocalCluster):
             self.provider = k8s.Provider(
                 f"{name}-k8s",
-                context=args.local.kube_context,
+                context=args.settings.kube_context,
                 opts=pulumi.ResourceOptions(parent=self),
             )
-            if args.local.cni == "generic":
+            if args.settings.cni == "generic":
                 self.api_server = ApiServerAccess(
-                    cni="generic", cidr=args.local.api_server_cidr, port=args.local.api_server_port
+                    cni="generic",
+                    cidr=args.settings.api_server_cidr,
+                    port=args.settings.api_server_port,
                 )
-        elif args.doks is not None:
-            self._create_doks(name, args.resource_prefix, args.doks)
+        elif isinstance(args.settings, DoksCluster):
+            self._create_doks(name, args.resource_prefix, args.settings)
         else:
             assert args.existing_cluster_name is not None
             self._use_existing(name, args.existing_cluster_name)

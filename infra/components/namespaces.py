@@ -21,7 +21,7 @@ all restricted-clean, and a rejected control plane would take every sidecar down
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -37,6 +37,7 @@ from infra.components.kube import (
     PART_OF,
     KubernetesObject,
 )
+from infra.settings import ExternalKafka, StrimziKafka
 
 DNS_PORTS = [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]
 CILIUM_API = "cilium.io/v2"
@@ -71,14 +72,13 @@ class NamespacesArgs:
     """How pods reach the API server (Cilium entities, or an address on a local cluster)."""
     database_port: int
     """The port database clients connect to."""
+    kafka_settings: StrimziKafka | ExternalKafka
+    """Which Kafka: Strimzi in the cluster, or an external Kafka-compatible service (whose
+    broker ports are opened for sidecars)."""
     database_cidr: pulumi.Input[str] | None = None
     """Where the database is; None = the in-cluster PostgreSQL in the apps namespace."""
     create_system_namespaces: bool = True
     """Create the Dapr and Kafka namespaces (False: ephemeral stacks reuse the base's)."""
-    strimzi_in_cluster: bool = True
-    """Kafka runs in the cluster (False: an external Kafka-compatible service)."""
-    external_kafka_ports: Sequence[int] = field(default_factory=tuple)
-    """Broker ports of an external Kafka, opened for sidecars."""
     monitoring: pulumi.Input[str] | None = None
     """Prometheus's namespace: allowed to scrape the Dapr control plane and Kafka."""
     monitoring_pod_labels: Mapping[str, str] = field(default_factory=dict)
@@ -102,6 +102,7 @@ class Namespaces(pulumi.ComponentResource):
         self._name = name
         self._args = args
         kafka_here = args.kafka == args.apps
+        strimzi_in_cluster = isinstance(args.kafka_settings, StrimziKafka)
         apps_ns = self._namespace(
             "apps",
             args.apps,
@@ -119,7 +120,7 @@ class Namespaces(pulumi.ComponentResource):
             dapr_ns = self._namespace("dapr", args.dapr, enforce="baseline")
             self.dapr = dapr_ns.metadata.apply(lambda m: m["name"])
             self._create_dapr_policies(self.dapr)
-            if args.strimzi_in_cluster and not kafka_here:
+            if strimzi_in_cluster and not kafka_here:
                 kafka_ns = self._namespace("kafka", args.kafka, enforce="restricted")
                 self.kafka = kafka_ns.metadata.apply(lambda m: m["name"])
                 self._create_kafka_policies("kafka", self.kafka, whole_namespace=True)
@@ -128,7 +129,7 @@ class Namespaces(pulumi.ComponentResource):
         else:
             self.dapr = pulumi.Output.from_input(args.dapr)
             self.kafka = self.apps if kafka_here else pulumi.Output.from_input(args.kafka)
-        if kafka_here and args.strimzi_in_cluster:
+        if kafka_here and strimzi_in_cluster:
             self._create_kafka_policies("apps-kafka", self.apps, whole_namespace=False)
         self.register_outputs({"apps": self.apps, "dapr": self.dapr, "kafka": self.kafka})
 
@@ -304,7 +305,7 @@ class Namespaces(pulumi.ComponentResource):
         self, ns: pulumi.Output[str], dapr_pods: dict[str, Any], kafka_here: bool
     ) -> None:
         args = self._args
-        if args.strimzi_in_cluster:
+        if isinstance(args.kafka_settings, StrimziKafka):
             kafka_pods = {"podSelector": {"matchLabels": {"strimzi.io/kind": "Kafka"}}}
             peer = kafka_pods if kafka_here else {**self._namespace_peer(args.kafka), **kafka_pods}
             egress = [{"to": [peer], "ports": self._ports(KAFKA_PORT)}]
@@ -312,7 +313,7 @@ class Namespaces(pulumi.ComponentResource):
             egress = [
                 {
                     "to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}],
-                    "ports": self._ports(*args.external_kafka_ports),
+                    "ports": self._ports(*args.kafka_settings.ports),
                 }
             ]
         self._policy("apps-allow-kafka", ns, dapr_pods, egress=egress, policy_name="allow-kafka")

@@ -22,13 +22,14 @@ from typing import Any
 import pulumi
 
 from infra.components.cluster import ApiServerAccess
-from infra.components.fastapi_service import PRIVATE_RANGES
 from infra.components.kube import PART_OF, KubernetesObject
 from infra.components.namespaces import API_SERVER_PORTS, CILIUM_API, DNS_PORTS
 
 KUBELET_PORT = 10250
 """The kubelet's authenticated port, where Prometheus scrapes /metrics and /metrics/cadvisor
 (kube-prometheus-stack `kubelet.serviceMonitor`, scheme https)."""
+PRIVATE_RANGES = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"]
+"""The VPC, node, pod and link-local (metadata service) ranges: never public internet."""
 NODE_ENTITIES = ("host", "remote-node")
 """Cilium's entities for the node a pod runs on and every other node of the cluster."""
 

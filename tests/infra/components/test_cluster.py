@@ -74,9 +74,9 @@ def test_ephemeral_stack_reuses_the_base_cluster() -> None:
 
 
 def test_exactly_one_source_of_cluster() -> None:
-    with pytest.raises(ValueError, match="exactly one of local, doks, existing_cluster_name"):
+    with pytest.raises(ValueError, match="exactly one of settings, existing_cluster_name"):
         ClusterArgs(
-            resource_prefix="todo-x", local=LocalCluster(), existing_cluster_name="todo-staging"
+            resource_prefix="todo-x", settings=LocalCluster(), existing_cluster_name="todo-staging"
         )
     with pytest.raises(ValueError, match="exactly one"):
         ClusterArgs(resource_prefix="todo-x")
