@@ -1,6 +1,6 @@
 """Entry point of the policy pack: `pulumi preview --policy-pack infra/policy`.
 
-The rules live in `infra/policy/rules.py` (standard library only) and are shared with
+The rules live in `infra/policy/rules/` (standard library only) and are shared with
 `todo-infra plan` and the tests; this file only adapts them to pulumi-policy. Settings
 come from the pack's config (`--policy-pack-config FILE`), e.g. to allow one Service of
 type LoadBalancer or not to require PodDisruptionBudgets on a throw-away stack:

@@ -336,7 +336,7 @@ def test_policy_pack_wraps_every_rule_and_reports_through_pulumi_policy() -> Non
         ResourceValidationPolicy,
     )
 
-    pack = runpy.run_path(str(Path(rules.__file__).with_name("__main__.py")), run_name="pack")
+    pack = runpy.run_path(str(Path(rules.__file__).parent.parent / "__main__.py"), run_name="pack")
     policies: list[Policy] = [pack["_resource_policy"](rule) for rule in RESOURCE_RULES]
     policies += [pack["_stack_policy"](rule) for rule in STACK_RULES]
     rule_names: list[str] = [rule.name for rule in RESOURCE_RULES]
