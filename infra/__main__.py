@@ -254,6 +254,7 @@ if observability is not None:
             service_type=settings.edge.service_type,
             load_balancer_name=f"{settings.resource_prefix}-edge" if settings.is_cloud else None,
             envoy_replicas=settings.edge.envoy_replicas,
+            rate_limit_per_minute=settings.edge.rate_limit.requests_per_minute,
             monitoring_namespace=observability.namespace,
             monitoring_pod_labels=PROMETHEUS_POD_LABELS,
         ),

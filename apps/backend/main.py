@@ -12,6 +12,7 @@ from apps.backend.settings import BackendSettings
 from apps.backend.workers.outbox_relay import open_outbox_relay
 from apps.contracts.services import AppId
 from apps.shared.service import open_database, service_app, start_service
+from apps.shared.shutdown import open_shutdown
 from apps.shared.sidecar_health import open_sidecar_probe
 
 SERVICE = AppId.BACKEND.value
@@ -24,6 +25,7 @@ def create_app(settings: BackendSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         resolved = start_service(app, service=SERVICE, settings_cls=BackendSettings, given=settings)
         async with (
+            open_shutdown(app, resolved),
             open_database(app, resolved),
             open_sidecar_probe(app, resolved),
             open_outbox_relay(app, resolved, service=SERVICE),

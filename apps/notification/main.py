@@ -12,6 +12,7 @@ from apps.notification.routes import events, public
 from apps.notification.settings import NotificationServiceSettings
 from apps.notification.workers.webhooks import WebhookWorker
 from apps.shared.service import open_database, service_app, start_service
+from apps.shared.shutdown import open_shutdown
 from apps.shared.sidecar_health import open_sidecar_probe
 
 SERVICE = AppId.NOTIFICATION.value
@@ -25,7 +26,11 @@ def create_app(settings: NotificationServiceSettings | None = None) -> FastAPI:
         resolved = start_service(
             app, service=SERVICE, settings_cls=NotificationServiceSettings, given=settings
         )
-        async with open_database(app, resolved), open_sidecar_probe(app, resolved):
+        async with (
+            open_shutdown(app, resolved),
+            open_database(app, resolved),
+            open_sidecar_probe(app, resolved),
+        ):
             webhooks = WebhookWorker(engine=app.state.engine, settings=resolved)
             app.state.reminder_handler = events.ReminderHandler(
                 session_factory=app.state.session_factory, webhooks=webhooks
@@ -34,7 +39,7 @@ def create_app(settings: NotificationServiceSettings | None = None) -> FastAPI:
             try:
                 yield
             finally:
-                await webhooks.stop()
+                await webhooks.stop(drain_seconds=resolved.shutdown_drain_seconds)
 
     app = service_app(
         service=SERVICE,

@@ -13,6 +13,7 @@ from apps.recurring.sandbox import RuleSandbox
 from apps.recurring.settings import RecurringSettings
 from apps.shared.dapr import DaprAccess
 from apps.shared.service import open_database, service_app, start_service
+from apps.shared.shutdown import open_shutdown
 from apps.shared.sidecar_health import open_sidecar_probe
 
 SERVICE = AppId.RECURRING.value
@@ -29,7 +30,11 @@ def create_app(settings: RecurringSettings | None = None) -> FastAPI:
         sandbox = RuleSandbox(budget_seconds=resolved.rule_budget_seconds)
         dapr = DaprAccess()
         app.state.rule_sandbox = sandbox
-        async with open_database(app, resolved), open_sidecar_probe(app, resolved):
+        async with (
+            open_shutdown(app, resolved),
+            open_database(app, resolved),
+            open_sidecar_probe(app, resolved),
+        ):
             app.state.completion_handler = events.CompletionHandler(
                 dapr=dapr, sandbox=sandbox, backend_app_id=resolved.backend_app_id
             )

@@ -19,6 +19,7 @@ from apps.shared.logs import configure_logging, get_logger
 from apps.shared.metrics import HttpMetricsMiddleware, add_metrics_route
 from apps.shared.request_context import RequestContextMiddleware
 from apps.shared.settings import AuthSettings, ServiceSettings, SettingsError, load_settings
+from apps.shared.shutdown import SHUTDOWN_CHECK, is_draining
 from apps.shared.sidecar_health import SIDECAR_CHECK, SidecarProbe
 
 SettingsT = TypeVar("SettingsT", bound=AuthSettings)
@@ -36,7 +37,8 @@ class Health(BaseModel):
 
 
 class NotReady(BaseModel):
-    """`/readyz`'s 503 body: which checks failed (`database`, `dapr-sidecar`), nothing more."""
+    """`/readyz`'s 503 body: which checks failed (`shutting-down`, `database`,
+    `dapr-sidecar`), nothing more."""
 
     status: str = "not ready"
     failing: list[str]
@@ -111,9 +113,11 @@ async def failing_checks(app: FastAPI) -> list[str]:
         return isinstance(probe, SidecarProbe) and await probe.failure() is None
 
     database_ok, sidecar_ok = await asyncio.gather(database(), sidecar())
-    return [
+    failing = [
         name for name, ok in ((DATABASE_CHECK, database_ok), (SIDECAR_CHECK, sidecar_ok)) if not ok
     ]
+    # A stopping service is never ready again (apps.shared.shutdown).
+    return [SHUTDOWN_CHECK, *failing] if is_draining(app) else failing
 
 
 def start_service(

@@ -43,6 +43,20 @@ class ServiceSettings(BaseSettings):
     dapr_sidecar_probe_timeout_seconds: float = Field(
         default=1.0, gt=0, le=10, description="budget of /readyz's call to the sidecar"
     )
+    shutdown_grace_seconds: float = Field(
+        default=0.0,
+        ge=0,
+        le=60,
+        description="after SIGTERM, keep serving this long with /readyz failing before the "
+        "server stops accepting (apps.shared.shutdown; 0 where a preStop hook waits instead)",
+    )
+    shutdown_drain_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=120,
+        description="at shutdown, how long background workers may finish their round before "
+        "they are cancelled and release what they hold",
+    )
 
     @field_validator("database_url")
     @classmethod

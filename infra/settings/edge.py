@@ -24,6 +24,14 @@ LOCAL_DOMAIN = "todo.localhost"
 """The default domain: `*.localhost` resolves to this machine (minikube tunnel)."""
 
 
+class RateLimitSettings(SettingsModel):
+    """Envoy's local rate limit on the public API, per client IP and Envoy pod."""
+
+    requests_per_minute: Annotated[int, Field(ge=1, le=100_000)] = 600
+    """Requests a client IP may send a minute (a token bucket refilled every minute, so
+    the whole minute's allowance is also the largest burst)."""
+
+
 class EdgeSettings(SettingsModel):
     """The way in: hostnames, the Let's Encrypt account, and the Envoy Service.
 
@@ -43,6 +51,8 @@ class EdgeSettings(SettingsModel):
     LoadBalancer reached through `minikube tunnel`, or a NodePort."""
     envoy_replicas: Annotated[int, Field(ge=1, le=10)] = 1
     """Envoy proxy pods behind the load balancer."""
+    rate_limit: RateLimitSettings = RateLimitSettings()
+    """`rateLimit: {requestsPerMinute: N}`: the API's limit per client IP."""
 
     @property
     def api_hostname(self) -> str:

@@ -297,6 +297,10 @@ def test_edge_rules_follow_the_kind() -> None:
     raw = _raw("prod")
     raw["edge"] = {**raw["edge"], "envoyReplicas": 1}
     assert "todo:edge.envoyReplicas: got 1; environment 'prod' needs >= 2" in _error("prod", raw)
+    raw["edge"] = {**_raw("prod")["edge"], "rateLimit": {"requestsPerMinute": 0}}
+    assert "todo:edge.rateLimit.requestsPerMinute: got 0" in _error("prod", raw)
+    raw["edge"] = {**_raw("prod")["edge"], "rateLimit": {"perMinute": 5}}
+    assert "todo:edge.rateLimit.perMinute" in _error("prod", raw)
 
 
 def test_ephemeral_stacks_take_no_monitoring_or_edge() -> None:

@@ -18,6 +18,13 @@ every couple of seconds, so a long outage costs no row attempts; the API keeps a
 changes meanwhile, and when the sidecar is back, rows still waiting out a backoff are
 released and everything is published at once. Published rows are deleted after a
 retention period.
+
+Stopping (the app's shutdown, `apps.shared.shutdown`): the relay claims no new round,
+the round in progress publishes and marks its rows and commits, then the relay ends.
+If that round outlasts the drain budget it is cancelled: its transaction rolls back,
+which releases every row lock it held (rows published but not yet marked are published
+again by the next relay: delivery is at least once). Either way no row stays claimed
+after the relay stops; the connections go back to the pool, which the app closes next.
 """
 
 from __future__ import annotations
@@ -86,6 +93,7 @@ class OutboxRelay:
         self._tasks: list[asyncio.Task[None]] = []
         self._last_purge = 0.0
         self._sidecar_lost = False
+        self._stopping = False
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -96,7 +104,17 @@ class OutboxRelay:
             asyncio.create_task(self._report(), name="outbox-gauges"),
         ]
 
-    async def stop(self) -> None:
+    async def stop(self, *, drain_seconds: float = 0.0) -> None:
+        """End the loop after the round in progress (cancelled after `drain_seconds`)."""
+        self._stopping = True
+        self._wake.set()
+        run = self._tasks[0] if self._tasks else None
+        for task in self._tasks[1:]:
+            task.cancel()
+        if run is not None and drain_seconds > 0:
+            done, _ = await asyncio.wait({run}, timeout=drain_seconds)
+            if not done:
+                _log.warning("outbox relay round outlasted the drain; cancelling it")
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -110,7 +128,7 @@ class OutboxRelay:
 
     async def _run(self) -> None:
         outage = 0
-        while True:
+        while not self._stopping:
             try:
                 if not await self._dapr.ready():
                     outage += 1
@@ -123,6 +141,8 @@ class OutboxRelay:
                     outage, self._sidecar_lost = 0, False
                     await self._retry_now()
                 published = await self.run_once()
+                if self._stopping:
+                    return
                 await self._purge_if_due()
                 if published >= self.settings.batch_size:
                     continue  # more may be waiting: go again at once
@@ -302,5 +322,5 @@ async def open_outbox_relay(
         yield
     finally:
         if relay is not None:
-            await relay.stop()
+            await relay.stop(drain_seconds=settings.shutdown_drain_seconds)
         await dapr.close()

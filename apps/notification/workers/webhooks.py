@@ -11,6 +11,13 @@ deduplicate on `X-Todo-Delivery`.
 Signature: `X-Todo-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>`
 with `X-Todo-Timestamp` (Unix seconds), so a receiver can verify the sender and refuse
 replays of old deliveries.
+
+Stopping (the app's shutdown, `apps.shared.shutdown`): the worker claims nothing more
+and starts no new call; calls in flight finish and are recorded, and the leases of
+claimed rows not yet called are given back at once (`next_attempt_at = now()`, the
+attempt uncounted), so another replica delivers them without waiting the lease out. If
+calls outlast the drain budget they are cancelled and their leases given back too (the
+attempt stays counted: the receiver may have got it). No row stays leased after `stop`.
 """
 
 from __future__ import annotations
@@ -84,6 +91,18 @@ _DELIVERED = sa.text(
     """
 )
 
+# Give claimed rows back: due now; `uncount` rows were never called.
+_RELEASE = sa.text(
+    """
+    UPDATE notification_deliveries
+    SET next_attempt_at = now(),
+        attempts = CASE WHEN id = ANY(:uncount) THEN GREATEST(attempts - 1, 0)
+                        ELSE attempts END,
+        updated_at = now()
+    WHERE id = ANY(:ids) AND status = 'pending'
+    """
+)
+
 _FAILED_ATTEMPT = sa.text(
     """
     UPDATE notification_deliveries
@@ -132,6 +151,9 @@ class WebhookWorker:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._http: httpx.AsyncClient | None = None
+        self._stopping = False
+        # Claimed and not yet recorded (delivery id → whether its call has started).
+        self._held: dict[uuid.UUID, bool] = {}
 
     def start(self) -> None:
         self._http = httpx.AsyncClient(
@@ -141,11 +163,21 @@ class WebhookWorker:
         )
         self._task = asyncio.create_task(self._run(), name="webhook-worker")
 
-    async def stop(self) -> None:
+    async def stop(self, *, drain_seconds: float = 0.0) -> None:
+        """Finish the calls in flight (cancelled after `drain_seconds`), give back the
+        leases of everything else claimed, then close the HTTP client."""
+        self._stopping = True
+        self._wake.set()
         if self._task is not None:
+            if drain_seconds > 0:
+                done, _ = await asyncio.wait({self._task}, timeout=drain_seconds)
+                if not done:
+                    _log.warning("webhook calls outlasted the drain; cancelling them")
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
+        if self._held:
+            await self._release(dict(self._held))
         if self._http is not None:
             await self._http.aclose()
             self._http = None
@@ -153,9 +185,27 @@ class WebhookWorker:
     def nudge(self) -> None:
         self._wake.set()
 
+    async def _release(self, held: dict[uuid.UUID, bool]) -> None:
+        """Give back the leases of `held` (called or not) so they are due at once."""
+        try:
+            async with self._engine.begin() as connection:
+                await connection.execute(
+                    _RELEASE,
+                    {
+                        "ids": list(held),
+                        "uncount": [delivery for delivery, called in held.items() if not called],
+                    },
+                )
+        except Exception as exc:  # the leases then run out by themselves
+            _log.error("webhook leases not released", rows=len(held), error=repr(exc))
+            return
+        for delivery in held:
+            self._held.pop(delivery, None)
+        _log.info("webhook leases released", rows=len(held))
+
     async def _run(self) -> None:
         failures = 0
-        while True:
+        while not self._stopping:
             try:
                 handled = await self.run_once()
                 failures = 0
@@ -188,16 +238,25 @@ class WebhookWorker:
             ]
         if not claimed:
             return 0
+        self._held.update((item.delivery_id, False) for item in claimed)
         gate = asyncio.Semaphore(settings.webhook_concurrency)
 
-        async def attempt(item: _Claimed) -> tuple[_Claimed, str | None]:
+        async def attempt(item: _Claimed) -> tuple[_Claimed, str | None] | None:
             async with gate:
+                if self._stopping:
+                    return None  # not called: its lease is given back below
+                self._held[item.delivery_id] = True
                 return item, await self._call(item)
 
-        results = await asyncio.gather(*(attempt(item) for item in claimed))
+        outcomes = await asyncio.gather(*(attempt(item) for item in claimed))
+        results = [outcome for outcome in outcomes if outcome is not None]
         async with self._engine.begin() as connection:
             for item, error in results:
                 await self._record(connection, item, error)
+        for item, _ in results:
+            self._held.pop(item.delivery_id, None)
+        if self._held and self._stopping:
+            await self._release({d: c for d, c in self._held.items() if not c})
         return len(claimed)
 
     async def _call(self, item: _Claimed) -> str | None:

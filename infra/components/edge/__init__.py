@@ -29,6 +29,7 @@ from infra.components.edge.gateway import (
     create_gateway_crds,
 )
 from infra.components.edge.policies import create_network_policies
+from infra.components.edge.rate_limit import create_rate_limit
 from infra.components.edge.routes import create_routes
 from infra.components.edge.tls import (
     CERT_MANAGER_CHART,
@@ -106,7 +107,9 @@ class Edge(pulumi.ComponentResource):
         gateway_class = create_gateway_class(scope, self.gateway_crds, proxy, gateway_api_bundle)
         self.gateway = create_gateway(scope, self.gateway_crds, gateway_class)
         tls_ready = create_tls(scope, self.gateway_crds) if args.tls else []
-        create_routes(scope, self.gateway_crds, self.gateway, tls_ready)
+        api_route = create_routes(scope, self.gateway_crds, self.gateway, tls_ready)
+        if args.rate_limit_per_minute is not None:
+            create_rate_limit(scope, self.gateway_crds, api_route, args.rate_limit_per_minute)
         create_network_policies(scope)
 
         scheme = "https" if args.tls else "http"

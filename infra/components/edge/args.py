@@ -78,6 +78,8 @@ class EdgeArgs:
     envoy_replicas: int = 1
     """Envoy proxy replicas; with more than one they spread over nodes and keep a
     PodDisruptionBudget of one. Shapes the proxy's spec, so it is a plain value."""
+    rate_limit_per_minute: int | None = None
+    """Requests a client IP may send the API a minute (per Envoy pod); None: no limit."""
     envoy_resources: pulumi.Input[Mapping[str, Any]] = field(
         default_factory=lambda: DEFAULT_ENVOY_RESOURCES
     )

@@ -27,7 +27,8 @@ def create_routes(
     crds: k8s.helm.v4.Chart,
     gateway: k8s.apiextensions.CustomResource,
     tls_ready: list[pulumi.Resource],
-) -> None:
+) -> k8s.apiextensions.CustomResource:
+    """The routes; returns the API's (the rate limit's target)."""
     args = scope.args
     parent = gateway_listener(scope, HTTPS_LISTENER if args.tls else HTTP_LISTENER)
     if args.tls:
@@ -53,7 +54,7 @@ def create_routes(
             },
             opts=crd_dependent(scope, crds, gateway),
         )
-    k8s.apiextensions.CustomResource(
+    api_route = k8s.apiextensions.CustomResource(
         f"{scope.name}-api-route",
         api_version="gateway.networking.k8s.io/v1",
         kind="HTTPRoute",
@@ -99,3 +100,4 @@ def create_routes(
         },
         opts=crd_dependent(scope, crds, gateway, *tls_ready),
     )
+    return api_route

@@ -19,6 +19,7 @@ from apps.contracts.services import APP_PORT
 from infra.components.fastapi_service.args import FastApiServiceArgs
 from infra.components.fastapi_service.pod import deployment_spec
 from infra.components.fastapi_service.policies import create_network_policies
+from infra.components.fastapi_service.shutdown import SHUTDOWN
 from infra.components.kube import KubernetesObject, child_of, labels
 
 __all__ = ["FastApiService", "FastApiServiceArgs"]
@@ -57,6 +58,7 @@ class FastApiService(pulumi.ComponentResource):
                     "APP_ENV": args.app_env,
                     "LOG_LEVEL": args.log_level,
                     "DB_POOL_SIZE": str(args.settings.db_pool_size),
+                    **SHUTDOWN.app_env(),
                     **args.extra_env,
                 },
             ),

@@ -19,6 +19,7 @@ import pulumi
 
 from apps.contracts.services import APP_PORT
 from infra.components.fastapi_service.args import FastApiServiceArgs
+from infra.components.fastapi_service.shutdown import SHUTDOWN
 from infra.components.kube import (
     DAPR_POD_LABEL,
     DB_CLIENT_LABEL,
@@ -60,7 +61,7 @@ def deployment_spec(
                 "automountServiceAccountToken": False,
                 **image_pull_secrets(args.image_pull_secret),
                 "securityContext": pod_security_context(APP_UID, APP_UID),
-                "terminationGracePeriodSeconds": 30,
+                "terminationGracePeriodSeconds": SHUTDOWN.termination_grace,
                 "topologySpreadConstraints": [
                     {
                         "maxSkew": 1,
@@ -109,6 +110,8 @@ def deployment_spec(
                             "failureThreshold": 3,
                         },
                         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+                        # No shell needed: the kubelet sleeps (shutdown.py).
+                        "lifecycle": {"preStop": {"sleep": {"seconds": SHUTDOWN.pre_stop}}},
                     }
                 ],
                 "volumes": [
@@ -137,7 +140,7 @@ def _annotations(args: FastApiServiceArgs) -> dict[str, pulumi.Input[str]]:
         "dapr.io/metrics-port": str(SIDECAR_METRICS_PORT),
         "dapr.io/enable-app-health-check": "true",
         "dapr.io/app-health-check-path": "/healthz",
-        "dapr.io/graceful-shutdown-seconds": "20",
+        **SHUTDOWN.annotations(),
         "dapr.io/sidecar-cpu-request": sidecar.cpu_request,
         "dapr.io/sidecar-cpu-limit": sidecar.cpu_limit,
         "dapr.io/sidecar-memory-request": sidecar.memory_request,

@@ -19,6 +19,7 @@ from tests.infra.components.obs_edge_checks import (
     validate_builtin,
     validate_custom_resource,
 )
+from tests.infra.components.plans import one, plan
 from tests.infra.validation import validate_custom
 
 PROGRAM = """
@@ -525,3 +526,26 @@ def test_platform_namespaces_are_restricted_and_come_first(
                 assert created.urn in res.dependencies, res.name
     assert names["edge-cert-manager-namespace"].urn in names["edge-cert-manager"].dependencies
     assert "edge-cert-manager-namespace" not in by_name(minikube)
+
+
+@pytest.mark.parametrize(
+    ("stack", "per_minute"), [("minikube", 1200), ("staging", 600), ("prod", 300)]
+)
+def test_the_public_api_is_rate_limited_per_client_ip_with_retry_after(
+    stack: str, per_minute: int
+) -> None:
+    policy = one(plan(stack), "edge-api-rate-limit").raw_inputs
+    assert policy["kind"] == "BackendTrafficPolicy"
+    assert policy["apiVersion"] == "gateway.envoyproxy.io/v1alpha1"
+    spec = policy["spec"]
+    assert spec["targetRefs"] == [
+        {"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": "todo-api"}
+    ]
+    (rule,) = spec["rateLimit"]["local"]["rules"]
+    assert rule["limit"] == {"requests": per_minute, "unit": "Minute"}
+    assert rule["clientSelectors"] == [{"sourceCIDR": {"type": "Distinct", "value": "0.0.0.0/0"}}]
+    (override,) = spec["responseOverride"]
+    assert override["source"] == "Local"
+    assert override["match"] == {"statusCodes": [{"type": "Value", "value": 429}]}
+    assert override["response"]["statusCode"] == 429
+    assert override["response"]["header"]["set"] == [{"name": "Retry-After", "value": "60"}]

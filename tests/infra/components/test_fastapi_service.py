@@ -71,7 +71,38 @@ def test_environment_comes_from_secrets_and_a_configmap() -> None:
     assert set(env) == {"DATABASE_URL", "AUTH_JWT_SECRET", "APP_API_TOKEN", "DAPR_API_TOKEN"}
     assert env["DATABASE_URL"]["key"] == "url"
     config = one(run, "notification-config").raw_inputs["data"]
-    assert config == {"APP_ENV": "prod", "LOG_LEVEL": "INFO", "DB_POOL_SIZE": "1"}
+    assert config == {
+        "APP_ENV": "prod",
+        "LOG_LEVEL": "INFO",
+        "DB_POOL_SIZE": "1",
+        "UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN": "10",
+        "SHUTDOWN_DRAIN_SECONDS": "10",
+    }
+
+
+@pytest.mark.parametrize("stack", ["minikube", "staging", "prod"])
+def test_shutdown_budget_fits_the_grace_period(stack: str) -> None:
+    """preStop + app drain + sidecar drain < terminationGracePeriodSeconds, and daprd keeps
+    its API up for the app's whole stop (infra/components/fastapi_service/shutdown.py)."""
+    for app_id in ("backend", "notification", "recurring"):
+        deployment = _deployment(plan(stack), app_id)
+        spec = deployment["spec"]
+        assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+        template = spec["template"]
+        pod = template["spec"]
+        annotations = template["metadata"]["annotations"]
+        (app,) = pod["containers"]
+        pre_stop = app["lifecycle"]["preStop"]["sleep"]["seconds"]
+        assert app["readinessProbe"]["httpGet"]["path"] == "/readyz"
+        config = one(plan(stack), f"{app_id}-config").raw_inputs["data"]
+        app_drain = int(config["UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN"]) + int(
+            config["SHUTDOWN_DRAIN_SECONDS"]
+        )
+        sidecar_drain = int(annotations["dapr.io/graceful-shutdown-seconds"])
+        block = int(annotations["dapr.io/block-shutdown-duration"].removesuffix("s"))
+        assert (pre_stop, app_drain, sidecar_drain, block) == (5, 20, 5, 25)
+        assert pre_stop + app_drain + sidecar_drain < pod["terminationGracePeriodSeconds"] == 40
+        assert block >= pre_stop + app_drain
 
 
 def test_rollout_autoscaling_and_budget() -> None:
