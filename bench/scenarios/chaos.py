@@ -162,6 +162,13 @@ class ChaosReport:
         return "\n".join(lines)
 
 
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a sender killed mid-call resets its connections: expected here
+
+
 class WebhookReceiver:
     """A local webhook endpoint that counts deliveries by delivery id; `hold()` makes the
     next call wait (so the sender can be killed in the middle of it)."""
@@ -196,8 +203,7 @@ class WebhookReceiver:
                 except OSError:
                     pass  # the sender died meanwhile
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = _QuietServer(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property
@@ -430,8 +436,11 @@ class Chaos:
         ]
         self.rng.shuffle(plan)
         plan.insert(len(plan) // 2, self.database)  # once, mid-run
-        for step in plan:
-            time.sleep(self.rng.uniform(0.5, 3.0))
+        # One slot of the load's duration per kill, the moment random within it.
+        slot = max(self.options.duration / len(plan), 1.0)
+        for number, step in enumerate(plan):
+            moment = self.started + slot * (number + self.rng.uniform(0.1, 0.6))
+            time.sleep(max(0.5, moment - time.monotonic()))
             kill = step()
             self.kills.append(kill)
             back = "never" if kill.recovery is None else f"{kill.recovery:.2f}s"
