@@ -32,7 +32,10 @@ def _mesh(broker_dir: Path, **overrides: object) -> MeshConfig:
 
 @contextmanager
 def _system(
-    database_url: str, home: Path, config: MeshConfig, secret: str = "e2e-crash-secret-0123456789"
+    database_url: str,
+    home: Path,
+    config: MeshConfig,
+    secret: str = "e2e-crash-secret-0123456789-abcdefghijklmnop",
 ) -> Iterator[LocalSystem]:
     local = LocalSystem(
         database_url=database_url,
@@ -81,7 +84,7 @@ def test_chaos_every_crash_point_loses_and_doubles_nothing(tmp_path: Path) -> No
             completions=24,
             reminders=24,
             seed=3,
-            duration=14.0,
+            duration=36.0,
             drain_timeout=150.0,
             workers=4,
             work_dir=tmp_path,
