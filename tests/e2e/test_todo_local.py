@@ -119,11 +119,14 @@ def test_a_new_user_sees_the_next_occurrence_and_a_notification(
     assert {"postgres", "notification-0", "notification-0-sidecar"} <= set(units)
     os.kill(int(units["notification-0"]["pid"]), signal.SIGKILL)
     _read_until(process, "notification-0 restarted", timeout=60)
-    eventually(
-        lambda: notifications.get("/api/v1/notifications").status_code == 200,
-        timeout=60,
-        what="the notification service back",
-    )
+
+    def answers() -> bool:
+        try:
+            return notifications.get("/api/v1/notifications").status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    eventually(answers, timeout=60, what="the notification service back")
     status = subprocess.run(
         [sys.executable, "-m", "apps.local", "status"],
         env={**os.environ, "TODO_LOCAL_HOME": str(home)},
