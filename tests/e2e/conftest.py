@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -32,12 +31,6 @@ def e2e_mesh_config() -> MeshConfig:
         service_retry=RetryPolicy(policy="constant", duration=0.2, max_retries=3),
         seed=11,
     )
-
-
-def _durable(config: MeshConfig, data_dir: Path) -> MeshConfig:
-    """The broker keeps its log and offsets in files, as todo-local's does."""
-    config.data_dir = data_dir
-    return config
 
 
 E2E_ENV = {
@@ -70,7 +63,7 @@ def system(
         database_url=module_database_url,
         log_dir=tmp_path_factory.mktemp("e2e-logs"),
         replicas={"backend": 2, "recurring": 2},
-        mesh_config=_durable(e2e_mesh_config(), tmp_path_factory.mktemp("e2e-broker")),
+        mesh_config=e2e_mesh_config(),
         cron_every_seconds=0.5,
         extra_env=E2E_ENV,
     )
