@@ -3,8 +3,12 @@
 `uv run todo-local` starts an embedded PostgreSQL (migrated), the Dapr sidecar stand-in
 and the three services — backend on 8000, notification on 8001, recurring on 8002 — and
 prints how to get a token and what to try. `uv run todo-local token --user alice` prints
-a bearer token for a user. State (database, the token signing key, service logs) lives
-in `.todo-local/` (or `TODO_LOCAL_HOME`).
+a bearer token for a user. State (database, the broker's topics and offsets, the token
+signing key, service logs) lives in `.todo-local/` (or `TODO_LOCAL_HOME`).
+
+What dies is restarted with backoff (services, sidecars, PostgreSQL; see
+`apps.local.supervisor`); `todo-local status` shows restarts, `todo-local dlq replay`
+republishes dead letters.
 """
 
 from __future__ import annotations
@@ -17,12 +21,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
+import httpx
 import typer
 from rich.console import Console
+from rich.table import Table
 
+from apps.contracts.events import DEAD_LETTER_TOPICS
 from apps.contracts.services import REMINDER_SCAN, AppId
-from apps.local.postgres import embedded_server, ensure_database, migrate
-from apps.local.system import DEFAULT_PORTS, LocalSystem, make_token
+from apps.local.admin import AdminServer, replay_offline, running_admin
+from apps.local.postgres import embedded, ensure_database, migrate
+from apps.local.system import DEFAULT_PORTS, LocalSystem, cluster_mesh_config, make_token
 
 app = typer.Typer(
     help="Run the Todo system on this machine (embedded PostgreSQL, stand-in Dapr sidecars).",
@@ -118,8 +126,8 @@ def up(
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     console.print(f"[bold]todo-local[/bold] — state in {home}")
-    with console.status("starting PostgreSQL…"), embedded_server(home) as server_url:
-        database_url = ensure_database(server_url)
+    with console.status("starting PostgreSQL…"), embedded(home / "pgdata") as postgres:
+        database_url = ensure_database(postgres.url)
         migrate(database_url)
         console.print("PostgreSQL ready and migrated")
         system = LocalSystem(
@@ -132,16 +140,20 @@ def up(
             },
             jwt_secret=signing_key(home),
             cron_every_seconds=reminder_scan_seconds,
+            mesh_config=cluster_mesh_config(data_dir=home / "broker"),
+            extra_units=(postgres,),
+            on_event=lambda line: console.print(f"[yellow]supervisor[/yellow] {line}"),
         )
         with console.status("starting the services and their sidecars…"):
             system.start()
         try:
-            console.rule("[bold green]todo-local is up")
-            # Plain, unwrapped lines: the curl commands must survive copy and paste.
-            console.print(_guide(system, home), soft_wrap=True, highlight=False, markup=False)
-            console.rule()
-            stop.wait()
-            console.print("stopping…")
+            with AdminServer(system, home):
+                console.rule("[bold green]todo-local is up")
+                # Plain, unwrapped lines: the curl commands must survive copy and paste.
+                console.print(_guide(system, home), soft_wrap=True, highlight=False, markup=False)
+                console.rule()
+                stop.wait()
+                console.print("stopping…")
         finally:
             system.stop()
 
@@ -153,6 +165,76 @@ def token(
 ) -> None:
     """Print a bearer token for USER, signed with this machine's todo-local key."""
     typer.echo(make_token(user, signing_key(local_home()), int(ttl_hours * 3600)))
+
+
+@app.command()
+def status() -> None:
+    """Show what the running todo-local supervises: pid, state, restarts, last exit."""
+    url = running_admin(local_home())
+    if url is None:
+        console.print("todo-local is not running (no answer from its control port)")
+        raise typer.Exit(1)
+    report = httpx.get(f"{url}/status", timeout=10).json()
+    table = Table("unit", "state", "pid", "restarts", "last exit", "uptime s")
+    for unit in report["units"]:
+        table.add_row(
+            unit["name"],
+            unit["state"],
+            str(unit["pid"] or "-"),
+            str(unit["restarts"]),
+            unit["last_exit"] or "-",
+            "-" if unit["uptime_seconds"] is None else f"{unit['uptime_seconds']:.0f}",
+        )
+    console.print(table)
+    for group, lag in report["lag"].items():
+        console.print(f"lag {group}: {lag}")
+    for topic, count in report["dead_letters"].items():
+        console.print(f"dead letters {topic}: {count}")
+
+
+dlq = typer.Typer(help="Dead-letter topics of the stand-in broker.", no_args_is_help=True)
+app.add_typer(dlq, name="dlq")
+
+
+@dlq.command("replay")
+def dlq_replay(
+    topic: Annotated[
+        str, typer.Option(help=f"the dead-letter topic ({', '.join(DEAD_LETTER_TOPICS)})")
+    ],
+    type_: Annotated[
+        str | None, typer.Option("--type", help="only events of this type (CloudEvent type)")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="only events dead-lettered at or after (ISO 8601)")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="only events dead-lettered at or before (ISO 8601)")
+    ] = None,
+    to: Annotated[
+        str | None, typer.Option(help="the topic to republish to (default: TOPIC minus -dlq)")
+    ] = None,
+) -> None:
+    """Republish a dead-letter topic's events to their topic (after the cause is fixed).
+
+    The events go out unchanged (same CloudEvent id, key, metadata), so the consumers'
+    idempotency makes a replay safe to repeat. Talks to the running todo-local, or,
+    when none runs, writes into the broker's files under the todo-local home.
+    """
+    request = {"topic": topic, "type": type_, "since": since, "until": until, "to": to}
+    home = local_home()
+    url = running_admin(home)
+    try:
+        if url is not None:
+            answer = httpx.post(f"{url}/dlq/replay", json=request, timeout=60)
+            if answer.status_code != 200:
+                raise ValueError(answer.json().get("error", answer.text))
+            count = int(answer.json()["republished"])
+        else:
+            count = replay_offline(home / "broker", request)
+    except ValueError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    console.print(f"republished {count} event(s) from {topic}")
 
 
 def main() -> None:

@@ -6,6 +6,11 @@ sidecars get mirror the cluster's (see `cluster_mesh_config`): consumer group pe
 id, the subscriptions the apps declare, the `reminder-scan` cron binding on the backend,
 access control that lets only the recurring service call the backend's internal route,
 an app token per app and an API token per sidecar.
+
+A `Supervisor` (see `apps.local.supervisor`) restarts what dies, as the kubelet does: a
+service process that exits is started again on its port with the same sidecar, a
+crashed sidecar is started again on its ports, and any extra unit the caller adds
+(todo-local adds its PostgreSQL). Restarts are logged, counted and shown by `status()`.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +40,7 @@ from apps.local.standin import (
     Sidecar,
     SidecarSpec,
 )
+from apps.local.supervisor import Backoff, Supervisor, Unit
 
 SERVICES: Mapping[str, str] = {app.app_id.value: app.asgi for app in APPS}
 DEFAULT_PORTS: Mapping[str, int] = {app.app_id.value: app.local_port for app in APPS}
@@ -101,12 +107,18 @@ class LocalSystem:
     cron_every_seconds: float = 1.0
     extra_env: Mapping[str, str] = field(default_factory=dict)
     startup_timeout_seconds: float = 60.0
+    # Restart what dies (None: nothing is restarted, as before supervision existed).
+    backoff: Backoff | None = field(default_factory=Backoff)
+    # More units to keep running (todo-local's PostgreSQL).
+    extra_units: tuple[Unit, ...] = ()
+    on_event: Callable[[str], None] | None = None
 
     def __post_init__(self) -> None:
         self.standin = MeshThread(self.mesh_config)
         self.instances: list[Instance] = []
         self._started: dict[str, int] = {}
         self.app_tokens = {app_id: secrets.token_urlsafe(24) for app_id in SERVICES}
+        self.supervisor = Supervisor(self.backoff, on_event=self.on_event)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -128,12 +140,20 @@ class LocalSystem:
                 self._wait_ready(instance)
             for instance in self.instances:
                 self.standin.call(instance.sidecar.attached.wait)
+            if self.backoff is not None:
+                for unit in self.extra_units:
+                    self.supervisor.add(unit)
+                for instance in self.instances:
+                    self.supervisor.add(ServiceUnit(self, instance))
+                    self.supervisor.add(SidecarUnit(self, instance))
+                self.supervisor.start()
         except BaseException:
             self.stop()
             raise
         return self
 
     def stop(self) -> None:
+        self.supervisor.stop()  # nothing is restarted while everything stops
         # Sidecars first, as when a pod's sidecar goes: no delivery hits a stopping app.
         self.standin.stop()
         processes = [instance.process for instance in self.instances]
@@ -159,6 +179,27 @@ class LocalSystem:
 
     def token(self, user: str, ttl_seconds: int = 3600) -> str:
         return make_token(user, self.jwt_secret, ttl_seconds)
+
+    def kill(self, instance: Instance, signum: int = signal.SIGKILL) -> None:
+        """Send `signum` to an instance's process group (SIGKILL: a crash)."""
+        _signal(instance.process, signum)
+
+    def crash_sidecar(self, instance: Instance) -> None:
+        """The instance's sidecar dies abruptly (the supervisor brings it back)."""
+        self.standin.call(self.standin.mesh.crash, instance.sidecar)
+
+    def ready(self, instance: Instance) -> bool:
+        """The instance's process answers `/readyz` with 200 (database and sidecar up)."""
+        if instance.process.poll() is not None:
+            return False
+        try:
+            return httpx.get(f"{instance.url}/readyz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def status(self) -> list[dict[str, object]]:
+        """What the supervisor sees: every unit, its pid, state and restart count."""
+        return self.supervisor.status()
 
     # -- internals ---------------------------------------------------------------------
 
@@ -269,6 +310,73 @@ class LocalSystem:
                 pass
             time.sleep(0.1)
         raise RuntimeError(f"{instance.app_id} not ready; see {instance.log_path}")
+
+
+@dataclass
+class ServiceUnit:
+    """A service process, restarted on its port with the same sidecar."""
+
+    system: LocalSystem
+    instance: Instance
+
+    @property
+    def name(self) -> str:
+        return f"{self.instance.sidecar.instance_id}"
+
+    def running(self) -> bool:
+        return self.instance.process.poll() is None
+
+    def exit_reason(self) -> str:
+        return _exit_reason(self.instance.process.returncode)
+
+    def pid(self) -> int | None:
+        return self.instance.process.pid
+
+    def restart(self) -> None:
+        old = self.instance.process
+        try:  # whatever the dead leader left in its group (children) goes too
+            os.killpg(old.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        instance = self.instance
+        instance.process = self.system._spawn(
+            instance.app_id, instance.port, instance.sidecar, instance.log_path
+        )
+
+
+@dataclass
+class SidecarUnit:
+    """An instance's stand-in sidecar (a part of this process, not a process of its own)."""
+
+    system: LocalSystem
+    instance: Instance
+
+    @property
+    def name(self) -> str:
+        return f"{self.instance.sidecar.instance_id}-sidecar"
+
+    def running(self) -> bool:
+        return not self.system.standin.mesh.down(self.instance.sidecar)
+
+    def exit_reason(self) -> str:
+        return "crashed"
+
+    def pid(self) -> int | None:
+        return None
+
+    def restart(self) -> None:
+        self.system.standin.call(self.system.standin.mesh.restart, self.instance.sidecar)
+
+
+def _exit_reason(code: int | None) -> str:
+    if code is None:
+        return "running"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
 
 
 def bytecode_cache_env() -> dict[str, str]:

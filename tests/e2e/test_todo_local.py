@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -111,6 +112,30 @@ def test_a_new_user_sees_the_next_occurrence_and_a_notification(
         what="the notification",
     )
     assert note["title"] == "Stretch"
+
+    # A service that dies is restarted, and `todo-local status` shows it.
+    admin = json.loads((home / "admin.json").read_text())["url"]
+    units = {u["name"]: u for u in httpx.get(f"{admin}/status").json()["units"]}
+    assert {"postgres", "notification-0", "notification-0-sidecar"} <= set(units)
+    os.kill(int(units["notification-0"]["pid"]), signal.SIGKILL)
+    _read_until(process, "notification-0 restarted", timeout=60)
+
+    def answers() -> bool:
+        try:
+            return notifications.get("/api/v1/notifications").status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    eventually(answers, timeout=60, what="the notification service back")
+    status = subprocess.run(
+        [sys.executable, "-m", "apps.local", "status"],
+        env={**os.environ, "TODO_LOCAL_HOME": str(home)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert "SIGKILL" in status.stdout
     backend.close()
     notifications.close()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from apps.contracts.services import PUBSUB, SECRET_STORE, STATE_STORE
@@ -116,3 +117,5 @@ class MeshConfig:
     secrets: dict[str, dict[str, str]] = field(default_factory=dict)
     access_control: dict[str, tuple[AccessRule, ...]] = field(default_factory=dict)
     seed: int | None = None
+    # Where the broker keeps its topics and consumer offsets (None: in memory only).
+    data_dir: Path | None = None

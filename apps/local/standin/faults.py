@@ -31,6 +31,14 @@ class Faults:
     publish_failure_rate: float = 0.0
     # Every publish call fails while this is set (the broker is down).
     broker_down: bool = False
+    # Seconds a publish waits *after* the broker stored the message, before the app gets
+    # its answer: a crash of the publisher in that window is the "published, not
+    # acknowledged" case (the relay publishes the event again).
+    stall_after_publish: float = 0.0
+    # Seconds a service invocation waits after the target answered, before the caller
+    # gets the answer: a crash of the caller in that window is "effect done, caller
+    # never knew" (the event is redelivered and the call made again).
+    stall_after_invoke: float = 0.0
 
     def reset(self) -> None:
         """Back to a well-behaved sidecar."""

@@ -12,6 +12,8 @@ import asyncio
 import itertools
 import json
 import random
+import time
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,7 +42,7 @@ class Mesh:
     faults: Faults = field(default_factory=Faults)
 
     def __post_init__(self) -> None:
-        self.broker = Broker(self.config.partitions)
+        self.broker = Broker(self.config.partitions, self.config.data_dir)
         self.state = StateStore()
         self.sidecars: dict[str, Instance] = {}
         self.groups: dict[tuple[str, str], ConsumerGroup[Member]] = {}
@@ -49,6 +51,10 @@ class Mesh:
         self._instance_numbers: dict[str, itertools.count[int]] = {}
         self._round_robin = itertools.count()
         self._downtime: dict[str, asyncio.Task[None]] = {}
+        # Instances taken down on purpose (a supervisor leaves these alone).
+        self.held_down: set[str] = set()
+        # Calls in progress, by (kind, app id): ("publish", source), ("invoke", caller).
+        self.in_flight: Counter[tuple[str, str]] = Counter()
 
     # -- instances -------------------------------------------------------------------------
 
@@ -70,6 +76,7 @@ class Mesh:
     async def take_down(self, sidecar: Instance, seconds: float | None = None) -> None:
         """The sidecar is absent (ports closed) — for `seconds`, or until `bring_up`."""
         await self.bring_up_cancel(sidecar)
+        self.held_down.add(sidecar.instance_id)
         await sidecar.stop()
         log.warning("sidecar taken down", instance=sidecar.instance_id, seconds=seconds)
         if seconds is not None:
@@ -80,6 +87,7 @@ class Mesh:
     async def _bring_up_later(self, sidecar: Instance, seconds: float) -> None:
         await asyncio.sleep(seconds)
         self._downtime.pop(sidecar.instance_id, None)
+        self.held_down.discard(sidecar.instance_id)
         await sidecar.start()
         log.warning("sidecar back", instance=sidecar.instance_id)
 
@@ -91,15 +99,34 @@ class Mesh:
 
     async def bring_up(self, sidecar: Instance) -> None:
         await self.bring_up_cancel(sidecar)
+        self.held_down.discard(sidecar.instance_id)
         if not sidecar.alive:
             await sidecar.start()
+
+    async def crash(self, sidecar: Instance) -> None:
+        """The sidecar dies (as daprd killed by SIGKILL): ports gone, deliveries in flight
+        abandoned uncommitted. Unlike `take_down`, nothing here brings it back: that is
+        the supervisor's job (`apps.local.supervisor`)."""
+        await self.bring_up_cancel(sidecar)
+        self.held_down.discard(sidecar.instance_id)
+        await sidecar.stop()
+        log.warning("sidecar crashed", instance=sidecar.instance_id)
+
+    async def restart(self, sidecar: Instance) -> None:
+        """Start a crashed sidecar again on its ports (the supervisor calls this)."""
+        if not sidecar.alive:
+            await sidecar.start()
+
+    def down(self, sidecar: Instance) -> bool:
+        """Whether `sidecar` is dead without having been taken down on purpose."""
+        return not sidecar.alive and sidecar.instance_id not in self.held_down
 
     async def join(self, sidecar: Instance, subscription: Subscription) -> None:
         """The instance joins its app's consumer group on the subscribed topic."""
         key = (sidecar.app_id, subscription.topic)
         group = self.groups.get(key)
         if group is None:
-            group = ConsumerGroup[Member](sidecar.app_id, self.broker.topic(subscription.topic))
+            group = self.broker.group(sidecar.app_id, subscription.topic)
             self.groups[key] = group
             self.deliverer.start_group(group)
         await group.join(sidecar.instance_id, Member(sidecar, subscription))
@@ -113,6 +140,9 @@ class Mesh:
         for sidecar in list(self.sidecars.values()):
             await self.remove_sidecar(sidecar)
         await self.deliverer.close()
+        for group in self.groups.values():
+            group.close()
+        self.broker.close()
 
     # -- pub/sub ---------------------------------------------------------------------------
 
@@ -144,13 +174,20 @@ class Mesh:
         except InvalidCloudEvent as exc:
             raise DaprError.bad_cloudevent(str(exc)) from exc
         broker_metadata = {k: v for k, v in metadata.items() if not k.startswith("cloudevent.")}
-        return await self.broker_publish(
-            topic=topic,
-            key=metadata.get(PARTITION_KEY) or None,
-            data=json.dumps(envelope).encode("utf-8"),
-            content_type="application/cloudevents+json",
-            metadata=broker_metadata,
-        )
+        self.in_flight["publish", source] += 1
+        try:
+            message = await self.broker_publish(
+                topic=topic,
+                key=metadata.get(PARTITION_KEY) or None,
+                data=json.dumps(envelope).encode("utf-8"),
+                content_type="application/cloudevents+json",
+                metadata=broker_metadata,
+            )
+            if self.faults.stall_after_publish > 0:
+                await asyncio.sleep(self.faults.stall_after_publish)
+            return message
+        finally:
+            self.in_flight["publish", source] -= 1
 
     def _inject_publish_fault(self, topic: str) -> None:
         faults = self.faults
@@ -194,6 +231,50 @@ class Mesh:
         group = self.groups.get((app_id, topic))
         return len(self.messages(topic)) if group is None else group.lag()
 
+    async def replay_dead_letters(
+        self,
+        dead_letter_topic: str,
+        *,
+        to_topic: str,
+        event_type: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+    ) -> int:
+        """Publish the dead letters of `dead_letter_topic` (bytes, key and metadata as they
+        are) to `to_topic` again; `event_type`, `since` and `until` (epoch seconds of
+        the dead-lettering) narrow them. The consumers' idempotency makes this safe to
+        repeat. Returns how many were republished."""
+        chosen = []
+        for message in self.messages(dead_letter_topic):
+            if since is not None and message.published_at < since:
+                continue
+            if until is not None and message.published_at > until:
+                continue
+            if event_type is not None:
+                try:
+                    kind = json.loads(message.data).get("type")
+                except (ValueError, AttributeError):
+                    kind = None
+                if kind != event_type:
+                    continue
+            chosen.append(message)
+        for message in chosen:
+            await self.broker_publish(
+                topic=to_topic,
+                key=message.key,
+                data=message.data,
+                content_type=message.content_type,
+                metadata={
+                    **message.metadata,
+                    "replayedFrom": dead_letter_topic,
+                    "replayedAt": str(time.time()),
+                },
+            )
+        log.warning(
+            "dead letters replayed", topic=dead_letter_topic, to=to_topic, count=len(chosen)
+        )
+        return len(chosen)
+
     # -- service invocation ----------------------------------------------------------------
 
     def _allowed(self, caller: str, target: str, verb: str, path: str) -> bool:
@@ -236,15 +317,21 @@ class Mesh:
             reason = f"no healthy instance of app {target_app}"
             if instances:
                 target = instances[next(self._round_robin) % len(instances)]
+                self.in_flight["invoke", caller] += 1
                 try:
-                    return await target.channel.request(
+                    answer = await target.channel.request(
                         verb, path, content=body, headers=forwarded, query=query
                     )
+                    if self.faults.stall_after_invoke > 0:
+                        await asyncio.sleep(self.faults.stall_after_invoke)
+                    return answer
                 except AppUnreachable as exc:
                     reason = f"connection refused by {target.instance_id}: {exc}"
                 except ChannelError as exc:
                     # The request may have reached the app: never resend it.
                     raise DaprError.invoke_failed(target_app, str(exc)) from exc
+                finally:
+                    self.in_flight["invoke", caller] -= 1
             if not policy.allows(retries):
                 raise DaprError.invoke_failed(target_app, reason)
             await asyncio.sleep(policy.delay(retries, self._rng))
