@@ -1,12 +1,18 @@
 """Bearer JWT authentication: the `sub` claim is the user.
 
 Tokens are HS256 with `AUTH_JWT_SECRET`, or RS256/ES256 signed by a key published at
-`AUTH_JWKS_URL`. Anything else (missing header, bad signature, expired, no `sub`)
-answers 401 with the usual error body and `WWW-Authenticate: Bearer`.
+`AUTH_JWKS_URL` (which then needs `AUTH_ISSUER` and `AUTH_AUDIENCE`). The algorithms are
+pinned per mode; `exp` and `sub` are required, `nbf` and `iat` honoured, `iss` and `aud`
+checked when configured, all with `AUTH_LEEWAY_SECONDS` of clock skew. The token is read
+from the one `Authorization` header only (never from the query string). Anything else
+(missing, repeated or oversized header, bad signature, expired, not yet valid, no `sub`,
+a `sub` with control characters) answers 401 with the usual error body and
+`WWW-Authenticate: Bearer`.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -21,6 +27,10 @@ from apps.shared.settings import AuthSettings
 _LOC: list[str | int] = ["header", "authorization"]
 _MAX_SUB_LENGTH = 255
 _ASYMMETRIC = ["RS256", "ES256"]
+# C0 and C1 controls, DEL and lone surrogates: a subject is stored and logged as text
+# (PostgreSQL refuses NUL, psycopg cannot encode a surrogate).
+_UNSAFE_SUBJECT = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+DEFAULT_MAX_TOKEN_BYTES = 8192
 # Verified tokens remembered per verifier; a client reuses its token for many requests.
 _CACHED_TOKENS = 4096
 
@@ -40,7 +50,9 @@ class TokenVerifier:
     secret: str | None = None
     jwks_client: jwt.PyJWKClient | None = None
     audience: str | None = None
+    issuer: str | None = None
     leeway_seconds: int = 30
+    max_token_bytes: int = DEFAULT_MAX_TOKEN_BYTES
     # token -> (subject, exp) of tokens verified before (see `cached_subject`)
     _verified: dict[str, tuple[str, int]] = field(
         default_factory=dict, init=False, repr=False, compare=False
@@ -52,10 +64,24 @@ class TokenVerifier:
 
     @classmethod
     def from_settings(
-        cls, *, secret: str | None, jwks_url: str | None, audience: str | None = None
+        cls,
+        *,
+        secret: str | None,
+        jwks_url: str | None,
+        audience: str | None = None,
+        issuer: str | None = None,
+        leeway_seconds: int = 30,
+        max_token_bytes: int = DEFAULT_MAX_TOKEN_BYTES,
     ) -> TokenVerifier:
         client = jwt.PyJWKClient(jwks_url, cache_keys=True) if jwks_url else None
-        return cls(secret=secret, jwks_client=client, audience=audience)
+        return cls(
+            secret=secret,
+            jwks_client=client,
+            audience=audience,
+            issuer=issuer,
+            leeway_seconds=leeway_seconds,
+            max_token_bytes=max_token_bytes,
+        )
 
     def _key_for(self, token: str) -> tuple[Any, list[str]]:
         if self.jwks_client is not None:
@@ -85,6 +111,13 @@ class TokenVerifier:
         cached = self.cached_subject(token)
         if cached is not None:
             return cached
+        if len(token) > self.max_token_bytes:
+            raise unauthorized("token is too long", "token_invalid")
+        required = ["sub", "exp"]
+        if self.issuer is not None:
+            required.append("iss")
+        if self.audience is not None:
+            required.append("aud")
         try:
             key, algorithms = self._key_for(token)
             claims = jwt.decode(
@@ -92,8 +125,9 @@ class TokenVerifier:
                 key,
                 algorithms=algorithms,
                 audience=self.audience,
+                issuer=self.issuer,
                 leeway=self.leeway_seconds,
-                options={"require": ["sub", "exp"]},
+                options={"require": required, "verify_nbf": True, "verify_iat": True},
             )
         except jwt.ExpiredSignatureError:
             raise unauthorized("token has expired", "token_expired") from None
@@ -104,6 +138,8 @@ class TokenVerifier:
         subject = claims["sub"]
         if not isinstance(subject, str) or not 0 < len(subject) <= _MAX_SUB_LENGTH:
             raise unauthorized("token subject must be a non-empty string", "token_invalid")
+        if _UNSAFE_SUBJECT.search(subject):
+            raise unauthorized("token subject must not contain control characters", "token_invalid")
         self._remember(token, subject, int(claims["exp"]))
         return subject
 
@@ -120,13 +156,22 @@ def verifier_from_settings(settings: AuthSettings) -> TokenVerifier:
         secret=secret.get_secret_value() if secret else None,
         jwks_url=str(settings.auth_jwks_url) if settings.auth_jwks_url else None,
         audience=settings.auth_audience,
+        issuer=settings.auth_issuer,
+        leeway_seconds=settings.auth_leeway_seconds,
+        max_token_bytes=settings.auth_max_token_bytes,
     )
 
 
-def bearer_token(request: Request) -> str:
-    header = request.headers.get("authorization")
+def bearer_token(request: Request, *, max_token_bytes: int = DEFAULT_MAX_TOKEN_BYTES) -> str:
+    """The token of the request's one `Authorization: Bearer` header (never the query)."""
+    headers = request.headers.getlist("authorization")
+    if len(headers) > 1:
+        raise unauthorized("more than one Authorization header", "token_invalid")
+    header = headers[0] if headers else None
     if not header:
         raise unauthorized("missing bearer token", "token_missing")
+    if len(header) > max_token_bytes + len("Bearer "):
+        raise unauthorized("token is too long", "token_invalid")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise unauthorized("authorization header must be 'Bearer <token>'", "token_missing")
@@ -141,7 +186,7 @@ async def current_user(request: Request) -> str:
     a JWKS URL a check may fetch keys over HTTP, so that one goes to a worker thread.
     """
     verifier: TokenVerifier = request.app.state.token_verifier
-    token = bearer_token(request)
+    token = bearer_token(request, max_token_bytes=verifier.max_token_bytes)
     if verifier.jwks_client is None:
         return verifier.subject(token)
     cached = verifier.cached_subject(token)

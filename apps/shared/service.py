@@ -15,6 +15,13 @@ from pydantic import BaseModel
 from apps.shared.auth import verifier_from_settings
 from apps.shared.db import create_db_engine, database_reachable, make_session_factory
 from apps.shared.errors import install_error_handlers
+from apps.shared.http_limits import (
+    BodyLimitMiddleware,
+    BodyTooLarge,
+    body_too_large_handler,
+    guard_httptools_headers,
+    header_limit,
+)
 from apps.shared.logs import configure_logging, get_logger
 from apps.shared.metrics import HttpMetricsMiddleware, add_metrics_route
 from apps.shared.request_context import RequestContextMiddleware
@@ -77,7 +84,11 @@ def install_common(app: FastAPI, *, service: str) -> None:
     `/healthz` (liveness) checks neither: a restart fixes neither.
     """
     install_error_handlers(app)
-    # Added last = outermost: the request id is bound before metrics and routes run.
+    app.add_exception_handler(BodyTooLarge, body_too_large_handler)
+    guard_httptools_headers()
+    # Added last = outermost: the request id is bound before metrics and routes run; the
+    # body limit holds before routing, auth and parsing read the request.
+    app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(HttpMetricsMiddleware, service=service)
     app.add_middleware(RequestContextMiddleware)
     add_metrics_route(app)
@@ -140,6 +151,7 @@ def start_service(
             raise
     configure_logging(service, settings.log_level)
     app.state.settings = settings
+    header_limit.max_header_bytes = settings.http_max_header_bytes
     app.state.token_verifier = verifier_from_settings(settings)
     token = settings.app_api_token
     app.state.app_api_token = token.get_secret_value() if token else None

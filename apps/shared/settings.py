@@ -57,6 +57,18 @@ class ServiceSettings(BaseSettings):
         description="at shutdown, how long background workers may finish their round before "
         "they are cancelled and release what they hold",
     )
+    http_max_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        le=64 * 1024 * 1024,
+        description="largest request body accepted (413 above it, before auth and parsing)",
+    )
+    http_max_header_bytes: int = Field(
+        default=32 * 1024,
+        ge=4096,
+        le=1024 * 1024,
+        description="largest request line plus headers accepted (431 above it)",
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -80,12 +92,27 @@ class AuthSettings(ServiceSettings):
     auth_jwks_url: AnyHttpUrl | None = Field(
         default=None, description="JWKS endpoint with the RS256/ES256 keys of the issuer"
     )
-    auth_audience: str | None = Field(default=None, description="required `aud` claim, if any")
+    auth_audience: str | None = Field(
+        default=None, min_length=1, description="required `aud` claim (required with JWKS)"
+    )
+    auth_issuer: str | None = Field(
+        default=None, min_length=1, description="required `iss` claim (required with JWKS)"
+    )
+    auth_leeway_seconds: int = Field(
+        default=30, ge=0, le=300, description="clock skew allowed on `exp`, `nbf` and `iat`"
+    )
+    auth_max_token_bytes: int = Field(
+        default=8192, ge=512, le=16384, description="longer bearer tokens are refused (401)"
+    )
 
     @model_validator(mode="after")
     def _one_auth_method(self) -> AuthSettings:
         if (self.auth_jwt_secret is None) == (self.auth_jwks_url is None):
             raise ValueError("set exactly one of AUTH_JWT_SECRET or AUTH_JWKS_URL")
+        if self.auth_jwks_url is not None and (not self.auth_issuer or not self.auth_audience):
+            # A JWKS belongs to an identity provider that signs tokens for other
+            # applications too: without both checks any of its tokens would do.
+            raise ValueError("AUTH_JWKS_URL needs AUTH_ISSUER and AUTH_AUDIENCE")
         secret = self.auth_jwt_secret
         if secret is not None and len(secret.get_secret_value()) < 32:
             # RFC 7518 §3.2: an HS256 key must be at least 256 bits.

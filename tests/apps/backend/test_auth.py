@@ -91,9 +91,21 @@ def jwks_server() -> Iterator[tuple[str, rsa.RSAPrivateKey]]:
 
 def test_jwks_signed_tokens(database_url: str, jwks_server: tuple[str, rsa.RSAPrivateKey]) -> None:
     url, key = jwks_server
-    settings = BackendSettings(database_url=database_url, auth_jwks_url=url, log_level="WARNING")
-    claims = {"sub": "carol", "exp": 4102444800}
+    settings = BackendSettings(
+        database_url=database_url,
+        auth_jwks_url=url,
+        auth_issuer="https://idp.example",
+        auth_audience="todo",
+        log_level="WARNING",
+    )
+    claims = {"sub": "carol", "exp": 4102444800, "iss": "https://idp.example", "aud": "todo"}
     good = jwt.encode(claims, key, algorithm="RS256", headers={"kid": "k1"})
+    other_issuer = jwt.encode(
+        {**claims, "iss": "https://evil.example"}, key, algorithm="RS256", headers={"kid": "k1"}
+    )
+    other_audience = jwt.encode(
+        {**claims, "aud": "other-app"}, key, algorithm="RS256", headers={"kid": "k1"}
+    )
     other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     forged = jwt.encode(claims, other_key, algorithm="RS256", headers={"kid": "k1"})
     unknown_kid = jwt.encode(claims, key, algorithm="RS256", headers={"kid": "k2"})
@@ -102,7 +114,7 @@ def test_jwks_signed_tokens(database_url: str, jwks_server: tuple[str, rsa.RSAPr
             "/api/v1/tasks", json={"title": "t"}, headers={"Authorization": f"Bearer {good}"}
         )
         assert ok.status_code == 201
-        for token in (forged, unknown_kid):
+        for token in (forged, unknown_kid, other_issuer, other_audience):
             refused = client.get("/api/v1/tasks", headers={"Authorization": f"Bearer {token}"})
             assert refused.status_code == 401
 
@@ -129,3 +141,42 @@ def test_refused_token_is_not_remembered() -> None:
         with pytest.raises(ApiError):
             verifier.subject(forged)
     assert verifier.cached_subject(forged) is None
+
+
+def test_jwks_needs_issuer_and_audience(database_url: str) -> None:
+    with pytest.raises(ValueError, match="AUTH_ISSUER and AUTH_AUDIENCE"):
+        BackendSettings(database_url=database_url, auth_jwks_url="https://idp.example/jwks")
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        make_token("al\x00ice"),
+        make_token("al\nice"),
+        make_token("\ud800"),
+        make_token("alice", nbf=int(time.time()) + 3600),
+        make_token("alice", pad="x" * 9000),
+    ],
+    ids=["nul", "newline", "surrogate", "not-yet-valid", "oversized"],
+)
+def test_hostile_tokens_answer_401(client: TestClient, token: str) -> None:
+    response = client.get("/api/v1/tasks", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 401
+    assert response.json()["detail"][0]["type"] == "token_invalid"
+
+
+def test_two_authorization_headers_answer_401(client: TestClient) -> None:
+    good = f"Bearer {make_token('alice')}"
+    response = client.get(
+        "/api/v1/tasks", headers=[("Authorization", good), ("Authorization", good)]
+    )
+    assert response.status_code == 401
+    assert "more than one" in response.json()["detail"][0]["msg"]
+
+
+def test_token_in_query_string_is_not_read(client: TestClient) -> None:
+    token = make_token("alice")
+    for name in ("access_token", "token", "authorization"):
+        response = client.get(f"/api/v1/tasks?{name}={token}")
+        assert response.status_code in (401, 422)
+        assert response.status_code != 200
