@@ -101,14 +101,14 @@ HEALTHCHECK --interval=30s --timeout=3s --start-period=20s --retries=3 \
 FROM runtime AS backend
 LABEL org.opencontainers.image.title="todo-backend" \
       org.opencontainers.image.description="Todo task API; also runs the migrations (alembic upgrade head)."
-CMD ["uvicorn", "apps.backend.main:app", "--host", "0.0.0.0", "--port", "8000", "--no-server-header"]
+CMD ["uvicorn", "apps.backend.main:app", "--host", "0.0.0.0", "--port", "8000", "--no-server-header", "--http", "apps.shared.http_limits:LimitedHttpToolsProtocol"]
 
 FROM runtime AS notification
 LABEL org.opencontainers.image.title="todo-notification" \
       org.opencontainers.image.description="Todo notification service: reminders to in-app and webhook notifications."
-CMD ["uvicorn", "apps.notification.main:app", "--host", "0.0.0.0", "--port", "8000", "--no-server-header"]
+CMD ["uvicorn", "apps.notification.main:app", "--host", "0.0.0.0", "--port", "8000", "--no-server-header", "--http", "apps.shared.http_limits:LimitedHttpToolsProtocol"]
 
 FROM runtime AS recurring
 LABEL org.opencontainers.image.title="todo-recurring" \
       org.opencontainers.image.description="Todo recurring-task service: next occurrence on task.completed."
-CMD ["uvicorn", "apps.recurring.main:app", "--host", "0.0.0.0", "--port", "8000", "--no-server-header"]
+CMD ["uvicorn", "apps.recurring.main:app", "--host", "0.0.0.0", "--port", "8000", "--no-server-header", "--http", "apps.shared.http_limits:LimitedHttpToolsProtocol"]

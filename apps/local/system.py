@@ -41,6 +41,7 @@ from apps.local.standin import (
     SidecarSpec,
 )
 from apps.local.supervisor import Backoff, Supervisor, Unit
+from apps.shared import http_limits
 
 SERVICES: Mapping[str, str] = {app.app_id.value: app.asgi for app in APPS}
 DEFAULT_PORTS: Mapping[str, int] = {app.app_id.value: app.local_port for app in APPS}
@@ -286,6 +287,8 @@ class LocalSystem:
             "--port",
             str(port),
             "--no-access-log",
+            "--http",
+            http_limits.PROTOCOL,
             "--timeout-graceful-shutdown",
             "3",
         ]

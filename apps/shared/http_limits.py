@@ -5,12 +5,12 @@ Bodies: `BodyLimitMiddleware` (outermost, so before auth, routing and parsing) a
 (without reading the body), and stops a chunked body as soon as the bytes received
 exceed it. The 413 carries `Connection: close`, so the server stops reading the rest.
 
-Headers: the images run `uvicorn apps.<service>.main:app`, which picks the httptools
-parser (`uvicorn[standard]`), and httptools has no limit on the request line or header
-sizes. `guard_httptools_headers` makes uvicorn's httptools protocol count the bytes of
-a request's head as they arrive and answer 431 (and close) once they exceed
-`HTTP_MAX_HEADER_BYTES`, before the parser has buffered them. (Under `--http h11`, h11's
-own limit of 16 KiB applies and uvicorn answers 400.)
+Headers: the images run `uvicorn apps.<service>.main:app --http <PROTOCOL>`:
+`LimitedHttpToolsProtocol`, uvicorn's httptools protocol (`uvicorn[standard]`), which
+itself has no limit on the request line or header sizes, counting the bytes of a
+request's head as they arrive and answering 431 (and closing) once they exceed
+`HTTP_MAX_HEADER_BYTES`, before the parser has buffered them. In a cluster Envoy sits in
+front as well (its own limit: 60 KiB of headers).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import json
 from typing import Any
 
 from starlette.exceptions import HTTPException
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -135,13 +136,15 @@ async def body_too_large_handler(_request: Request, exc: Exception) -> Response:
 
 
 class _HeaderLimit:
-    """The limit the patched protocol reads (set from the settings at startup)."""
+    """The limit `LimitedHttpToolsProtocol` reads (set from the settings at startup)."""
 
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
 
 
 header_limit = _HeaderLimit()
-_GUARDED = "_todo_header_guard"
+
+# What the images and `todo-local` pass to uvicorn's `--http`.
+PROTOCOL = "apps.shared.http_limits:LimitedHttpToolsProtocol"
 
 
 def header_response(limit: int) -> bytes:
@@ -156,52 +159,47 @@ def header_response(limit: int) -> bytes:
     )
 
 
-def guard_httptools_headers() -> None:
-    """Make uvicorn's httptools protocol refuse request heads over `header_limit` (431).
+class LimitedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, refusing request heads over `header_limit` (431).
 
-    Idempotent; a no-op when httptools (or uvicorn) is not installed.
+    httptools buffers a request line and headers of any size, and uvicorn sets no limit
+    on them (only its h11 protocol has one: `h11_max_incomplete_event_size`). This counts
+    the bytes of each request's head as they arrive (`data_received` is asyncio's
+    `Protocol` hook; `on_headers_complete`/`on_message_complete` are httptools' parser
+    callbacks), answers 431 and closes once the head exceeds the limit, before the parser
+    has buffered it. Selected with `uvicorn --http apps.shared.http_limits:LimitedHttp...`
+    (uvicorn's `Config.load` imports a `module:Class` given as `http`).
     """
-    try:
-        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-    except ImportError:  # pragma: no cover - images install uvicorn[standard]
-        return
-    if getattr(HttpToolsProtocol, _GUARDED, False):
-        return
-    data_received = HttpToolsProtocol.data_received
-    on_headers_complete = HttpToolsProtocol.on_headers_complete
-    on_message_complete = HttpToolsProtocol.on_message_complete
 
-    def guarded_data_received(self: Any, data: bytes) -> None:
-        state = self.__dict__
-        if state.get("_head_done", False) is False:
-            tail: bytes = state.get("_head_tail", b"")
-            window = tail + data
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._head_done = False
+        self._head_bytes = 0
+        self._head_tail = b""
+
+    def data_received(self, data: bytes) -> None:
+        if not self._head_done:
+            # The end of the head may straddle two reads: keep the last 3 bytes.
+            window = self._head_tail + data
             end = window.find(_HEAD_END)
-            counted = len(data) if end < 0 else max(0, end + len(_HEAD_END) - len(tail))
-            size = state.get("_head_bytes", 0) + counted
-            state["_head_bytes"] = size
-            state["_head_tail"] = window[-3:]
+            counted = len(data) if end < 0 else max(0, end + len(_HEAD_END) - len(self._head_tail))
+            self._head_bytes += counted
+            self._head_tail = window[-3:]
             limit = header_limit.max_header_bytes
-            if size > limit:
-                transport = self.transport
-                if not transport.is_closing():
-                    transport.write(header_response(limit))
-                    transport.close()
+            if self._head_bytes > limit:
+                if not self.transport.is_closing():
+                    self.transport.write(header_response(limit))
+                    self.transport.close()
                 return
-        data_received(self, data)
+        super().data_received(data)
 
-    def guarded_on_headers_complete(self: Any) -> None:
-        self.__dict__["_head_done"] = True
-        on_headers_complete(self)
+    def on_headers_complete(self) -> None:
+        self._head_done = True
+        super().on_headers_complete()
 
-    def guarded_on_message_complete(self: Any) -> None:
-        state = self.__dict__
-        state["_head_done"] = False
-        state["_head_bytes"] = 0
-        state["_head_tail"] = b""
-        on_message_complete(self)
-
-    HttpToolsProtocol.data_received = guarded_data_received  # type: ignore[method-assign]
-    HttpToolsProtocol.on_headers_complete = guarded_on_headers_complete  # type: ignore[method-assign]
-    HttpToolsProtocol.on_message_complete = guarded_on_message_complete  # type: ignore[method-assign]
-    setattr(HttpToolsProtocol, _GUARDED, True)
+    def on_message_complete(self) -> None:
+        # The next request on a keep-alive connection gets its own budget.
+        self._head_done = False
+        self._head_bytes = 0
+        self._head_tail = b""
+        super().on_message_complete()

@@ -19,7 +19,6 @@ from apps.shared.http_limits import (
     BodyLimitMiddleware,
     BodyTooLarge,
     body_too_large_handler,
-    guard_httptools_headers,
     header_limit,
 )
 from apps.shared.logs import configure_logging, get_logger
@@ -85,7 +84,6 @@ def install_common(app: FastAPI, *, service: str) -> None:
     """
     install_error_handlers(app)
     app.add_exception_handler(BodyTooLarge, body_too_large_handler)
-    guard_httptools_headers()
     # Added last = outermost: the request id is bound before metrics and routes run; the
     # body limit holds before routing, auth and parsing read the request.
     app.add_middleware(BodyLimitMiddleware)

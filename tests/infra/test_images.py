@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from apps.contracts.services import APP_IDS
+from apps.shared import http_limits
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
@@ -61,6 +62,8 @@ def test_one_target_per_service_with_the_contract_entry_point() -> None:
         assert argv[:2] == ["uvicorn", f"apps.{service}.main:app"]
         assert argv[argv.index("--port") + 1] == "8000"
         assert argv[argv.index("--host") + 1] == "0.0.0.0"
+        # The header limit lives in the protocol class (apps/shared/http_limits.py).
+        assert argv[argv.index("--http") + 1] == http_limits.PROTOCOL
 
 
 def test_base_is_pinned_and_user_is_numeric_non_root() -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 
 from apps.local.ports import free_port
+from apps.shared import http_limits
 
 
 class UvicornProcess:
@@ -28,7 +29,8 @@ class UvicornProcess:
         with self._log.open("w") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "uvicorn", target, "--host", "127.0.0.1"]
-                + ["--port", str(self.port), "--no-server-header"],
+                + ["--port", str(self.port), "--no-server-header"]
+                + ["--http", http_limits.PROTOCOL],
                 env={**os.environ, **env},
                 stdout=log,
                 stderr=subprocess.STDOUT,
