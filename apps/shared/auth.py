@@ -73,7 +73,18 @@ class TokenVerifier:
         leeway_seconds: int = 30,
         max_token_bytes: int = DEFAULT_MAX_TOKEN_BYTES,
     ) -> TokenVerifier:
-        client = jwt.PyJWKClient(jwks_url, cache_keys=True) if jwks_url else None
+        # PyJWT's client (jwt/jwks_client.py, 2.15): the key set is cached for `lifespan`,
+        # and a token with an unknown `kid` forces a refetch at most once per
+        # `cooldown_duration`, so random kids cannot turn each request into a call to the
+        # identity provider; `timeout` bounds how long a slow provider holds the client's
+        # lock (every verification waits on it).
+        client = (
+            jwt.PyJWKClient(
+                jwks_url, cache_keys=True, lifespan=300, cooldown_duration=30, timeout=5
+            )
+            if jwks_url
+            else None
+        )
         return cls(
             secret=secret,
             jwks_client=client,

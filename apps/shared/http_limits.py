@@ -10,7 +10,7 @@ Headers: the images run `uvicorn apps.<service>.main:app --http <PROTOCOL>`:
 itself has no limit on the request line or header sizes, counting the bytes of a
 request's head as they arrive and answering 431 (and closing) once they exceed
 `HTTP_MAX_HEADER_BYTES`, before the parser has buffered them. In a cluster Envoy sits in
-front as well (its own limit: 60 KiB of headers).
+front as well (its HTTP connection manager's `max_request_headers_kb`, 60 KiB by default).
 """
 
 from __future__ import annotations

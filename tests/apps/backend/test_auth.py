@@ -61,15 +61,21 @@ def test_token_without_expiry_is_refused(client: TestClient) -> None:
     assert "exp" in response.json()["detail"][0]["msg"]
 
 
+JWKS_FETCHES: list[float] = []
+
+
 @pytest.fixture
 def jwks_server() -> Iterator[tuple[str, rsa.RSAPrivateKey]]:
-    """A JWKS endpoint on loopback serving one RSA public key (kid 'k1')."""
+    """A JWKS endpoint on loopback serving one RSA public key (kid 'k1'); each GET is
+    counted in `JWKS_FETCHES`."""
+    JWKS_FETCHES.clear()
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
     body = json.dumps({"keys": [{**jwk, "kid": "k1", "use": "sig", "alg": "RS256"}]}).encode()
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            JWKS_FETCHES.append(time.monotonic())
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.end_headers()
@@ -117,6 +123,26 @@ def test_jwks_signed_tokens(database_url: str, jwks_server: tuple[str, rsa.RSAPr
         for token in (forged, unknown_kid, other_issuer, other_audience):
             refused = client.get("/api/v1/tasks", headers={"Authorization": f"Bearer {token}"})
             assert refused.status_code == 401
+
+
+def test_unknown_key_ids_do_not_hammer_the_identity_provider(
+    jwks_server: tuple[str, rsa.RSAPrivateKey],
+) -> None:
+    """Each token with a new `kid` asks for a refresh of the key set; the verifier fetches
+    it once per cooldown, not once per request (an attacker's random kids)."""
+    url, key = jwks_server
+    verifier = TokenVerifier.from_settings(
+        secret=None, jwks_url=url, issuer="https://idp.example", audience="todo"
+    )
+    claims = {"sub": "mallory", "exp": 4102444800, "iss": "https://idp.example", "aud": "todo"}
+    good = jwt.encode(claims, key, algorithm="RS256", headers={"kid": "k1"})
+    assert verifier.subject(good) == "mallory"
+    for attempt in range(50):
+        forged = jwt.encode(claims, key, algorithm="RS256", headers={"kid": f"random-{attempt}"})
+        with pytest.raises(ApiError) as refused:
+            verifier.subject(forged)
+        assert refused.value.status_code == 401
+    assert len(JWKS_FETCHES) <= 2, JWKS_FETCHES  # the first fetch, at most one refresh
 
 
 def test_remembered_token_still_expires(monkeypatch: pytest.MonkeyPatch) -> None:
