@@ -30,6 +30,7 @@ import httpx
 import jwt
 
 from apps.contracts.services import ACCESS_RULES, APPS, REMINDER_SCAN
+from apps.local.lifeline import die_with_parent_hook
 from apps.local.ports import free_port
 from apps.local.standin import (
     AccessRule,
@@ -299,6 +300,7 @@ class LocalSystem:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # a signal to the caller does not hit the apps first
+                preexec_fn=die_with_parent_hook(),  # nor does a SIGKILL leave them behind
             )
 
     def _wait_ready(self, instance: Instance) -> None:
