@@ -214,6 +214,7 @@ services = {
             ingress_namespaces=[gateway_namespace] if app.public_api_prefixes else [],
             ingress_pod_labels=ENVOY_PROXY_POD_LABELS,
             public_egress_ports=app.public_egress_ports,
+            extra_env=settings.apps.limits.app_env(),
             image_pull_secret=app_secrets.image_pull_secret,
             service_monitor_after=monitoring_release,
             depends_on=[migrations.job, *kafka.ready, *dapr.ready],

@@ -64,7 +64,13 @@ from infra.settings.observability import (
     StorageClassName,
 )
 from infra.settings.rules import RELEASE_IMAGES_HINT
-from infra.settings.services import AppIdKey, AppsSettings, ImageSettings, ServiceSettings
+from infra.settings.services import (
+    AppIdKey,
+    AppsSettings,
+    ImageSettings,
+    RequestLimits,
+    ServiceSettings,
+)
 from infra.settings.stack import Settings
 from infra.settings.types import (
     CONFIG_NAMESPACE,
@@ -132,6 +138,7 @@ __all__ = [
     "Resources",
     "SECRET_KEYS",
     "STATE_STORE_MAX_CONNECTIONS",
+    "RequestLimits",
     "ServiceSettings",
     "Settings",
     "SettingsError",

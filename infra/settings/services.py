@@ -89,6 +89,41 @@ class ServiceSettings(SettingsModel):
         return self
 
 
+# Envoy's HTTP connection manager refuses request heads over `max_request_headers_kb`,
+# 60 KiB by default (envoy api v3 HttpConnectionManager): a larger app limit never applies.
+ENVOY_MAX_HEADER_BYTES = 60 * 1024
+_BEARER_PREFIX = len("authorization: Bearer ")
+
+
+class RequestLimits(SettingsModel):
+    """What one request may carry; above it the apps answer 413, 431 or 401 without
+    reading the rest (apps/shared/http_limits.py, apps/shared/auth.py)."""
+
+    max_body_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 1024 * 1024
+    """HTTP_MAX_BODY_BYTES: the largest request body (413 above it, before auth)."""
+    max_header_bytes: Annotated[int, Field(ge=4096, le=ENVOY_MAX_HEADER_BYTES)] = 32 * 1024
+    """HTTP_MAX_HEADER_BYTES: the request line and headers (431 above it)."""
+    max_token_bytes: Annotated[int, Field(ge=512, le=16384)] = 8192
+    """AUTH_MAX_TOKEN_BYTES: the longest bearer token (401 above it)."""
+
+    @model_validator(mode="after")
+    def _token_fits_the_head(self) -> Self:
+        if self.max_token_bytes + _BEARER_PREFIX >= self.max_header_bytes:
+            raise ValueError(
+                f"maxTokenBytes ({self.max_token_bytes}) must leave room in maxHeaderBytes "
+                f"({self.max_header_bytes}) for the rest of the request head"
+            )
+        return self
+
+    def app_env(self) -> dict[str, str]:
+        """The services' environment variables for these limits."""
+        return {
+            "HTTP_MAX_BODY_BYTES": str(self.max_body_bytes),
+            "HTTP_MAX_HEADER_BYTES": str(self.max_header_bytes),
+            "AUTH_MAX_TOKEN_BYTES": str(self.max_token_bytes),
+        }
+
+
 class AppsSettings(SettingsModel):
     """The three services."""
 
@@ -98,6 +133,8 @@ class AppsSettings(SettingsModel):
     backend: ServiceSettings = ServiceSettings()
     notification: ServiceSettings = ServiceSettings()
     recurring: ServiceSettings = ServiceSettings()
+    limits: RequestLimits = RequestLimits()
+    """`limits: {maxBodyBytes, maxHeaderBytes, maxTokenBytes}`: per request, every service."""
     reminder_scan_schedule: Annotated[
         str, StringConstraints(pattern=r"^@every [1-9][0-9]*[sm]$")
     ] = "@every 1s"

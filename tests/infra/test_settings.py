@@ -13,6 +13,7 @@ from infra.settings import (
     AppEnv,
     DoksCluster,
     ManagedDatabase,
+    RequestLimits,
     SettingsError,
     StackKind,
     StrimziKafka,
@@ -301,6 +302,23 @@ def test_edge_rules_follow_the_kind() -> None:
     assert "todo:edge.rateLimit.requestsPerMinute: got 0" in _error("prod", raw)
     raw["edge"] = {**_raw("prod")["edge"], "rateLimit": {"perMinute": 5}}
     assert "todo:edge.rateLimit.perMinute" in _error("prod", raw)
+
+
+def test_request_limits_are_bounded_and_reach_the_apps() -> None:
+    raw = _raw("prod")
+    raw["apps"] = {**raw["apps"], "limits": {"maxBodyBytes": 10, "maxHeaderBytes": 128 * 1024}}
+    message = _error("prod", raw)
+    assert "todo:apps.limits.maxBodyBytes: got 10" in message
+    # Envoy refuses heads over 60 KiB first: a larger limit would never apply.
+    assert "todo:apps.limits.maxHeaderBytes: got 131072" in message
+    raw["apps"] = {**_raw("prod")["apps"], "limits": {"maxHeaderBytes": 8192}}
+    assert "maxTokenBytes (8192) must leave room in maxHeaderBytes (8192)" in _error("prod", raw)
+    limits = RequestLimits.model_validate({"maxBodyBytes": 4096, "maxTokenBytes": 1024})
+    assert limits.app_env() == {
+        "HTTP_MAX_BODY_BYTES": "4096",
+        "HTTP_MAX_HEADER_BYTES": "32768",
+        "AUTH_MAX_TOKEN_BYTES": "1024",
+    }
 
 
 def test_ephemeral_stacks_take_no_monitoring_or_edge() -> None:

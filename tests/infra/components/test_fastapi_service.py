@@ -77,6 +77,10 @@ def test_environment_comes_from_secrets_and_a_configmap() -> None:
         "DB_POOL_SIZE": "1",
         "UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN": "10",
         "SHUTDOWN_DRAIN_SECONDS": "10",
+        # todo:apps.limits, defaults (apps/shared/http_limits.py reads them)
+        "HTTP_MAX_BODY_BYTES": "1048576",
+        "HTTP_MAX_HEADER_BYTES": "32768",
+        "AUTH_MAX_TOKEN_BYTES": "8192",
     }
 
 
