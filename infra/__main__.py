@@ -254,6 +254,8 @@ if observability is not None:
             acme_staging=settings.edge.acme_staging,
             service_type=settings.edge.service_type,
             load_balancer_name=f"{settings.resource_prefix}-edge" if settings.is_cloud else None,
+            # Both ends of PROXY protocol (the load balancer's annotation, Envoy's policy).
+            proxy_protocol=settings.proxy_protocol,
             envoy_replicas=settings.edge.envoy_replicas,
             rate_limit_per_minute=settings.edge.rate_limit.requests_per_minute,
             monitoring_namespace=observability.namespace,

@@ -37,7 +37,11 @@ class EdgeSettings(SettingsModel):
 
     TLS is not a setting: cloud stacks always serve HTTPS with a Let's Encrypt
     certificate (so they need a public `domain` and an `acmeEmail`); minikube serves
-    plain HTTP.
+    plain HTTP. Nor is PROXY protocol (`Settings.proxy_protocol`): on cloud stacks the
+    DigitalOcean load balancer always sends it and Envoy always requires it, so the rate
+    limit sees each client's address; elsewhere neither end has it. A switch could only
+    turn it off where the rate limit needs it, or on where nothing sends the header (and
+    Envoy would refuse every connection).
     """
 
     domain: DomainName = LOCAL_DOMAIN

@@ -50,6 +50,14 @@ class Settings(SettingsModel):
         return self.is_cloud
 
     @property
+    def proxy_protocol(self) -> bool:
+        """PROXY protocol from the load balancer to Envoy (the client's address for the
+        rate limit): exactly where the Envoy Service is a DigitalOcean load balancer, which
+        is every cloud stack (`edge.serviceType` may only be LoadBalancer there); never
+        minikube or kind, where nothing in front of Envoy sends the header."""
+        return self.is_cloud
+
+    @property
     def grafana_url(self) -> str:
         """Where Grafana is served (its `root_url`)."""
         return f"{'https' if self.tls else 'http'}://{self.edge.grafana_hostname}"

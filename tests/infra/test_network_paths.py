@@ -461,6 +461,8 @@ def _needs(plan: Plan, objects: list[KubernetesObject]) -> list[Need]:
         {str(o.namespace) for o in objects if (o.kind, o.name) == ("HTTPRoute", "todo-api")}
     )
     tls = any(o.kind == "ClusterIssuer" for o in objects)
+    # PROXY protocol: in-cluster clients of the public names go through the load balancer.
+    proxy_protocol = any(o.kind == "ClientTrafficPolicy" for o in objects)
     app_pods = tuple(f"{ns}/{app}" for ns in apps for app in APPS)
     routed_apps = tuple(f"{ns}/{app}" for ns in routed for app in PUBLIC_APIS)
     db_clients = (*app_pods, *(f"{ns}/{job}-*" for ns in apps for job in ("migrate", "db-grants")))
@@ -521,13 +523,16 @@ def _needs(plan: Plan, objects: list[KubernetesObject]) -> list[Need]:
             if tls
             else []
         ),
-        # -- cert-manager: the ACME server, and the self-check through the Gateway
+        # -- cert-manager: the ACME server, and the self-check through the Gateway (through
+        # the load balancer, on the internet side, with PROXY protocol)
         *(
-            [
-                Need(("cert-manager/cert-manager",), ("internet",), ("443", "80"), "ACME"),
-                Need(("cert-manager/cert-manager",), envoy, ("10080",), "HTTP-01 self-check"),
-            ]
+            [Need(("cert-manager/cert-manager",), ("internet",), ("443", "80"), "ACME")]
             if tls
+            else []
+        ),
+        *(
+            [Need(("cert-manager/cert-manager",), envoy, ("10080",), "HTTP-01 self-check")]
+            if tls and not proxy_protocol
             else []
         ),
         # -- Grafana: its datasources

@@ -26,6 +26,7 @@ from infra.tooling.plan.reference import (
 from infra.tooling.plan.reference_lock import LOCK_FILE, lock_problems, read_lock
 from infra.tooling.plan.reference_refresh import HelmChart, pinned_sources, vendoring_problems
 from tests.infra.conftest import EPHEMERAL_STACK, STACKS
+from tests.infra.validation import CRDS_MISSING_FROM_REFERENCE
 
 # The operators whose custom resources the program creates, by API group: their CRDs
 # must come from the chart version the component pins.
@@ -143,3 +144,21 @@ def test_a_broken_file_is_an_error_naming_it(
     monkeypatch.setenv(ENV_VAR, str(copy))
     with pytest.raises(ReferenceDataError, match="components.yaml is not valid YAML"):
         crd_documents()
+
+
+def test_the_envoy_gateway_kinds_the_program_creates_have_crds_or_a_stand_in(
+    planned: Any,
+) -> None:
+    # gateway-helm's CRDs are vendored from a list of files (ENVOY_GATEWAY_CRD_FILES): a
+    # kind the program starts creating needs its file listed there, unless it is checked
+    # another way (CRDS_MISSING_FROM_REFERENCE, e.g. EnvoyProxy).
+    used: set[tuple[str, str, str]] = set()
+    for stack in (*STACKS, EPHEMERAL_STACK):
+        for obj in planned(stack).objects:
+            group, _, version = obj.api_version.rpartition("/")
+            if group == "gateway.envoyproxy.io":
+                used.add((group, version, obj.kind))
+    assert {kind for _, _, kind in used} >= {"EnvoyProxy", "BackendTrafficPolicy"}
+    vendored = _served_kinds(DEFAULT_REFERENCE_DIR, "gateway-helm")
+    missing = {key for key in used if key not in vendored} - set(CRDS_MISSING_FROM_REFERENCE)
+    assert not missing, f"list the CRD files of {sorted(missing)} in ENVOY_GATEWAY_CRD_FILES"

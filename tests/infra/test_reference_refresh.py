@@ -28,12 +28,19 @@ from typer.testing import CliRunner
 
 from infra.tooling.cli import app
 from infra.tooling.plan.chart_archive import ChartArchiveError, read_chart_archive
-from infra.tooling.plan.reference import DEFAULT_REFERENCE_DIR, chart_defaults, crd_documents
+from infra.tooling.plan.reference import (
+    DEFAULT_REFERENCE_DIR,
+    REFRESH_COMMAND,
+    chart_defaults,
+    crd_documents,
+)
 from infra.tooling.plan.reference_lock import LOCK_FILE, lock_problems, read_lock
 from infra.tooling.plan.reference_refresh import (
+    ENVOY_GATEWAY_CRD_FILES,
     HelmChart,
     Manifest,
     RefreshError,
+    pinned_sources,
     refresh,
     vendoring_problems,
 )
@@ -339,6 +346,80 @@ def test_without_helm_the_refresh_says_what_to_install(
     with pytest.raises(RefreshError, match=r"helm is not on PATH: install Helm 3\.8"):
         refresh(tmp_path / "k8s-reference", [HelmChart("mychart", "1.0.0", REPOSITORY, None)])
     assert not (tmp_path / "k8s-reference").exists()
+
+
+def listed_crds_chart() -> bytes:
+    """A chart laid out like gateway-helm: its `crds` subchart holds generated CRDs in a
+    folder below `crds/`, next to another project's CRDs (the Gateway API channel)."""
+    generated = "charts/crds/crds/generated"
+    return tgz(
+        "listed",
+        {
+            "Chart.yaml": b"name: listed\nversion: v3.0.0\ndependencies:\n- name: crds\n",
+            "values.yaml": b"crds:\n  enabled: true\n",
+            "charts/crds/Chart.yaml": b"name: crds\nversion: 0.0.0\n",
+            f"{generated}/example.com_alphas.yaml": crd("example.com", "alphas", "Alpha").encode(),
+            f"{generated}/example.com_betas.yaml": crd("example.com", "betas", "Beta").encode(),
+            f"{generated}/example.com_gammas.yaml": crd("example.com", "gammas", "Gamma").encode(),
+            "charts/crds/crds/other-channel.yaml": crd("other.example", "ways", "Way").encode(),
+        },
+    )
+
+
+LISTED = frozenset({"example.com_alphas.yaml", "example.com_betas.yaml"})
+
+
+def test_a_chart_with_a_list_of_crd_files_keeps_only_those(tmp_path: Path, fake_helm: Path) -> None:
+    (fake_helm.parent / "charts" / "listed-v3.0.0.tgz").write_bytes(listed_crds_chart())
+    source = HelmChart("listed", "v3.0.0", REPOSITORY, "listed", crd_files=LISTED)
+    target = tmp_path / "k8s-reference"
+    report = refresh(target, [source])
+    assert sorted(p.name for p in (target / "crds" / "listed").iterdir()) == sorted(LISTED)
+    assert report.notes == ["listed: kept 2 of its 4 CRD files (the source's list)"]
+    assert vendoring_problems(target, [source]) == []
+    # A listed file the reference data lost is named, with the command that brings it back.
+    unlisted = without_file(target, "crds/listed/example.com_betas.yaml")
+    assert vendoring_problems(unlisted, [source]) == [
+        f"listed v3.0.0: no crds/listed/example.com_betas.yaml; run `{REFRESH_COMMAND}`"
+    ]
+    # A listed file the chart does not have (renamed upstream) stops the refresh.
+    before = _snapshot(target)
+    renamed = HelmChart(
+        "listed", "v3.0.0", REPOSITORY, "listed", crd_files=LISTED | {"example.com_deltas.yaml"}
+    )
+    with pytest.raises(RefreshError, match="no CRD file example.com_deltas.yaml in the chart"):
+        refresh(target, [renamed])
+    assert _snapshot(target) == before
+
+
+def without_file(target: Path, dropped: str) -> Path:
+    """A copy of the folder whose lock no longer lists `dropped` (and without the file)."""
+    copy = target.parent / "copy"
+    shutil.copytree(target, copy)
+    (copy / dropped).unlink()
+    lock = copy / LOCK_FILE
+    lock.write_text(
+        "".join(line for line in lock.read_text().splitlines(True) if dropped not in line)
+    )
+    return copy
+
+
+def test_the_envoy_gateway_crds_the_program_validates_survive_a_refresh() -> None:
+    # gateway-helm's CRDs are kept, but only the listed Envoy Gateway ones: its crds/ also
+    # holds the experimental Gateway API channel, which must not shadow the standard one.
+    (gateway_helm,) = [s for s in pinned_sources() if s.name == "gateway-helm"]
+    assert isinstance(gateway_helm, HelmChart)
+    assert gateway_helm.crds_folder == "envoy-gateway"
+    assert (
+        gateway_helm.crd_files
+        == ENVOY_GATEWAY_CRD_FILES
+        == {
+            "gateway.envoyproxy.io_backendtrafficpolicies.yaml",
+            "gateway.envoyproxy.io_clienttrafficpolicies.yaml",
+        }
+    )
+    vendored = DEFAULT_REFERENCE_DIR / "crds" / "envoy-gateway"
+    assert {p.name for p in vendored.iterdir()} == ENVOY_GATEWAY_CRD_FILES
 
 
 def test_two_different_crd_files_of_one_name_are_refused() -> None:

@@ -321,6 +321,22 @@ def test_request_limits_are_bounded_and_reach_the_apps() -> None:
     }
 
 
+def test_proxy_protocol_follows_the_load_balancer_and_is_not_a_setting() -> None:
+    # On wherever the Envoy Service is a DigitalOcean load balancer, off everywhere else.
+    for stack in ("staging", "prod"):
+        assert parse_settings(stack, _raw(stack)).proxy_protocol, stack
+    for stack in ("minikube", "kind"):
+        assert not parse_settings(stack, _raw(stack)).proxy_protocol, stack
+    # No key turns it off on DOKS (every client would share a rate-limit bucket) or on
+    # where nothing sends the header (Envoy would refuse every connection).
+    raw = _raw("prod")
+    raw["edge"] = {**raw["edge"], "proxyProtocol": False}
+    message = _error("prod", raw)
+    assert "todo:edge.proxyProtocol: got False; unknown key; allowed keys:" in message
+    minikube = _minikube(edge={**_raw("minikube")["edge"], "proxyProtocol": True})
+    assert "todo:edge.proxyProtocol: got True; unknown key" in _error("minikube", minikube)
+
+
 def test_ephemeral_stacks_take_no_monitoring_or_edge() -> None:
     kwargs: dict[str, Any] = {
         "owner": "a",

@@ -59,10 +59,11 @@ def test_custom_resources_follow_the_release_that_installs_their_crd(stack: str)
             assert one(run, owner).urn in res.dependencies, res.name
             checked[group] = checked.get(group, 0) + 1
     # 2 PodMonitors, the PrometheusRule and 3 ServiceMonitors; the EnvoyProxy and the
-    # API's rate limit (BackendTrafficPolicy); the
-    # GatewayClass, Gateway and 2 routes (+ the HTTPS redirect and the TLS objects on cloud).
+    # API's rate limit (a BackendTrafficPolicy), + PROXY protocol's ClientTrafficPolicy on
+    # cloud; the GatewayClass, Gateway and 2 routes (+ the HTTPS redirect and the TLS
+    # objects on cloud).
     assert checked["monitoring.coreos.com"] == 6
-    assert checked["gateway.envoyproxy.io"] == 2
+    assert checked["gateway.envoyproxy.io"] == (2 if stack == "minikube" else 3)
     assert checked["gateway.networking.k8s.io"] == (4 if stack == "minikube" else 5)
     assert checked.get("cert-manager.io", 0) == (0 if stack == "minikube" else 2)
     assert checked["dapr.io"] == 7 and checked["kafka.strimzi.io"] >= 7

@@ -7,7 +7,9 @@ from an EnvoyProxy resource the GatewayClass points at.
 
 The component is built from one module a concern, each with the details in its docstring:
 `gateway` (Envoy Gateway, its CRDs and the Gateway), `tls` (cert-manager and the
-certificate), `routes` (the HTTPRoutes) and `policies` (the namespaces' NetworkPolicies).
+certificate), `routes` (the HTTPRoutes), `rate_limit` (the API's per-client-IP limit),
+`proxy_protocol` (the client's address through the DigitalOcean load balancer) and
+`policies` (the namespaces' NetworkPolicies).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from infra.components.edge.gateway import (
     create_gateway_crds,
 )
 from infra.components.edge.policies import create_network_policies
+from infra.components.edge.proxy_protocol import create_proxy_protocol
 from infra.components.edge.rate_limit import create_rate_limit
 from infra.components.edge.routes import create_routes
 from infra.components.edge.tls import (
@@ -106,6 +109,9 @@ class Edge(pulumi.ComponentResource):
         )
         gateway_class = create_gateway_class(scope, self.gateway_crds, proxy, gateway_api_bundle)
         self.gateway = create_gateway(scope, self.gateway_crds, gateway_class)
+        if args.proxy_protocol:
+            # The load balancer's half is in the EnvoyProxy (create_envoy_proxy).
+            create_proxy_protocol(scope, self.gateway_crds, self.gateway)
         tls_ready = create_tls(scope, self.gateway_crds) if args.tls else []
         api_route = create_routes(scope, self.gateway_crds, self.gateway, tls_ready)
         if args.rate_limit_per_minute is not None:
@@ -132,8 +138,25 @@ class Edge(pulumi.ComponentResource):
 
 def _check(args: EdgeArgs) -> None:
     """The plain values that shape the resource graph, checked before anything is created."""
-    if not isinstance(args.tls, bool) or not isinstance(args.install_gateway_api_crds, bool):
-        raise TypeError("EdgeArgs.tls and install_gateway_api_crds must be plain booleans")
+    if not all(
+        isinstance(flag, bool)
+        for flag in (args.tls, args.install_gateway_api_crds, args.proxy_protocol)
+    ):
+        raise TypeError(
+            "EdgeArgs.tls, install_gateway_api_crds and proxy_protocol must be plain booleans"
+        )
+    if args.proxy_protocol and not (
+        isinstance(args.load_balancer_name, str)
+        and args.load_balancer_name
+        and args.service_type == "LoadBalancer"
+    ):
+        # Plain values, so that the Service's annotations cannot end up disagreeing with
+        # the ClientTrafficPolicy: Envoy would wait for a header nothing in front sends.
+        raise ValueError(
+            "EdgeArgs.proxy_protocol needs a DigitalOcean load balancer: a plain, non-empty "
+            "load_balancer_name and service_type 'LoadBalancer' (else Envoy refuses every "
+            "connection, none arriving with a PROXY header)"
+        )
     if not isinstance(args.envoy_replicas, int) or args.envoy_replicas < 1:
         raise TypeError("EdgeArgs.envoy_replicas must be a plain integer >= 1")
     for path in args.extra_api_paths:

@@ -75,6 +75,13 @@ class EdgeArgs:
     load_balancer_name: pulumi.Input[str] | None = None
     """Name of the DigitalOcean load balancer; None where no DigitalOcean load balancer backs
     the Service (minikube), which then gets no DigitalOcean annotations either."""
+    proxy_protocol: bool = False
+    """PROXY protocol from the DigitalOcean load balancer to Envoy, so that Envoy sees (and
+    rate-limits) the client's address: the load balancer's annotations and a
+    ClientTrafficPolicy that makes Envoy's listeners require it, always both. Needs a
+    `load_balancer_name` and `service_type` LoadBalancer, as plain values (nothing else in
+    front of Envoy sends the header). Shapes the resource graph, so it must be a plain
+    value."""
     envoy_replicas: int = 1
     """Envoy proxy replicas; with more than one they spread over nodes and keep a
     PodDisruptionBudget of one. Shapes the proxy's spec, so it is a plain value."""

@@ -10,9 +10,10 @@ its (very large) CRDs in `templates/`, which upstream installs with `helm templa
 kubectl apply --server-side` rather than `helm install`; `helm.v4.Chart` does exactly that.
 
 Envoy's Service: with a `load_balancer_name` it is the cluster's one DigitalOcean load
-balancer (named, health-checked through annotations); without one (minikube) it is a
-plain LoadBalancer for `minikube tunnel`, or a NodePort. With more than one Envoy replica
-the pods spread over nodes and keep a PodDisruptionBudget of one.
+balancer (named, health-checked through annotations, and with `proxy_protocol` sending
+the client's address in a PROXY header: see proxy_protocol.py); without one (minikube) it
+is a plain LoadBalancer for `minikube tunnel`, or a NodePort. With more than one Envoy
+replica the pods spread over nodes and keep a PodDisruptionBudget of one.
 """
 
 from __future__ import annotations
@@ -61,8 +62,15 @@ _CONTROLLER_RESOURCES = {
 }
 
 
-def load_balancer_annotations(name: str) -> dict[str, str]:
-    """DigitalOcean load balancer settings for the Envoy Service."""
+DO_PROXY_PROTOCOL_ANNOTATION = "service.beta.kubernetes.io/do-loadbalancer-enable-proxy-protocol"
+DO_HOSTNAME_ANNOTATION = "service.beta.kubernetes.io/do-loadbalancer-hostname"
+
+
+def load_balancer_annotations(
+    name: str, proxy_protocol_hostname: str | None = None
+) -> dict[str, str]:
+    """DigitalOcean load balancer settings for the Envoy Service; with a
+    `proxy_protocol_hostname`, the load balancer's half of PROXY protocol."""
     annotations = {
         # The Service keeps externalTrafficPolicy Local (Envoy Gateway's default) for client
         # IPs; DigitalOcean's controller then health-checks the nodes' healthCheckNodePort,
@@ -73,7 +81,32 @@ def load_balancer_annotations(name: str) -> dict[str, str]:
     }
     if name:
         annotations["service.beta.kubernetes.io/do-loadbalancer-name"] = name
+    if proxy_protocol_hostname is not None:
+        annotations |= proxy_protocol_annotations(proxy_protocol_hostname)
     return annotations
+
+
+def proxy_protocol_annotations(hostname: str) -> dict[str, str]:
+    """The load balancer's half of PROXY protocol; Envoy's is the ClientTrafficPolicy
+    (proxy_protocol.py). Both come from `EdgeArgs.proxy_protocol`, never one alone."""
+    return {
+        # Every connection the load balancer forwards starts with a PROXY header holding the
+        # client's address (digitalocean-cloud-controller-manager, docs/controllers/
+        # services/annotations.md; a string, as annotations are). Its health checks of the
+        # healthCheckNodePort stay without one: the controller turns PROXY protocol off for
+        # that default check (cloud-controller-manager/do/loadbalancers.go,
+        # buildHealthCheck, since #739), which answers from the node, not from Envoy.
+        DO_PROXY_PROTOCOL_ANNOTATION: "true",
+        # The Service's status then names this host instead of the load balancer's IP, so
+        # no node's service proxy (kube-proxy, Cilium) sends in-cluster clients of that IP
+        # straight to Envoy without a header, which Envoy would refuse
+        # (kubernetes/kubernetes#66607; the controller's docs/controllers/services/
+        # examples/README.md, "Accessing pods over a managed load-balancer from inside the
+        # cluster"). cert-manager's HTTP-01 self-check is such a client: it now goes out
+        # through the load balancer. The host must resolve to the load balancer, which the
+        # API's hostname does (Let's Encrypt needs it to).
+        DO_HOSTNAME_ANNOTATION: hostname,
+    }
 
 
 def gateway_crds_values(install_gateway_api_crds: bool) -> dict[str, Any]:
@@ -140,17 +173,9 @@ def create_envoy_proxy(
     scope: EdgeScope, crds: k8s.helm.v4.Chart
 ) -> k8s.apiextensions.CustomResource:
     args = scope.args
-    service = pulumi.Output.all(args.service_type, args.load_balancer_name).apply(
-        lambda v: {
-            "type": v[0],
-            "externalTrafficPolicy": "Local",
-            **(
-                {"annotations": load_balancer_annotations(v[1])}
-                if v[0] == "LoadBalancer" and v[1]
-                else {}
-            ),
-        }
-    )
+    service = pulumi.Output.all(
+        args.service_type, args.load_balancer_name, args.api_hostname
+    ).apply(lambda v: _envoy_service(v[0], v[1], v[2] if args.proxy_protocol else None))
     hardened = {
         "allowPrivilegeEscalation": False,
         "capabilities": {"drop": ["ALL"]},
@@ -192,6 +217,19 @@ def create_envoy_proxy(
         spec={"provider": {"type": "Kubernetes", "kubernetes": kubernetes}},
         opts=crd_dependent(scope, crds),
     )
+
+
+def _envoy_service(
+    service_type: str, load_balancer_name: str | None, proxy_protocol_hostname: str | None
+) -> dict[str, Any]:
+    """The EnvoyProxy's `envoyService`: DigitalOcean's annotations only on its load balancer
+    (with PROXY protocol, Edge's argument check has made sure the Service is one)."""
+    service: dict[str, Any] = {"type": service_type, "externalTrafficPolicy": "Local"}
+    if service_type == "LoadBalancer" and load_balancer_name:
+        service["annotations"] = load_balancer_annotations(
+            str(load_balancer_name), proxy_protocol_hostname
+        )
+    return service
 
 
 def create_gateway_class(

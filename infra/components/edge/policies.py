@@ -145,27 +145,28 @@ def _create_cert_manager_egress(scope: EdgeScope) -> None:
     """The controller reaches the API server, the ACME server and its HTTP-01 self-check;
     the webhook, cainjector and startupapicheck Job, the API server only."""
     namespace = scope.cert_manager_namespace
-    _role_egress(
-        scope,
-        namespace,
-        "cert-manager",
-        _labels(CERT_MANAGER_POD_LABELS),
-        [
-            # The ACME directory (HTTPS) and the self-check, an HTTP GET of the challenge
-            # URL at the Gateway's public address. cert-manager's own chart opens the
-            # same ports (values.yaml `networkPolicy.egress`: 80, 443, DNS).
-            public_internet_rule(80, 443),
-            # In-cluster clients of a LoadBalancer's address never reach the load
-            # balancer: the node's service proxy sends them straight to a backend pod
-            # (kubernetes/kubernetes#66607, DigitalOcean's note there; Cilium's kube-proxy
-            # replacement on DOKS does the same), so the self-check lands on Envoy's HTTP
-            # container port.
+    rules: list[dict[str, Any]] = [
+        # The ACME directory (HTTPS) and the self-check, an HTTP GET of the challenge URL
+        # at the Gateway's public address. cert-manager's own chart opens the same ports
+        # (values.yaml `networkPolicy.egress`: 80, 443, DNS).
+        public_internet_rule(80, 443),
+    ]
+    if not scope.args.proxy_protocol:
+        # In-cluster clients of a LoadBalancer's address never reach the load balancer:
+        # the node's service proxy sends them straight to a backend pod
+        # (kubernetes/kubernetes#66607, DigitalOcean's note there; Cilium's kube-proxy
+        # replacement on DOKS does the same), so the self-check lands on Envoy's HTTP
+        # container port. Not with PROXY protocol: the Service then shows a hostname,
+        # not the address (gateway.py, proxy_protocol_annotations), and the self-check
+        # goes out through the load balancer like any client (the rule above).
+        rules.append(
             {
                 "to": [namespace_peer(scope.namespace, ENVOY_PROXY_POD_LABELS)],
                 "ports": tcp_ports(ENVOY_CONTAINER_PORTS[0]),
-            },
-        ],
-        api_server=True,
+            }
+        )
+    _role_egress(
+        scope, namespace, "cert-manager", _labels(CERT_MANAGER_POD_LABELS), rules, api_server=True
     )
     _role_egress(
         scope,

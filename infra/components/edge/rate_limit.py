@@ -12,9 +12,11 @@ so a `responseOverride` on Envoy's own 429s (`source: Local`, so the backends' 4
 untouched) sets `Retry-After: 60` (the refill interval: an upper bound) and a JSON body
 in the API's error shape.
 
-The client IP is the one Envoy sees: behind the DigitalOcean load balancer that is the
-client's only if the load balancer passes it on (PROXY protocol); otherwise the limit
-applies per load balancer node.
+The client IP is the connection's remote address as Envoy sees it. Behind the
+DigitalOcean load balancer (cloud stacks) that is the client's own, because the load
+balancer passes it on in a PROXY header that Envoy requires (proxy_protocol.py); a
+client's X-Forwarded-For is not believed. On minikube and kind it is whatever reaches
+Envoy (the tunnel, a port-forward): local runs share one bucket.
 """
 
 from __future__ import annotations

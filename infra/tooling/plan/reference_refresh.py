@@ -7,7 +7,8 @@ copied here) and two manifests published as release assets:
   archive (infra/tooling/plan/chart_archive.py) its `values.yaml` becomes
   `values/<chart>-<version>.values.yaml`, each direct subchart's
   `values/<chart>-<subchart>-<version>.values.yaml`, and, where the chart's CRDs are
-  wanted, every file Helm installs from `crds/` lands in `crds/<folder>/`;
+  wanted, every file Helm installs from `crds/` (or only the files of the source's
+  allow-list) lands in `crds/<folder>/`;
 - a manifest URL: every CustomResourceDefinition in the multi-document file becomes
   `crds/<folder>/<group>_<plural>.yaml` (controller-gen's file naming); other kinds
   in it are left out.
@@ -52,6 +53,19 @@ compatibility matrix, https://gateway.envoyproxy.io/news/releases/matrix/): the
 standard-channel CRDs its gateway-crds-helm chart installs where a cluster has none.
 Add the entry when bumping `ENVOY_GATEWAY_VERSION` (infra/components/edge.py)."""
 
+ENVOY_GATEWAY_CRD_FILES = frozenset(
+    {
+        "gateway.envoyproxy.io_backendtrafficpolicies.yaml",
+        "gateway.envoyproxy.io_clienttrafficpolicies.yaml",
+    }
+)
+"""The Envoy Gateway CRDs kept from gateway-helm (its `crds` subchart's
+`crds/generated/`): the policy kinds the program creates, so that they are validated
+against their schemas. Only these, by name: the same `crds/` holds the experimental
+Gateway API channel (`gatewayapi-crds.yaml`), which the program never installs, and
+`EnvoyProxy`'s CRD, which `tests/infra/validation.py` checks field by field instead.
+Add a file here when the program starts creating another Envoy Gateway kind."""
+
 GATEWAY_API_CRDS_URL = (
     "https://github.com/kubernetes-sigs/gateway-api/releases/download/{version}/"
     "standard-install.yaml"
@@ -81,6 +95,9 @@ class HelmChart:
     repository: str | None
     crds_folder: str | None
     """`crds/<folder>/` receives the CRDs it installs from `crds/`; None: not kept."""
+    crd_files: frozenset[str] | None = None
+    """With a `crds_folder`: only these CRD files (by file name) are kept, and each must be
+    in the chart; None: every one."""
 
     @property
     def name(self) -> str:
@@ -145,8 +162,15 @@ def pinned_sources() -> list[Source]:
             edge.CERT_MANAGER_VERSION,
             "cert-manager",
         ),
-        # Its `crds/` holds the experimental channel; the program installs the standard one.
-        HelmChart(edge.GATEWAY_CHART, edge.ENVOY_GATEWAY_VERSION, None, None),
+        # Its `crds/` holds the experimental Gateway API channel (the program installs the
+        # standard one) next to Envoy Gateway's own CRDs: only the listed ones are kept.
+        HelmChart(
+            edge.GATEWAY_CHART,
+            edge.ENVOY_GATEWAY_VERSION,
+            None,
+            "envoy-gateway",
+            crd_files=ENVOY_GATEWAY_CRD_FILES,
+        ),
         Manifest(
             "gateway-api",
             GATEWAY_API_CRDS_URL.format(version=gateway_api),
@@ -218,9 +242,24 @@ def chart_files(source: HelmChart, archive: bytes) -> tuple[dict[str, bytes], li
         _values_mapping(content, f"{source.name}: {relative}")
     notes: list[str] = []
     if source.crds_folder is not None:
-        for name, content in sorted(contents.crds.items()):
+        crds = contents.crds
+        if source.crd_files is not None:
+            missing = sorted(source.crd_files - set(crds))
+            if missing:
+                raise RefreshError(
+                    f"{source.name} {source.version}: no CRD file {', '.join(missing)} in the "
+                    "chart; fix the source's list of CRD files"
+                )
+            crds = {name: crds[name] for name in source.crd_files}
+            notes.append(
+                f"{source.name}: kept {len(crds)} of its {len(contents.crds)} CRD files "
+                "(the source's list)"
+            )
+        for name, content in sorted(crds.items()):
             if _crd_documents(content, f"{source.name}: crds {name}"):
                 files[f"crds/{source.crds_folder}/{name}"] = content
+            elif source.crd_files is not None:
+                raise RefreshError(f"{source.name}: listed crds file {name} holds no CRD")
             else:
                 notes.append(f"{source.name}: crds file {name} holds no CRD; not kept")
     return files, notes
@@ -388,7 +427,16 @@ def vendoring_problems(root: Path, sources: Sequence[Source] | None = None) -> l
             values = f"values/{source.name}-{source.version}.values.yaml"
             if values not in entry.files:
                 problems.append(f"{source.name} {source.version}: no {values}; {hint}")
-        if source.crds_folder is not None and not any(
+        if source.crds_folder is None:
+            continue
+        listed = source.crd_files if isinstance(source, HelmChart) else None
+        if listed is not None:
+            problems.extend(
+                f"{source.name} {source.version}: no crds/{source.crds_folder}/{name}; {hint}"
+                for name in sorted(listed)
+                if f"crds/{source.crds_folder}/{name}" not in entry.files
+            )
+        elif not any(
             relative.startswith(f"crds/{source.crds_folder}/") for relative in entry.files
         ):
             problems.append(

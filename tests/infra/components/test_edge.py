@@ -19,7 +19,7 @@ from tests.infra.components.obs_edge_checks import (
     validate_builtin,
     validate_custom_resource,
 )
-from tests.infra.components.plans import one, plan
+from tests.infra.components.plans import depends_on, one, plan
 from tests.infra.validation import validate_custom
 
 PROGRAM = """
@@ -59,6 +59,7 @@ CLOUD: dict[str, Any] = {
     "tls": True,
     "acme_email": "ops@example.com",
     "load_balancer_name": "todo-prod-edge",
+    "proxy_protocol": True,
     "envoy_replicas": 2,
     "monitoring_pod_labels": PROMETHEUS,
     "grafana_pod_labels": {"app.kubernetes.io/name": "grafana"},
@@ -155,6 +156,7 @@ def test_envoy_service_is_the_one_do_load_balancer(cloud: PlanRun) -> None:
     annotations = service["annotations"]
     assert annotations["service.beta.kubernetes.io/do-loadbalancer-name"] == "todo-prod-edge"
     assert all(key.startswith("service.beta.kubernetes.io/do-") for key in annotations)
+    assert all(isinstance(value, str) for value in annotations.values())
     deployment = kubernetes["envoyDeployment"]
     assert deployment["replicas"] == 2
     container = deployment["container"]
@@ -323,7 +325,8 @@ def test_custom_resources_wait_for_their_crds_and_nothing_more(cloud: PlanRun) -
     crds, controller = names["edge-gateway-crds"].urn, names["edge-envoy-gateway"]
     cert_manager = names["edge-cert-manager"].urn
     assert crds in controller.dependencies
-    for kind in ("EnvoyProxy", "GatewayClass", "Gateway", "HTTPRoute"):
+    kinds = ("EnvoyProxy", "GatewayClass", "Gateway", "HTTPRoute", "ClientTrafficPolicy")
+    for kind in kinds:
         for res in of_kind(cloud, kind):
             assert crds in res.dependencies, res.name
             # The controller reconciles them whenever it comes up: no need to wait for it.
@@ -418,11 +421,13 @@ def test_envoy_reaches_its_backends_grafana_xds_and_the_acme_solver(
 
 
 def test_cert_manager_reaches_public_http_https_and_envoy_for_its_self_check(
-    cloud: PlanRun,
+    cloud: PlanRun, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     controller = _egress(cloud)[("cert-manager", "cert-manager-egress")]
     assert controller["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "controller"
-    public, self_check = controller["egress"]
+    # With PROXY protocol the self-check goes through the load balancer (the Service shows
+    # a hostname, so no node short-circuits it to Envoy): the public rule is all it needs.
+    (public,) = controller["egress"]  # the API server: a CiliumNetworkPolicy (cilium)
     assert public == {
         "to": [
             {
@@ -434,6 +439,10 @@ def test_cert_manager_reaches_public_http_https_and_envoy_for_its_self_check(
         ],
         "ports": _tcp(80, 443),
     }
+    # Without it, the node's service proxy sends the self-check straight to Envoy's pod.
+    config = {**CLOUD, "proxy_protocol": False}
+    run = run_component(tmp_path_factory.mktemp("edge"), PROGRAM, {"args": config})
+    public, self_check = _egress(run)[("cert-manager", "cert-manager-egress")]["egress"]
     assert self_check["ports"] == _tcp(10080)
     assert self_check["to"][0]["podSelector"] == {"matchLabels": edge.ENVOY_PROXY_POD_LABELS}
 
@@ -502,8 +511,9 @@ def test_objects_validate_against_crd_schemas_and_kubernetes(
                 validate_custom_resource(res)
                 checked += 1
             elif api_version in ("gateway.envoyproxy.io/v1alpha1", "cilium.io/v2"):
-                # No EnvoyProxy or CiliumNetworkPolicy CRD in the reference data: the
-                # stand-in checks instead (tests/infra/validation.py).
+                # Strict: the vendored CRD's schema (the Envoy Gateway policies), or, with no
+                # EnvoyProxy or CiliumNetworkPolicy CRD in the reference data, the stand-in
+                # checks (tests/infra/validation.py).
                 assert validate_custom(res.raw_inputs) == [], res.name
                 checked += 1
             else:
@@ -549,3 +559,75 @@ def test_the_public_api_is_rate_limited_per_client_ip_with_retry_after(
     assert override["match"] == {"statusCodes": [{"type": "Value", "value": 429}]}
     assert override["response"]["statusCode"] == 429
     assert override["response"]["header"]["set"] == [{"name": "Retry-After", "value": "60"}]
+
+
+DO_PROXY_PROTOCOL = "service.beta.kubernetes.io/do-loadbalancer-enable-proxy-protocol"
+DO_HOSTNAME = "service.beta.kubernetes.io/do-loadbalancer-hostname"
+
+
+def _service_annotations(run: PlanRun) -> dict[str, str]:
+    (proxy,) = of_kind(run, "EnvoyProxy")
+    service = proxy.raw_inputs["spec"]["provider"]["kubernetes"]["envoyService"]
+    annotations: dict[str, str] = service.get("annotations", {})
+    return annotations
+
+
+@pytest.mark.parametrize(
+    ("stack", "domain"), [("staging", "staging.example.com"), ("prod", "example.com")]
+)
+def test_the_do_load_balancer_and_envoy_both_speak_proxy_protocol(stack: str, domain: str) -> None:
+    run = plan(stack)
+    annotations = _service_annotations(run)
+    assert annotations[DO_PROXY_PROTOCOL] == "true"
+    # In-cluster clients of the public names go through the load balancer too.
+    assert annotations[DO_HOSTNAME] == f"api.{domain}"
+    policy = one(run, "edge-proxy-protocol")
+    assert policy.raw_inputs["apiVersion"] == "gateway.envoyproxy.io/v1alpha1"
+    assert policy.raw_inputs["kind"] == "ClientTrafficPolicy"
+    assert policy.raw_inputs["metadata"] == {
+        "name": "todo-proxy-protocol",
+        "namespace": "envoy-gateway-system",
+    }
+    # The whole Gateway (both listeners), required: no `optional`, no trusted XFF hops.
+    assert policy.raw_inputs["spec"] == {
+        "targetRefs": [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "todo"}],
+        "proxyProtocol": {},
+    }
+    gateway = one(run, "edge-gateway")
+    assert gateway.raw_inputs["metadata"]["name"] == "todo"
+    assert gateway.raw_inputs["metadata"]["namespace"] == "envoy-gateway-system"
+    # Like the rate limit: after the CRD chart and its target, a child of the edge.
+    assert {one(run, "edge-gateway-crds").urn, gateway.urn} <= set(policy.dependencies)
+    assert depends_on(run, policy, one(run, "edge-gateway-namespace"))
+    assert policy.parent == one(run, "edge").urn
+    assert validate_custom(policy.raw_inputs) == []
+
+
+@pytest.mark.parametrize("stack", ["minikube", "kind"])
+def test_local_stacks_have_neither_end_of_proxy_protocol(stack: str) -> None:
+    run = plan(stack)
+    assert DO_PROXY_PROTOCOL not in str(_service_annotations(run))
+    assert DO_HOSTNAME not in str(_service_annotations(run))
+    assert of_kind(run, "ClientTrafficPolicy") == []
+    assert "edge-proxy-protocol" not in by_name(run)
+
+
+def test_the_client_traffic_policy_is_checked_against_its_crd_strictly() -> None:
+    policy = one(plan("prod"), "edge-proxy-protocol").raw_inputs
+    misspelt = {**policy, "spec": {**policy["spec"], "proxyProtocl": {}}}
+    assert any("proxyProtocl" in error for error in validate_custom(misspelt))
+    unknown = {**policy, "spec": {**policy["spec"], "proxyProtocol": {"required": True}}}
+    assert any("required" in error for error in validate_custom(unknown))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"load_balancer_name": None}, {"service_type": "NodePort"}, {"load_balancer_name": ""}],
+    ids=["no-load-balancer-name", "node-port", "empty-load-balancer-name"],
+)
+def test_proxy_protocol_without_a_do_load_balancer_is_refused(
+    tmp_path_factory: pytest.TempPathFactory, change: dict[str, Any]
+) -> None:
+    config = {**CLOUD, **change}
+    with pytest.raises(Exception, match="proxy_protocol needs a DigitalOcean load balancer"):
+        run_component(tmp_path_factory.mktemp("edge"), PROGRAM, {"args": config})
