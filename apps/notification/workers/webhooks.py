@@ -8,6 +8,12 @@ records the result. A replica that dies mid-call leaves a row whose lease simply
 out, and another replica retries it: delivery is at least once, and receivers
 deduplicate on `X-Todo-Delivery`.
 
+The calls of a round are independent of each other: whatever goes wrong calling one
+target (an error of any kind, bar cancellation) is that row's failed attempt, recorded
+with its reason alongside the others. An exception escaping one call would otherwise
+fail the round and leave every row claimed in it unrecorded, to be sent again once the
+leases ran out (duplicates for everyone, and the bad row never counted towards failed).
+
 Signature: `X-Todo-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>`
 with `X-Todo-Timestamp` (Unix seconds), so a receiver can verify the sender and refuse
 replays of old deliveries.
@@ -50,6 +56,7 @@ SIGNATURE_HEADER = "X-Todo-Signature"
 TIMESTAMP_HEADER = "X-Todo-Timestamp"
 DELIVERY_HEADER = "X-Todo-Delivery"
 LEASE_SECONDS = 60
+_MAX_ERROR_CHARS = 2000
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
@@ -114,6 +121,14 @@ _FAILED_ATTEMPT = sa.text(
     RETURNING status
     """
 )
+
+
+def _printable(error: str) -> str:
+    """An error as it can be stored and logged: PostgreSQL text refuses NUL (one such
+    message would fail the transaction that records the whole round), and a message
+    echoing what a receiver or a URL held stays short."""
+    cleaned = "".join(c if c.isprintable() else "?" for c in error)
+    return cleaned[:_MAX_ERROR_CHARS]
 
 
 @dataclass(frozen=True)
@@ -246,7 +261,14 @@ class WebhookWorker:
                 if self._stopping:
                     return None  # not called: its lease is given back below
                 self._held[item.delivery_id] = True
-                return item, await self._call(item)
+                try:
+                    return item, await self._call(item)
+                except Exception as exc:  # not CancelledError: stopping still stops
+                    # Whatever one target does (a URL httpx cannot parse, a port out of
+                    # range, a bug) is that row's failed attempt: escaping, it would fail
+                    # the whole round and leave every row claimed with it unrecorded,
+                    # to be sent again when their leases run out.
+                    return item, f"call failed: {type(exc).__name__}: {exc}"
 
         outcomes = await asyncio.gather(*(attempt(item) for item in claimed))
         results = [outcome for outcome in outcomes if outcome is not None]
@@ -293,6 +315,7 @@ class WebhookWorker:
             NOTIFICATIONS_DELIVERED.labels("webhook", "delivered").inc()
             return
         settings = self._settings
+        error = _printable(error)
         attempts = int(item.row["attempts"])
         delay = random.uniform(
             settings.webhook_backoff_base_seconds,
@@ -308,7 +331,7 @@ class WebhookWorker:
                     "id": item.delivery_id,
                     "max_attempts": settings.webhook_max_attempts,
                     "delay": delay,
-                    "error": error[:2000],
+                    "error": error,
                 },
             )
         ).scalar_one_or_none()
