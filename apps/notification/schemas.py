@@ -51,7 +51,14 @@ class SettingsUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     webhook_url: str | None = Field(
-        max_length=2048, description="http(s) URL that receives signed webhooks; null: none"
+        max_length=2048,
+        description=(
+            "http(s) URL that receives signed webhooks; null: none. Refused (422): other "
+            "schemes, credentials, a #fragment, ports outside 1-65535, IPv4 addresses not "
+            "written a.b.c.d and, unless private targets are allowed, loopback, private, "
+            "link-local and site-local hosts (localhost, .local, .internal, .svc, ...). "
+            "Names are resolved and checked again at every call."
+        ),
     )
     webhook_secret: str | None = Field(
         default=None,

@@ -44,7 +44,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from apps.notification.settings import NotificationServiceSettings
-from apps.notification.targets import TargetRefused, check_resolved
+from apps.notification.targets import TargetRefused, resolve_url
 from apps.shared.events.envelope import rfc3339
 from apps.shared.logs import get_logger
 from apps.shared.metrics import NOTIFICATIONS_DELIVERED
@@ -288,7 +288,7 @@ class WebhookWorker:
         if not secret or not target:
             return "webhook is no longer configured"
         try:
-            await check_resolved(target, allow_private=self._settings.webhook_allow_private_targets)
+            await resolve_url(target, allow_private=self._settings.webhook_allow_private_targets)
         except TargetRefused as exc:
             return f"target refused: {exc}"
         body = item.payload()

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from apps.notification.settings import NotificationServiceSettings
+from apps.notification.targets import resolve_url
 from tests.apps.local.probe_app import ProbeApp, ServerThread
 from tests.apps.notification.worker_harness import run_worker, seed_webhook
 
@@ -57,7 +59,7 @@ def test_a_poisoned_row_fails_alone_and_the_round_goes_on(
     for delivery in bad:
         row = rows[delivery]
         assert row.status in {"pending", "failed"} and row.attempts >= 1, row
-        assert row.last_error, row
+        assert row.last_error and row.last_error.startswith("target refused: "), row
 
 
 def test_poisoned_rows_end_failed_after_their_attempts(
@@ -73,3 +75,32 @@ def test_poisoned_rows_end_failed_after_their_attempts(
     )
 
     assert {rows[d].attempts for d in bad} == {notification_settings.webhook_max_attempts}
+
+
+def test_an_unexpected_error_in_one_call_is_that_rows_failed_attempt(
+    notification_settings: NotificationServiceSettings,
+    receiver: tuple[ProbeApp, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    probe, url = receiver
+    database_url = notification_settings.database_url.get_secret_value()
+
+    async def buggy(target: str, **kwargs: Any) -> Any:
+        if "/boom" in target:
+            raise RuntimeError("a bug in the checks")
+        return await resolve_url(target, **kwargs)
+
+    monkeypatch.setattr("apps.notification.workers.webhooks.resolve_url", buggy)
+    good = {seed_webhook(database_url, user_id=f"good-{n}", url=url) for n in range(3)}
+    boom = seed_webhook(database_url, user_id="boom", url=url.replace("/hook", "/boom"))
+
+    rows = run_worker(
+        notification_settings,
+        lambda rows: (
+            all(rows[d].status == "delivered" for d in good) and bool(rows[boom].last_error)
+        ),
+        timeout=10,
+    )
+
+    assert rows[boom].last_error == "call failed: RuntimeError: a bug in the checks"
+    assert len(probe.calls("/hook")) == 3 and not probe.calls("/boom")
