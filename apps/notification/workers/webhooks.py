@@ -8,6 +8,11 @@ records the result. A replica that dies mid-call leaves a row whose lease simply
 out, and another replica retries it: delivery is at least once, and receivers
 deduplicate on `X-Todo-Delivery`.
 
+Each call (`outbound`) connects to the address the target check resolved and passed,
+follows no redirect, and is bounded: one deadline (`webhook_timeout_seconds`) covers
+resolving, connecting, sending and the answer's head, and at most 64 KiB of the answer
+is read.
+
 The calls of a round are independent of each other: whatever goes wrong calling one
 target (an error of any kind, bar cancellation) is that row's failed attempt, recorded
 with its reason alongside the others. An exception escaping one call would otherwise
@@ -34,6 +39,7 @@ import hashlib
 import hmac
 import json
 import random
+import ssl
 import time
 import uuid
 from dataclasses import dataclass
@@ -45,6 +51,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from apps.notification.settings import NotificationServiceSettings
 from apps.notification.targets import TargetRefused, resolve_url
+from apps.notification.workers import outbound
 from apps.shared.events.envelope import rfc3339
 from apps.shared.logs import get_logger
 from apps.shared.metrics import NOTIFICATIONS_DELIVERED
@@ -123,6 +130,15 @@ _FAILED_ATTEMPT = sa.text(
 )
 
 
+def _redact(error: str, *secrets: str | None) -> str:
+    """`error` without any of `secrets` (keys, signatures): errors are stored, shown to
+    the user and logged, and no exception message may carry a key out."""
+    for secret in secrets:
+        if secret:
+            error = error.replace(secret, "[redacted]")
+    return error
+
+
 def _printable(error: str) -> str:
     """An error as it can be stored and logged: PostgreSQL text refuses NUL (one such
     message would fail the transaction that records the whole round), and a message
@@ -160,9 +176,16 @@ class _Claimed:
 
 
 class WebhookWorker:
-    def __init__(self, *, engine: AsyncEngine, settings: NotificationServiceSettings) -> None:
+    def __init__(
+        self,
+        *,
+        engine: AsyncEngine,
+        settings: NotificationServiceSettings,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self._engine = engine
         self._settings = settings
+        self._tls = tls  # CAs to trust instead of the system's (tests)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._http: httpx.AsyncClient | None = None
@@ -171,10 +194,8 @@ class WebhookWorker:
         self._held: dict[uuid.UUID, bool] = {}
 
     def start(self) -> None:
-        self._http = httpx.AsyncClient(
-            timeout=self._settings.webhook_timeout_seconds,
-            follow_redirects=False,  # a redirect could lead anywhere, past the target check
-            trust_env=False,
+        self._http = outbound.new_client(
+            timeout=self._settings.webhook_timeout_seconds, tls=self._tls
         )
         self._task = asyncio.create_task(self._run(), name="webhook-worker")
 
@@ -268,7 +289,8 @@ class WebhookWorker:
                     # range, a bug) is that row's failed attempt: escaping, it would fail
                     # the whole round and leave every row claimed with it unrecorded,
                     # to be sent again when their leases run out.
-                    return item, f"call failed: {type(exc).__name__}: {exc}"
+                    error = f"call failed: {type(exc).__name__}: {exc}"
+                    return item, _redact(error, item.row["webhook_secret"])
 
         outcomes = await asyncio.gather(*(attempt(item) for item in claimed))
         results = [outcome for outcome in outcomes if outcome is not None]
@@ -287,27 +309,37 @@ class WebhookWorker:
         secret, target = row["webhook_secret"], row["target"]
         if not secret or not target:
             return "webhook is no longer configured"
-        try:
-            await resolve_url(target, allow_private=self._settings.webhook_allow_private_targets)
-        except TargetRefused as exc:
-            return f"target refused: {exc}"
         body = item.payload()
         timestamp = int(time.time())
+        signature = sign(secret, timestamp, body)
         headers = {
             "content-type": "application/json",
             TIMESTAMP_HEADER: str(timestamp),
-            SIGNATURE_HEADER: sign(secret, timestamp, body),
+            SIGNATURE_HEADER: signature,
             DELIVERY_HEADER: str(item.delivery_id),
             "user-agent": "todo-notification/1.0",
         }
         assert self._http is not None
+        limit = self._settings.webhook_timeout_seconds
+        # One deadline for resolving, connecting, sending and the answer's head.
+        deadline = asyncio.get_running_loop().time() + limit
         try:
-            response = await self._http.post(target, content=body, headers=headers)
+            async with asyncio.timeout_at(deadline):
+                resolved = await resolve_url(
+                    target, allow_private=self._settings.webhook_allow_private_targets
+                )
+            status = await outbound.post(
+                self._http, resolved, body=body, headers=headers, deadline=deadline
+            )
+        except TargetRefused as exc:
+            return f"target refused: {exc}"
+        except TimeoutError:
+            return f"no answer within {limit:g} s"
         except httpx.HTTPError as exc:
-            return f"request failed: {exc!r}"
-        if 200 <= response.status_code < 300:
+            return _redact(f"request failed: {exc!r}", secret, signature)
+        if 200 <= status < 300:
             return None
-        return f"answered {response.status_code}"
+        return f"answered {status}"
 
     async def _record(self, connection: Any, item: _Claimed, error: str | None) -> None:
         if error is None:
