@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from apps.notification.models import Channel, DeliveryStatus
+from apps.notification.signing import SECRET_FORMAT, parse_secret
 
 
 class DeliveryPublic(BaseModel):
@@ -62,10 +63,19 @@ class SettingsUpdate(BaseModel):
     )
     webhook_secret: str | None = Field(
         default=None,
-        min_length=16,
         max_length=256,
-        description="HMAC-SHA256 key; generated (and shown once) when not given",
+        description=(
+            f"the Standard Webhooks signing secret, {SECRET_FORMAT}; generated (and shown "
+            "once) when not given and none is set"
+        ),
     )
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _secret_format(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_secret(value)  # its ValueError names the format, never the value
+        return value
 
 
 class SettingsPublic(BaseModel):

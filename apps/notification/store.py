@@ -3,7 +3,6 @@ commit, so the caller decides what goes into one transaction."""
 
 from __future__ import annotations
 
-import secrets
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
@@ -28,6 +27,7 @@ from apps.notification.schemas import (
     SettingsPublic,
     SettingsUpdate,
 )
+from apps.notification.signing import generate_secret
 from apps.shared.errors import not_found
 from apps.shared.timeutil import utcnow
 
@@ -242,7 +242,7 @@ async def put_settings(
     if update.webhook_url is not None:
         secret = update.webhook_secret or current
         if secret is None:
-            secret = generated = secrets.token_urlsafe(32)
+            secret = generated = generate_secret()
     values = {"webhook_url": update.webhook_url, "webhook_secret": secret, "updated_at": now}
     await session.execute(
         insert(_SETTINGS)

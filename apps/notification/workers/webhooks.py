@@ -6,7 +6,7 @@ pushes `next_attempt_at` a lease ahead and counts the attempt (`FOR UPDATE SKIP 
 so replicas never claim the same row) — then calls out with no transaction open, and
 records the result. A replica that dies mid-call leaves a row whose lease simply runs
 out, and another replica retries it: delivery is at least once, and receivers
-deduplicate on `X-Todo-Delivery`.
+deduplicate on `webhook-id` (the delivery id).
 
 Each call (`outbound`) connects to the address the target check resolved and passed,
 follows no redirect, and is bounded: one deadline (`webhook_timeout_seconds`) covers
@@ -19,9 +19,9 @@ with its reason alongside the others. An exception escaping one call would other
 fail the round and leave every row claimed in it unrecorded, to be sent again once the
 leases ran out (duplicates for everyone, and the bad row never counted towards failed).
 
-Signature: `X-Todo-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>`
-with `X-Todo-Timestamp` (Unix seconds), so a receiver can verify the sender and refuse
-replays of old deliveries.
+Signature: the Standard Webhooks format (`apps.notification.signing`): `webhook-id`,
+`webhook-timestamp` and `webhook-signature` headers, the signature covering the id, the
+timestamp and the body, so a receiver can verify the sender and refuse replays.
 
 Stopping (the app's shutdown, `apps.shared.shutdown`): the worker claims nothing more
 and starts no new call; calls in flight finish and are recorded, and the leases of
@@ -35,8 +35,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import hmac
 import json
 import random
 import ssl
@@ -49,6 +47,7 @@ import httpx
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from apps.notification import signing
 from apps.notification.settings import NotificationServiceSettings
 from apps.notification.targets import TargetRefused, resolve_url
 from apps.notification.workers import outbound
@@ -59,21 +58,8 @@ from apps.shared.metrics import NOTIFICATIONS_DELIVERED
 # The logger keeps the name it had before the worker moved here: its lines do not change.
 _log = get_logger("apps.notification.webhooks")
 
-SIGNATURE_HEADER = "X-Todo-Signature"
-TIMESTAMP_HEADER = "X-Todo-Timestamp"
-DELIVERY_HEADER = "X-Todo-Delivery"
 LEASE_SECONDS = 60
 _MAX_ERROR_CHARS = 2000
-
-
-def sign(secret: str, timestamp: int, body: bytes) -> str:
-    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
-    return f"sha256={digest.hexdigest()}"
-
-
-def verify(secret: str, timestamp: int, body: bytes, signature: str) -> bool:
-    """What a receiver does (and what the tests do to check the sender)."""
-    return hmac.compare_digest(sign(secret, timestamp, body), signature)
 
 
 _CLAIM = sa.text(
@@ -131,11 +117,14 @@ _FAILED_ATTEMPT = sa.text(
 
 
 def _redact(error: str, *secrets: str | None) -> str:
-    """`error` without any of `secrets` (keys, signatures): errors are stored, shown to
-    the user and logged, and no exception message may carry a key out."""
-    for secret in secrets:
-        if secret:
-            error = error.replace(secret, "[redacted]")
+    """`error` without any of `secrets` (secrets, `v1,<signature>`s): errors are stored,
+    shown to the user and logged, and no exception message may carry a key out."""
+    for secret in filter(None, secrets):
+        # The whole value, and the base64 of a `whsec_...` or of a `v1,...`.
+        prefixless = secret.removeprefix(signing.SECRET_PREFIX)
+        for form in (secret, prefixless, secret.rpartition(",")[2]):
+            if form:  # replacing "" would insert everywhere
+                error = error.replace(form, "[redacted]")
     return error
 
 
@@ -310,14 +299,13 @@ class WebhookWorker:
         if not secret or not target:
             return "webhook is no longer configured"
         body = item.payload()
-        timestamp = int(time.time())
-        signature = sign(secret, timestamp, body)
+        signed = signing.headers(
+            [secret], msg_id=str(item.delivery_id), timestamp=int(time.time()), body=body
+        )
         headers = {
             "content-type": "application/json",
-            TIMESTAMP_HEADER: str(timestamp),
-            SIGNATURE_HEADER: signature,
-            DELIVERY_HEADER: str(item.delivery_id),
             "user-agent": "todo-notification/1.0",
+            **signed,
         }
         assert self._http is not None
         limit = self._settings.webhook_timeout_seconds
@@ -336,7 +324,8 @@ class WebhookWorker:
         except TimeoutError:
             return f"no answer within {limit:g} s"
         except httpx.HTTPError as exc:
-            return _redact(f"request failed: {exc!r}", secret, signature)
+            error = f"request failed: {exc!r}"
+            return _redact(error, secret, *signed[signing.SIGNATURE_HEADER].split())
         if 200 <= status < 300:
             return None
         return f"answered {status}"
