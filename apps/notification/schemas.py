@@ -66,7 +66,9 @@ class SettingsUpdate(BaseModel):
         max_length=256,
         description=(
             f"the Standard Webhooks signing secret, {SECRET_FORMAT}; generated (and shown "
-            "once) when not given and none is set"
+            "once) when not given and none is set. A secret given replaces the current one "
+            "at once; to switch without a gap, rotate instead (POST "
+            "/api/v1/notification-settings/webhook-secret/rotate)"
         ),
     )
 
@@ -82,6 +84,14 @@ class SettingsPublic(BaseModel):
     webhook_url: str | None
     webhook_secret_set: bool
     webhook_secret: str | None = Field(
-        default=None, description="only in the answer that generated it"
+        default=None,
+        description="the signing secret, only in the answer that generated it (never again)",
+    )
+    previous_secret_expires_at: datetime | None = Field(
+        default=None,
+        description=(
+            "after a rotation: until when the replaced secret still signs deliveries (as "
+            "a second webhook-signature); null when there is none"
+        ),
     )
     updated_at: datetime | None

@@ -21,7 +21,9 @@ leases ran out (duplicates for everyone, and the bad row never counted towards f
 
 Signature: the Standard Webhooks format (`apps.notification.signing`): `webhook-id`,
 `webhook-timestamp` and `webhook-signature` headers, the signature covering the id, the
-timestamp and the body, so a receiver can verify the sender and refuse replays.
+timestamp and the body, so a receiver can verify the sender and refuse replays. While a
+rotated-out secret is still valid, each delivery is signed with both (`v1,<new>
+v1,<old>`); the claim reads the old one only until it expires.
 
 Stopping (the app's shutdown, `apps.shared.shutdown`): the worker claims nothing more
 and starts no new call; calls in flight finish and are recorded, and the leases of
@@ -78,7 +80,10 @@ _CLAIM = sa.text(
     FROM due, notifications n
     LEFT JOIN notification_settings s ON s.user_id = n.user_id
     WHERE d.id = due.id AND n.id = d.notification_id
-    RETURNING d.id, d.target, d.attempts, s.webhook_secret, n.id AS notification_id,
+    RETURNING d.id, d.target, d.attempts, s.webhook_secret,
+              CASE WHEN s.webhook_secret_previous_expires_at > now()
+                   THEN s.webhook_secret_previous END AS webhook_secret_previous,
+              n.id AS notification_id,
               n.user_id, n.task_id, n.reminder_id, n.title, n.due_at, n.remind_at, n.created_at
     """
 )
@@ -279,7 +284,10 @@ class WebhookWorker:
                     # the whole round and leave every row claimed with it unrecorded,
                     # to be sent again when their leases run out.
                     error = f"call failed: {type(exc).__name__}: {exc}"
-                    return item, _redact(error, item.row["webhook_secret"])
+                    row = item.row
+                    return item, _redact(
+                        error, row["webhook_secret"], row["webhook_secret_previous"]
+                    )
 
         outcomes = await asyncio.gather(*(attempt(item) for item in claimed))
         results = [outcome for outcome in outcomes if outcome is not None]
@@ -298,9 +306,11 @@ class WebhookWorker:
         secret, target = row["webhook_secret"], row["target"]
         if not secret or not target:
             return "webhook is no longer configured"
+        # The current secret first; during a rotation, the one it replaced as well.
+        secrets = [secret] + ([previous] if (previous := row["webhook_secret_previous"]) else [])
         body = item.payload()
         signed = signing.headers(
-            [secret], msg_id=str(item.delivery_id), timestamp=int(time.time()), body=body
+            secrets, msg_id=str(item.delivery_id), timestamp=int(time.time()), body=body
         )
         headers = {
             "content-type": "application/json",
@@ -325,7 +335,7 @@ class WebhookWorker:
             return f"no answer within {limit:g} s"
         except httpx.HTTPError as exc:
             error = f"request failed: {exc!r}"
-            return _redact(error, secret, *signed[signing.SIGNATURE_HEADER].split())
+            return _redact(error, *secrets, *signed[signing.SIGNATURE_HEADER].split())
         if 200 <= status < 300:
             return None
         return f"answered {status}"
