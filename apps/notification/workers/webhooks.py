@@ -279,10 +279,11 @@ class WebhookWorker:
                 try:
                     return item, await self._call(item)
                 except Exception as exc:  # not CancelledError: stopping still stops
-                    # Whatever one target does (a URL httpx cannot parse, a port out of
-                    # range, a bug) is that row's failed attempt: escaping, it would fail
-                    # the whole round and leave every row claimed with it unrecorded,
-                    # to be sent again when their leases run out.
+                    # `_call` turns the call's own errors into reasons; this catches the
+                    # rest (building the payload, signing, a bug). Whatever one row does is
+                    # its failed attempt: escaping, it would fail the whole round and
+                    # leave every row claimed with it unrecorded, to be sent again when
+                    # their leases run out.
                     error = f"call failed: {type(exc).__name__}: {exc}"
                     row = item.row
                     return item, _redact(
@@ -333,8 +334,11 @@ class WebhookWorker:
             return f"target refused: {exc}"
         except TimeoutError:
             return f"no answer within {limit:g} s"
-        except httpx.HTTPError as exc:
-            error = f"request failed: {exc!r}"
+        except Exception as exc:  # httpx's errors, and any other: this row's attempt failed
+            if isinstance(exc, httpx.HTTPError):
+                error = f"request failed: {exc!r}"
+            else:
+                error = f"call failed: {type(exc).__name__}: {exc}"
             return _redact(error, *secrets, *signed[signing.SIGNATURE_HEADER].split())
         if 200 <= status < 300:
             return None

@@ -157,17 +157,19 @@ def test_a_secret_from_before_the_format_keeps_working(
     Webhook(legacy.encode()).verify(call.body, call.headers)
 
 
+@pytest.mark.parametrize("error", [httpx.ConnectError, RuntimeError])
 def test_errors_and_logs_carry_no_secret_or_signature(
     notification_settings: NotificationServiceSettings,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
+    error: type[Exception],
 ) -> None:
     secret = generate_secret()
     seen: dict[str, str] = {}
 
     async def leaky(client: Any, resolved: Any, *, headers: Any, **kwargs: Any) -> int:
         seen.update(headers)
-        raise httpx.ConnectError(f"refused; sent {headers[SIGNATURE_HEADER]} with {secret}")
+        raise error(f"refused; sent {headers[SIGNATURE_HEADER]} with {secret}")
 
     monkeypatch.setattr("apps.notification.workers.outbound.post", leaky)
     database_url = notification_settings.database_url.get_secret_value()
@@ -177,10 +179,10 @@ def test_errors_and_logs_carry_no_secret_or_signature(
 
     rows = run_worker(notification_settings, lambda rows: bool(rows[delivery].last_error))
 
-    error = rows[delivery].last_error or ""
-    assert "[redacted]" in error
+    stored = rows[delivery].last_error or ""
+    assert "[redacted]" in stored and error.__name__ in stored
     logged = capsys.readouterr()
     signature_value = seen[SIGNATURE_HEADER]
     for sensitive in (secret, secret[6:], signature_value, signature_value[3:]):
-        assert sensitive not in error
+        assert sensitive not in stored
         assert sensitive not in logged.out + logged.err
