@@ -9,9 +9,10 @@ unchecked it could reach the cluster's own services (SSRF). So a target is check
   name. The many other spellings of an IPv4 address that resolvers accept (`2130706433`,
   `0x7f.1`, `017700000001`, `127.1`) are refused outright: they are only ever used to
   slip past checks like this one. Unless private targets are allowed (local runs and
-  tests), IP literals must be public (IPv4 inside IPv6 — mapped, 6to4, NAT64 — is judged
-  by its IPv4 address), and names must be fully qualified and outside the names that
-  never leave a site (`localhost`, `.local`, `.internal`, Kubernetes' `.svc`, ...);
+  tests), IP literals must be public (IPv4 inside IPv6 — mapped, compatible, 6to4,
+  NAT64 — is judged by its IPv4 address), and names must be fully qualified and outside
+  the names that never leave a site (`localhost`, `.local`, `.internal`, Kubernetes'
+  `.svc`, ...);
 - each time it is called (`resolve`): the name is resolved once, every address it
   resolves to must be public (unless allowed), and the worker connects to the address
   that passed the check. Resolving again to connect would let a name switch to a
@@ -39,8 +40,14 @@ _LABEL = re.compile(r"(?!-)[a-z0-9_-]{1,63}(?<!-)\Z")
 _NUMBER = re.compile(r"(0x[0-9a-f]*|[0-9]+)\Z")
 # Names that resolve only inside a site (RFC 6761, RFC 6762, RFC 8375, Kubernetes).
 _SITE_SUFFIXES = ("localhost", "local", "localdomain", "internal", "home.arpa", "svc")
-# NAT64's well-known prefix carries an IPv4 address in its last 32 bits (RFC 6052).
-_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+# IPv6 ranges whose last 32 bits are an IPv4 address a packet may end up at: NAT64's
+# well-known and local-use prefixes (RFC 6052, RFC 8215) and the deprecated
+# IPv4-compatible addresses (RFC 4291). Python counts them as global.
+_EMBEDDING_IPV4 = tuple(
+    ipaddress.IPv6Network(network) for network in ("64:ff9b::/96", "64:ff9b:1::/48", "::/96")
+)
+# Deprecated site-local addresses (RFC 3879), also global to Python.
+_SITE_LOCAL = ipaddress.IPv6Network("fec0::/10")
 
 
 class TargetRefused(ValueError):
@@ -143,8 +150,10 @@ def is_public(address: IPAddress) -> bool:
     if address.is_multicast or not address.is_global:
         return False
     if isinstance(address, ipaddress.IPv6Address):
+        if address in _SITE_LOCAL:
+            return False
         embedded = address.ipv4_mapped or address.sixtofour
-        if embedded is None and address in _NAT64:
+        if embedded is None and any(address in network for network in _EMBEDDING_IPV4):
             embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
         if embedded is not None:
             return is_public(embedded)

@@ -76,6 +76,9 @@ PRIVATE = [
     "http://[::ffff:7f00:1]/",
     "http://[64:ff9b::7f00:1]/",
     "http://[2002:7f00:1::]/",
+    "http://[64:ff9b:1::7f00:1]/",
+    "http://[::127.0.0.1]/",
+    "http://[fec0::1]/",
     "http://[ff02::1]/",
 ]
 ACCEPTED = [
@@ -166,7 +169,10 @@ def test_embedded_ipv4_is_judged_by_its_ipv4_address() -> None:
     assert not is_public(ipaddress.ip_address("::ffff:10.1.2.3"))
     assert not is_public(ipaddress.ip_address("64:ff9b::a01:203"))
     assert not is_public(ipaddress.ip_address("2002:a01:203::1"))
+    assert not is_public(ipaddress.ip_address("64:ff9b:1::a01:203"))
+    assert not is_public(ipaddress.ip_address("::10.1.2.3"))
     assert is_public(ipaddress.ip_address("64:ff9b::808:808"))
+    assert is_public(ipaddress.ip_address("::8.8.8.8"))
     assert is_public(ipaddress.ip_address("2002:808:808::1"))
 
 
