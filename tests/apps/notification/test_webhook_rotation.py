@@ -16,7 +16,7 @@ from apps.notification.settings import NotificationServiceSettings
 from apps.notification.signing import SIGNATURE_HEADER, generate_secret
 from tests.apps.local.probe_app import ProbeApp, Received, ServerThread, wait_until
 from tests.apps.notification.conftest import bearer, cloud_event, deliver, reminder_envelope
-from tests.apps.notification.worker_harness import run_worker, seed_webhook
+from tests.apps.notification.worker_harness import run_worker, seed_settings, seed_webhook
 
 SETTINGS = "/api/v1/notification-settings"
 ROTATE = f"{SETTINGS}/webhook-secret/rotate"
@@ -150,7 +150,7 @@ def test_rotating_a_secret_from_before_the_format(
     probe, url = receiver
     legacy = "a-plain-secret-set-before-whsec"
     database_url = notification_settings.database_url.get_secret_value()
-    seed_webhook(database_url, user_id="alice", url=url, secret=legacy)
+    seed_settings(database_url, user_id="alice", url=url, secret=legacy)
     with TestClient(create_app(notification_settings)) as client:
         new = _rotate(client)["webhook_secret"]
         call = _next_call(client, probe)

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import psycopg
 
@@ -30,7 +31,7 @@ class Row:
     last_error: str | None
 
 
-def seed_webhook(
+def seed_settings(
     database_url: str,
     *,
     user_id: str,
@@ -38,29 +39,31 @@ def seed_webhook(
     secret: str = SECRET,
     previous: str | None = None,
     previous_for: timedelta | None = None,
-) -> uuid.UUID:
-    """A user's settings, one notification and its pending webhook delivery (due now);
-    returns the delivery id."""
-    delivery_id = uuid.uuid4()
-    notification_id = uuid.uuid4()
+) -> None:
+    """A user's settings as if set long ago (no check of today's applies)."""
+    settings: dict[str, object] = {"user_id": user_id, "webhook_url": url, "webhook_secret": secret}
+    if previous is not None:
+        settings["webhook_secret_previous"] = previous
+        settings["webhook_secret_previous_expires_at"] = datetime.now().astimezone() + (
+            previous_for or timedelta(hours=1)
+        )
+    columns = ", ".join(settings)
+    values = ", ".join(f"%({name})s" for name in settings)
     with psycopg.connect(database_url, autocommit=True) as connection:
-        settings: dict[str, object] = {
-            "user_id": user_id,
-            "webhook_url": url,
-            "webhook_secret": secret,
-        }
-        if previous is not None:
-            settings["webhook_secret_previous"] = previous
-            settings["webhook_secret_previous_expires_at"] = datetime.now().astimezone() + (
-                previous_for or timedelta(hours=1)
-            )
-        columns = ", ".join(settings)
-        values = ", ".join(f"%({name})s" for name in settings)
         connection.execute(
             f"INSERT INTO notification_settings ({columns}, updated_at) "
             f"VALUES ({values}, now()) ON CONFLICT (user_id) DO NOTHING",
             settings,
         )
+
+
+def seed_webhook(database_url: str, *, user_id: str, url: str, **settings: Any) -> uuid.UUID:
+    """`seed_settings`, one notification and its pending webhook delivery (due now);
+    returns the delivery id."""
+    seed_settings(database_url, user_id=user_id, url=url, **settings)
+    delivery_id = uuid.uuid4()
+    notification_id = uuid.uuid4()
+    with psycopg.connect(database_url, autocommit=True) as connection:
         connection.execute(
             "INSERT INTO notifications (id, user_id, event_id, reminder_id, task_id, title, "
             "due_at, remind_at, created_at) VALUES (%s, %s, %s, %s, %s, 'Call mum', NULL, "
