@@ -103,11 +103,24 @@ class NotificationDelivery(SQLModel, table=True):
 
 
 class UserNotificationSettings(SQLModel, table=True):
-    """Per user: where webhooks go and the key their signature is made with."""
+    """Per user: where webhooks go and the secret their signature is made with; after a
+    rotation, also the secret it replaced and until when that one still signs."""
 
     __tablename__ = "notification_settings"
+    __table_args__ = (
+        sa.CheckConstraint(
+            "(webhook_secret_previous IS NULL) = (webhook_secret_previous_expires_at IS NULL)",
+            name="ck_settings_previous_secret_expires",
+        ),
+    )
 
     user_id: str = Field(sa_column=sa.Column(sa.String(255), primary_key=True))
     webhook_url: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
     webhook_secret: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+    webhook_secret_previous: str | None = Field(
+        default=None, sa_column=sa.Column(sa.Text, nullable=True)
+    )
+    webhook_secret_previous_expires_at: datetime | None = Field(
+        default=None, sa_column=_timestamp(nullable=True)
+    )
     updated_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp(nullable=False))

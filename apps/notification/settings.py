@@ -20,3 +20,9 @@ class NotificationServiceSettings(AuthSettings):
     )
     webhook_poll_seconds: float = Field(default=1.0, gt=0)
     webhook_concurrency: int = Field(default=16, ge=1, le=256)
+    webhook_secret_rotation_hours: float = Field(
+        default=24.0,
+        gt=0,
+        le=24 * 30,
+        description="how long a webhook secret replaced by a rotation still signs deliveries",
+    )

@@ -3,10 +3,9 @@ commit, so the caller decides what goes into one transaction."""
 
 from __future__ import annotations
 
-import secrets
 import uuid
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -28,13 +27,15 @@ from apps.notification.schemas import (
     SettingsPublic,
     SettingsUpdate,
 )
-from apps.shared.errors import not_found
+from apps.notification.signing import generate_secret
+from apps.shared.errors import ApiError, not_found
 from apps.shared.timeutil import utcnow
 
 _NOTIFICATIONS = Notification.__table__  # type: ignore[attr-defined]
 _DELIVERIES = NotificationDelivery.__table__  # type: ignore[attr-defined]
 _SETTINGS = UserNotificationSettings.__table__  # type: ignore[attr-defined]
 _ID_LOC: list[str | int] = ["path", "notification_id"]
+_WEBHOOK_LOC: list[str | int] = ["webhook_url"]
 
 
 def _moment(value: str | None) -> datetime | None:
@@ -209,6 +210,19 @@ async def mark_read(
     return _public(row)
 
 
+async def _settings_row(session: AsyncSession, *, user_id: str) -> sa.RowMapping | None:
+    """The user's settings row, locked until the transaction ends (they are rewritten)."""
+    query = sa.select(_SETTINGS).where(_SETTINGS.c.user_id == user_id)
+    return (await session.execute(query.with_for_update())).mappings().first()
+
+
+def _previous_until(row: sa.RowMapping, now: datetime) -> datetime | None:
+    """Until when the secret a rotation replaced still signs; None once it no longer
+    does (expired secrets stay stored until the settings are next written)."""
+    expires: datetime | None = row["webhook_secret_previous_expires_at"]
+    return expires if expires is not None and expires > now else None
+
+
 async def get_settings(session: AsyncSession, *, user_id: str) -> SettingsPublic:
     row = (
         (await session.execute(sa.select(_SETTINGS).where(_SETTINGS.c.user_id == user_id)))
@@ -220,6 +234,7 @@ async def get_settings(session: AsyncSession, *, user_id: str) -> SettingsPublic
     return SettingsPublic(
         webhook_url=row["webhook_url"],
         webhook_secret_set=row["webhook_secret"] is not None,
+        previous_secret_expires_at=_previous_until(row, utcnow()),
         updated_at=row["updated_at"],
     )
 
@@ -228,22 +243,31 @@ async def put_settings(
     session: AsyncSession, *, user_id: str, update: SettingsUpdate
 ) -> SettingsPublic:
     """Replace the user's settings. A webhook without a secret gets a generated one, shown
-    in this answer only; clearing the webhook clears its secret too."""
+    in this answer only. A secret given replaces the current one at once, ending any
+    rotation; none given keeps the current one and a rotation under way. Clearing the
+    webhook clears its secrets too."""
     now = utcnow()
-    current = (
-        await session.execute(
-            sa.select(_SETTINGS.c.webhook_secret)
-            .where(_SETTINGS.c.user_id == user_id)
-            .with_for_update()
-        )
-    ).scalar_one_or_none()
+    current = await _settings_row(session, user_id=user_id)
     generated: str | None = None
-    secret: str | None = None
+    values: dict[str, Any] = {
+        "webhook_url": update.webhook_url,
+        "webhook_secret": None,
+        "webhook_secret_previous": None,
+        "webhook_secret_previous_expires_at": None,
+        "updated_at": now,
+    }
     if update.webhook_url is not None:
-        secret = update.webhook_secret or current
-        if secret is None:
-            secret = generated = secrets.token_urlsafe(32)
-    values = {"webhook_url": update.webhook_url, "webhook_secret": secret, "updated_at": now}
+        if update.webhook_secret is not None:
+            values["webhook_secret"] = update.webhook_secret
+        elif current is not None and current["webhook_secret"] is not None:
+            values["webhook_secret"] = current["webhook_secret"]
+            if _previous_until(current, now) is not None:
+                values["webhook_secret_previous"] = current["webhook_secret_previous"]
+                values["webhook_secret_previous_expires_at"] = current[
+                    "webhook_secret_previous_expires_at"
+                ]
+        else:
+            values["webhook_secret"] = generated = generate_secret()
     await session.execute(
         insert(_SETTINGS)
         .values(user_id=user_id, **values)
@@ -251,7 +275,39 @@ async def put_settings(
     )
     return SettingsPublic(
         webhook_url=update.webhook_url,
-        webhook_secret_set=secret is not None,
+        webhook_secret_set=values["webhook_secret"] is not None,
         webhook_secret=generated,
+        previous_secret_expires_at=values["webhook_secret_previous_expires_at"],
+        updated_at=now,
+    )
+
+
+async def rotate_webhook_secret(
+    session: AsyncSession, *, user_id: str, keep_previous_for: timedelta
+) -> SettingsPublic:
+    """A new secret, shown in this answer only; the current one goes on signing
+    deliveries alongside it for `keep_previous_for`. At most two secrets are valid at
+    once: one rotated out earlier and still valid stops now. 409 without a webhook."""
+    now = utcnow()
+    current = await _settings_row(session, user_id=user_id)
+    if current is None or current["webhook_secret"] is None:
+        raise ApiError(409, _WEBHOOK_LOC, "no webhook is set: set webhook_url first", "no_webhook")
+    secret = generate_secret()
+    expires = now + keep_previous_for
+    await session.execute(
+        sa.update(_SETTINGS)
+        .where(_SETTINGS.c.user_id == user_id)
+        .values(
+            webhook_secret=secret,
+            webhook_secret_previous=current["webhook_secret"],
+            webhook_secret_previous_expires_at=expires,
+            updated_at=now,
+        )
+    )
+    return SettingsPublic(
+        webhook_url=current["webhook_url"],
+        webhook_secret_set=True,
+        webhook_secret=secret,
+        previous_secret_expires_at=expires,
         updated_at=now,
     )

@@ -49,7 +49,7 @@ from apps.local.postgres import PostgresUnit, embedded
 from apps.local.standin import RetryPolicy
 from apps.local.supervisor import Backoff
 from apps.local.system import Instance, LocalSystem, cluster_mesh_config
-from apps.notification.workers.webhooks import DELIVERY_HEADER
+from apps.notification.signing import ID_HEADER
 from bench.harness.database import bench_database
 from bench.scenarios.recurring_load import USERS, seed_recurring
 from bench.scenarios.reminders import seed_reminders
@@ -189,7 +189,7 @@ class WebhookReceiver:
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 self.rfile.read(length)
-                delivery = self.headers.get(DELIVERY_HEADER, "?")
+                delivery = self.headers.get(ID_HEADER, "?")
                 with outer.lock:
                     outer.received[delivery] += 1
                     hold, outer.hold_seconds = outer.hold_seconds, 0.0
@@ -502,7 +502,7 @@ def run_chaos(options: ChaosOptions) -> ChaosReport:
             user = f"reminded-{n}"
             answer = httpx.put(
                 f"{system.url('notification')}/api/v1/notification-settings",
-                json={"webhook_url": receiver.url, "webhook_secret": "chaos-webhook-secret-0123"},
+                json={"webhook_url": receiver.url},  # a secret is generated
                 headers={"Authorization": f"Bearer {system.token(user)}"},
                 timeout=15,
             )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -55,7 +56,15 @@ async def read_settings(session: SessionDep, user: CurrentUser) -> SettingsPubli
     return await store.get_settings(session, user_id=user)
 
 
-@settings_router.put("", response_model=SettingsPublic)
+@settings_router.put(
+    "",
+    response_model=SettingsPublic,
+    description=(
+        "Set where webhooks go. Deliveries are signed in the Standard Webhooks format "
+        "(webhook-id, webhook-timestamp, webhook-signature headers). Without a secret, "
+        "one is generated and shown in this answer only."
+    ),
+)
 async def put_settings(
     body: SettingsUpdate, session: SessionDep, user: CurrentUser, settings: SettingsDep
 ) -> SettingsPublic:
@@ -67,3 +76,24 @@ async def put_settings(
     updated = await store.put_settings(session, user_id=user, update=body)
     await session.commit()
     return updated
+
+
+@settings_router.post(
+    "/webhook-secret/rotate",
+    response_model=SettingsPublic,
+    responses=error_responses(409),
+    description=(
+        "Replace the webhook signing secret without a gap: the new secret is in this "
+        "answer only; the one it replaces still signs every delivery, as a second "
+        "webhook-signature, until previous_secret_expires_at (WEBHOOK_SECRET_ROTATION_HOURS, "
+        "24 h by default), so a receiver holding either verifies. Rotating again drops the "
+        "older one at once. 409 when no webhook is set."
+    ),
+)
+async def rotate_webhook_secret(
+    session: SessionDep, user: CurrentUser, settings: SettingsDep
+) -> SettingsPublic:
+    keep = timedelta(hours=settings.webhook_secret_rotation_hours)
+    rotated = await store.rotate_webhook_secret(session, user_id=user, keep_previous_for=keep)
+    await session.commit()
+    return rotated

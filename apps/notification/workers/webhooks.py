@@ -6,11 +6,24 @@ pushes `next_attempt_at` a lease ahead and counts the attempt (`FOR UPDATE SKIP 
 so replicas never claim the same row) — then calls out with no transaction open, and
 records the result. A replica that dies mid-call leaves a row whose lease simply runs
 out, and another replica retries it: delivery is at least once, and receivers
-deduplicate on `X-Todo-Delivery`.
+deduplicate on `webhook-id` (the delivery id).
 
-Signature: `X-Todo-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>`
-with `X-Todo-Timestamp` (Unix seconds), so a receiver can verify the sender and refuse
-replays of old deliveries.
+Each call (`outbound`) connects to the address the target check resolved and passed,
+follows no redirect, and is bounded: one deadline (`webhook_timeout_seconds`) covers
+resolving, connecting, sending and the answer's head, and at most 64 KiB of the answer
+is read.
+
+The calls of a round are independent of each other: whatever goes wrong calling one
+target (an error of any kind, bar cancellation) is that row's failed attempt, recorded
+with its reason alongside the others. An exception escaping one call would otherwise
+fail the round and leave every row claimed in it unrecorded, to be sent again once the
+leases ran out (duplicates for everyone, and the bad row never counted towards failed).
+
+Signature: the Standard Webhooks format (`apps.notification.signing`): `webhook-id`,
+`webhook-timestamp` and `webhook-signature` headers, the signature covering the id, the
+timestamp and the body, so a receiver can verify the sender and refuse replays. While a
+rotated-out secret is still valid, each delivery is signed with both (`v1,<new>
+v1,<old>`); the claim reads the old one only until it expires.
 
 Stopping (the app's shutdown, `apps.shared.shutdown`): the worker claims nothing more
 and starts no new call; calls in flight finish and are recorded, and the leases of
@@ -24,10 +37,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import hmac
 import json
 import random
+import ssl
 import time
 import uuid
 from dataclasses import dataclass
@@ -37,8 +49,10 @@ import httpx
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from apps.notification import signing
 from apps.notification.settings import NotificationServiceSettings
-from apps.notification.targets import TargetRefused, check_resolved
+from apps.notification.targets import TargetRefused, resolve_url
+from apps.notification.workers import outbound
 from apps.shared.events.envelope import rfc3339
 from apps.shared.logs import get_logger
 from apps.shared.metrics import NOTIFICATIONS_DELIVERED
@@ -46,20 +60,8 @@ from apps.shared.metrics import NOTIFICATIONS_DELIVERED
 # The logger keeps the name it had before the worker moved here: its lines do not change.
 _log = get_logger("apps.notification.webhooks")
 
-SIGNATURE_HEADER = "X-Todo-Signature"
-TIMESTAMP_HEADER = "X-Todo-Timestamp"
-DELIVERY_HEADER = "X-Todo-Delivery"
 LEASE_SECONDS = 60
-
-
-def sign(secret: str, timestamp: int, body: bytes) -> str:
-    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
-    return f"sha256={digest.hexdigest()}"
-
-
-def verify(secret: str, timestamp: int, body: bytes, signature: str) -> bool:
-    """What a receiver does (and what the tests do to check the sender)."""
-    return hmac.compare_digest(sign(secret, timestamp, body), signature)
+_MAX_ERROR_CHARS = 2000
 
 
 _CLAIM = sa.text(
@@ -78,7 +80,10 @@ _CLAIM = sa.text(
     FROM due, notifications n
     LEFT JOIN notification_settings s ON s.user_id = n.user_id
     WHERE d.id = due.id AND n.id = d.notification_id
-    RETURNING d.id, d.target, d.attempts, s.webhook_secret, n.id AS notification_id,
+    RETURNING d.id, d.target, d.attempts, s.webhook_secret,
+              CASE WHEN s.webhook_secret_previous_expires_at > now()
+                   THEN s.webhook_secret_previous END AS webhook_secret_previous,
+              n.id AS notification_id,
               n.user_id, n.task_id, n.reminder_id, n.title, n.due_at, n.remind_at, n.created_at
     """
 )
@@ -116,6 +121,26 @@ _FAILED_ATTEMPT = sa.text(
 )
 
 
+def _redact(error: str, *secrets: str | None) -> str:
+    """`error` without any of `secrets` (secrets, `v1,<signature>`s): errors are stored,
+    shown to the user and logged, and no exception message may carry a key out."""
+    for secret in filter(None, secrets):
+        # The whole value, and the base64 of a `whsec_...` or of a `v1,...`.
+        prefixless = secret.removeprefix(signing.SECRET_PREFIX)
+        for form in (secret, prefixless, secret.rpartition(",")[2]):
+            if form:  # replacing "" would insert everywhere
+                error = error.replace(form, "[redacted]")
+    return error
+
+
+def _printable(error: str) -> str:
+    """An error as it can be stored and logged: PostgreSQL text refuses NUL (one such
+    message would fail the transaction that records the whole round), and a message
+    echoing what a receiver or a URL held stays short."""
+    cleaned = "".join(c if c.isprintable() else "?" for c in error)
+    return cleaned[:_MAX_ERROR_CHARS]
+
+
 @dataclass(frozen=True)
 class _Claimed:
     row: Any
@@ -145,9 +170,16 @@ class _Claimed:
 
 
 class WebhookWorker:
-    def __init__(self, *, engine: AsyncEngine, settings: NotificationServiceSettings) -> None:
+    def __init__(
+        self,
+        *,
+        engine: AsyncEngine,
+        settings: NotificationServiceSettings,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self._engine = engine
         self._settings = settings
+        self._tls = tls  # CAs to trust instead of the system's (tests)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._http: httpx.AsyncClient | None = None
@@ -156,10 +188,8 @@ class WebhookWorker:
         self._held: dict[uuid.UUID, bool] = {}
 
     def start(self) -> None:
-        self._http = httpx.AsyncClient(
-            timeout=self._settings.webhook_timeout_seconds,
-            follow_redirects=False,  # a redirect could lead anywhere, past the target check
-            trust_env=False,
+        self._http = outbound.new_client(
+            timeout=self._settings.webhook_timeout_seconds, tls=self._tls
         )
         self._task = asyncio.create_task(self._run(), name="webhook-worker")
 
@@ -246,7 +276,19 @@ class WebhookWorker:
                 if self._stopping:
                     return None  # not called: its lease is given back below
                 self._held[item.delivery_id] = True
-                return item, await self._call(item)
+                try:
+                    return item, await self._call(item)
+                except Exception as exc:  # not CancelledError: stopping still stops
+                    # `_call` turns the call's own errors into reasons; this catches the
+                    # rest (building the payload, signing, a bug). Whatever one row does is
+                    # its failed attempt: escaping, it would fail the whole round and
+                    # leave every row claimed with it unrecorded, to be sent again when
+                    # their leases run out.
+                    error = f"call failed: {type(exc).__name__}: {exc}"
+                    row = item.row
+                    return item, _redact(
+                        error, row["webhook_secret"], row["webhook_secret_previous"]
+                    )
 
         outcomes = await asyncio.gather(*(attempt(item) for item in claimed))
         results = [outcome for outcome in outcomes if outcome is not None]
@@ -265,27 +307,42 @@ class WebhookWorker:
         secret, target = row["webhook_secret"], row["target"]
         if not secret or not target:
             return "webhook is no longer configured"
-        try:
-            await check_resolved(target, allow_private=self._settings.webhook_allow_private_targets)
-        except TargetRefused as exc:
-            return f"target refused: {exc}"
+        # The current secret first; during a rotation, the one it replaced as well.
+        secrets = [secret] + ([previous] if (previous := row["webhook_secret_previous"]) else [])
         body = item.payload()
-        timestamp = int(time.time())
+        signed = signing.headers(
+            secrets, msg_id=str(item.delivery_id), timestamp=int(time.time()), body=body
+        )
         headers = {
             "content-type": "application/json",
-            TIMESTAMP_HEADER: str(timestamp),
-            SIGNATURE_HEADER: sign(secret, timestamp, body),
-            DELIVERY_HEADER: str(item.delivery_id),
             "user-agent": "todo-notification/1.0",
+            **signed,
         }
         assert self._http is not None
+        limit = self._settings.webhook_timeout_seconds
+        # One deadline for resolving, connecting, sending and the answer's head.
+        deadline = asyncio.get_running_loop().time() + limit
         try:
-            response = await self._http.post(target, content=body, headers=headers)
-        except httpx.HTTPError as exc:
-            return f"request failed: {exc!r}"
-        if 200 <= response.status_code < 300:
+            async with asyncio.timeout_at(deadline):
+                resolved = await resolve_url(
+                    target, allow_private=self._settings.webhook_allow_private_targets
+                )
+            status = await outbound.post(
+                self._http, resolved, body=body, headers=headers, deadline=deadline
+            )
+        except TargetRefused as exc:
+            return f"target refused: {exc}"
+        except TimeoutError:
+            return f"no answer within {limit:g} s"
+        except Exception as exc:  # httpx's errors, and any other: this row's attempt failed
+            if isinstance(exc, httpx.HTTPError):
+                error = f"request failed: {exc!r}"
+            else:
+                error = f"call failed: {type(exc).__name__}: {exc}"
+            return _redact(error, *secrets, *signed[signing.SIGNATURE_HEADER].split())
+        if 200 <= status < 300:
             return None
-        return f"answered {response.status_code}"
+        return f"answered {status}"
 
     async def _record(self, connection: Any, item: _Claimed, error: str | None) -> None:
         if error is None:
@@ -293,6 +350,7 @@ class WebhookWorker:
             NOTIFICATIONS_DELIVERED.labels("webhook", "delivered").inc()
             return
         settings = self._settings
+        error = _printable(error)
         attempts = int(item.row["attempts"])
         delay = random.uniform(
             settings.webhook_backoff_base_seconds,
@@ -308,7 +366,7 @@ class WebhookWorker:
                     "id": item.delivery_id,
                     "max_attempts": settings.webhook_max_attempts,
                     "delay": delay,
-                    "error": error[:2000],
+                    "error": error,
                 },
             )
         ).scalar_one_or_none()

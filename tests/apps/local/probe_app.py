@@ -80,14 +80,17 @@ class ProbeApp:
 
 
 class ServerThread:
-    """Serve an ASGI app with uvicorn on a free loopback port, in a thread."""
+    """Serve an ASGI app with uvicorn on a loopback address (127.0.0.1 and a free port
+    unless told), in a thread; `options` go to uvicorn.Config (e.g. ssl_certfile)."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, *, host: str = "127.0.0.1", port: int = 0, **options: Any) -> None:
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind(("127.0.0.1", 0))
+        self._sock.bind((host, port))
         self.port: int = self._sock.getsockname()[1]
-        config = uvicorn.Config(app, log_config=None, log_level="warning", lifespan="off")
+        config = uvicorn.Config(
+            app, log_config=None, log_level="warning", lifespan="off", **options
+        )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._run, daemon=True)
 
