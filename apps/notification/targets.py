@@ -30,9 +30,15 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from apps.contracts.services import AppId, app
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+# In a cluster the service's NetworkPolicy lets it reach public addresses on these ports
+# only (apps/contracts/services.py): a webhook on another port could never be delivered,
+# so it is refused when set, not failed six times later.
+PUBLIC_PORTS = frozenset(app(AppId.NOTIFICATION).public_egress_ports)
 # A DNS label as hostnames use it (underscores occur in the wild, so they pass).
 _LABEL = re.compile(r"(?!-)[a-z0-9_-]{1,63}(?<!-)\Z")
 # What the WHATWG URL standard reads as a number when it ends a host: such a host is an
@@ -119,6 +125,9 @@ def parse_target(url: str, *, allow_private: bool) -> Target:
     elif not allow_private and not is_public(literal):
         raise TargetRefused("must not point at a private, loopback or link-local address")
     port = parsed.port or _DEFAULT_PORTS[parsed.scheme]
+    if not allow_private and port not in PUBLIC_PORTS:
+        allowed = " and ".join(str(p) for p in sorted(PUBLIC_PORTS))
+        raise TargetRefused(f"port {port} cannot be reached: webhooks go to ports {allowed}")
     return Target(url=parsed, host=host, port=port, literal=literal)
 
 

@@ -24,10 +24,11 @@ from apps.shared.errors import error_responses, invalid
 router = APIRouter(
     prefix=NOTIFICATIONS_PREFIX, tags=["notifications"], responses=error_responses(401, 422)
 )
+# 400: a body that is not decodable text; 422: anything that fails validation.
 settings_router = APIRouter(
     prefix=NOTIFICATION_SETTINGS_PREFIX,
     tags=["notifications"],
-    responses=error_responses(401, 422),
+    responses=error_responses(400, 401, 422),
 )
 
 

@@ -60,7 +60,19 @@ from apps.shared.metrics import NOTIFICATIONS_DELIVERED
 # The logger keeps the name it had before the worker moved here: its lines do not change.
 _log = get_logger("apps.notification.webhooks")
 
-LEASE_SECONDS = 60
+# A round claims CLAIM_WAVES times as many rows as it calls at once, and each call ends
+# by its overall deadline (`webhook_timeout_seconds`), so a live worker records every
+# claimed row within CLAIM_WAVES deadlines; the lease adds a margin for the database
+# round trips. A dead worker's rows are retried once it runs out: shorter is sooner.
+CLAIM_WAVES = 4
+LEASE_MARGIN_SECONDS = 10.0
+
+
+def lease_seconds(settings: NotificationServiceSettings) -> float:
+    """How long a claimed row stays out of other workers' reach."""
+    return CLAIM_WAVES * settings.webhook_timeout_seconds + LEASE_MARGIN_SECONDS
+
+
 _MAX_ERROR_CHARS = 2000
 
 
@@ -262,7 +274,11 @@ class WebhookWorker:
                 _Claimed(row)
                 for row in (
                     await connection.execute(
-                        _CLAIM, {"limit": settings.webhook_concurrency * 4, "lease": LEASE_SECONDS}
+                        _CLAIM,
+                        {
+                            "limit": settings.webhook_concurrency * CLAIM_WAVES,
+                            "lease": lease_seconds(settings),
+                        },
                     )
                 ).mappings()
             ]

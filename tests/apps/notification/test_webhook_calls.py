@@ -161,11 +161,15 @@ def rebinding_dns(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 def test_the_call_connects_to_the_address_that_was_checked(
-    settings: NotificationServiceSettings, rebinding_dns: list[str]
+    settings: NotificationServiceSettings,
+    rebinding_dns: list[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     checked, internal = ProbeApp(), ProbeApp()
     public_server = ServerThread(checked.app, host="127.0.0.2").start()
     internal_server = ServerThread(internal.app, port=public_server.port).start()
+    # The test's "public" receiver listens on a free port, not on 80 or 443.
+    monkeypatch.setattr("apps.notification.targets.PUBLIC_PORTS", frozenset({public_server.port}))
     try:
         url = f"http://{NAME}:{public_server.port}/hook"
         strict = settings.model_copy(update={"webhook_allow_private_targets": False})

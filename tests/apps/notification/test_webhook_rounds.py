@@ -50,7 +50,7 @@ def test_a_poisoned_row_fails_alone_and_the_round_goes_on(
             all(rows[d].status == "delivered" for d in good)
             and all(rows[d].last_error for d in bad)
         ),
-        timeout=10,  # far below the 60 s lease an unrecorded round would wait out
+        timeout=10,  # below the 30 s lease an unrecorded round would wait out
     )
 
     assert {rows[d].attempts for d in good} == {1}

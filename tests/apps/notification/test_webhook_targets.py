@@ -84,7 +84,7 @@ PRIVATE = [
 ACCEPTED = [
     "https://hooks.example.com/x",
     "https://hooks.example.com./x",
-    "http://hooks.example.com:8080/x?token=abc",
+    "http://hooks.example.com:80/x?token=abc",
     "https://HOOKS.Example.com/Path",
     "https://xn--bcher-kva.example/x",
     "http://93.184.215.14/",
@@ -113,6 +113,17 @@ def test_refused_when_set_in_production(strict_client: TestClient, url: str) -> 
     (detail,) = refused.json()["detail"]
     assert detail["loc"] == ["body", "webhook_url"]
     assert detail["msg"]
+
+
+@pytest.mark.parametrize("url", ["http://hooks.example.com:8080/x", "https://93.184.215.14:8443/"])
+def test_ports_the_network_policy_closes_are_refused_when_set(
+    strict_client: TestClient, url: str
+) -> None:
+    refused = _put(strict_client, url)
+    assert refused.status_code == 422, refused.text
+    (detail,) = refused.json()["detail"]
+    assert detail["loc"] == ["body", "webhook_url"]
+    assert "webhooks go to ports 80 and 443" in detail["msg"]
 
 
 @pytest.mark.parametrize("url", ACCEPTED)
