@@ -156,17 +156,21 @@ async def resolve_url(url: str, *, allow_private: bool) -> Resolved:
 
 
 def is_public(address: IPAddress) -> bool:
-    if address.is_multicast or not address.is_global:
+    if address.is_multicast:
         return False
     if isinstance(address, ipaddress.IPv6Address):
         if address in _SITE_LOCAL:
             return False
+        # An IPv6 address that carries an IPv4 one (mapped, 6to4, NAT64, compatible) is
+        # judged by that IPv4 address alone, before the IPv6 `is_global`: Python's
+        # special-purpose tables for these ranges changed between patch releases
+        # (6to4's 2002::/16, for one, is not global on some 3.11 releases).
         embedded = address.ipv4_mapped or address.sixtofour
         if embedded is None and any(address in network for network in _EMBEDDING_IPV4):
             embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
         if embedded is not None:
             return is_public(embedded)
-    return True
+    return address.is_global
 
 
 def _check_port(netloc: str) -> None:
