@@ -75,6 +75,8 @@ def test_environment_comes_from_secrets_and_a_configmap() -> None:
         "APP_ENV": "prod",
         "LOG_LEVEL": "INFO",
         "DB_POOL_SIZE": "1",
+        # DATABASE_URL is prod's connection pool (PgBouncer, transaction mode).
+        "DB_TRANSACTION_POOLING": "true",
         "UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN": "10",
         "SHUTDOWN_DRAIN_SECONDS": "10",
         # todo:apps.limits, defaults (apps/shared/http_limits.py reads them)
