@@ -125,6 +125,7 @@ def plan(
     from infra.tooling.plan.artifacts import write_plan
     from infra.tooling.plan.build import default_out_dir
     from infra.tooling.plan.checks import policy_violations
+    from infra.tooling.plan.connections import planned_budget
     from infra.tooling.plan.cost import estimate
     from infra.tooling.plan.footprint import compute_footprint
     from infra.tooling.plan.summary import print_plan
@@ -146,6 +147,7 @@ def plan(
         footprint=footprint,
         cost=cost,
         violations=violations,
+        connections=planned_budget(result.stack, result.config),
     )
     if violations:
         raise typer.Exit(1)
