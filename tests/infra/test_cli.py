@@ -35,6 +35,9 @@ def test_plan_writes_the_files_and_prints_the_figures(tmp_path: Path) -> None:
     manifests = list((tmp_path / "manifests").glob("*.yaml"))
     assert len(manifests) > 20
     assert (tmp_path / "graph.mmd").read_text().startswith("flowchart")
+    # What `todo-infra diff` compares costs with: nothing on DigitalOcean here.
+    cost = json.loads((tmp_path / "cost.json").read_text())
+    assert cost["lines"] == [] and cost["monthlyMax"] == 0 and cost["currency"] == "USD"
     for figure in ("plan time", "resources", "critical path", "footprint", "monthly cost"):
         assert figure in result.output
     assert "fits `minikube start --cpus 4 --memory 8g`" in " ".join(result.output.split())

@@ -79,7 +79,7 @@ def print_plan(
     console.print(
         f"Files: {out_dir}/resources.json, manifests/ ({len(plan.objects) - releases} objects), "
         f"helm-releases/ ({releases} records: the charts' own objects need helm to render), "
-        "graph.mmd"
+        "graph.mmd, cost.json"
     )
     console.rule("Figures")
     figures = Table(show_header=False, show_edge=False)
