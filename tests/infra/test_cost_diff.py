@@ -10,7 +10,10 @@ rules on hand-made estimates.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +28,7 @@ from infra.tooling.delivery.cost_diff import PlanCost, diff_costs, load_cost
 from infra.tooling.delivery.plan_diff import diff_plan_dirs
 from infra.tooling.plan.build import Plan
 from infra.tooling.plan.cost import COST_FILE, CostEstimate, CostLine, estimate, load_prices
-from infra.tooling.repo import STACKS_DIR
+from infra.tooling.repo import PROJECT_ROOT, STACKS_DIR
 
 runner = CliRunner()
 NODE_POOL = "node pool todo-prod-default"
@@ -194,3 +197,67 @@ def test_the_comment_opens_with_every_stacks_cost() -> None:
         "maximum) |"
     ) in body
     assert "| `staging` | $30.00 | $30.00 | no cost change |" in body
+
+
+# ----------------------------------------------------------------------------- the workflow
+
+WORKFLOW = PROJECT_ROOT / ".github" / "workflows" / "preview.yml"
+UV_SHIM = """#!/bin/sh
+# `uv run todo-infra ARGS`, as the workflow calls it, on this checkout's interpreter.
+[ "$1" = run ] && shift
+[ "$1" = todo-infra ] && shift
+exec "$TEST_PYTHON" -c 'import sys; from infra.tooling.cli import main; \\
+sys.argv = ["todo-infra", *sys.argv[1:]]; main()' "$@"
+"""
+
+
+def _step(job: str, name: str) -> str:
+    steps = yaml.safe_load(WORKFLOW.read_text())["jobs"][job]["steps"]
+    (step,) = [s for s in steps if s.get("name") == name]
+    script: str = step["run"]
+    return script
+
+
+def test_the_preview_workflows_diff_step_puts_the_cost_in_the_comment(
+    prod_plans: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """The `Diff` step's own script, run as Actions runs it (bash -eo pipefail) on plans
+    laid out as its `Plan both sides` step writes them, and the checks preview-comment.yml
+    makes before posting."""
+    base, head = prod_plans
+    assert '--out "../plans/$side/$stack"' in _step("offline-diff", "Plan both sides")
+    for side, source in (("base", base), ("head", head)):
+        shutil.copytree(source / "prod", tmp_path / "plans" / side / "prod")
+    (tmp_path / "head").mkdir()
+    shim = tmp_path / "bin" / "uv"
+    shim.parent.mkdir()
+    shim.write_text(UV_SHIM)
+    shim.chmod(0o755)
+    summary = tmp_path / "summary.md"
+    env = {
+        **os.environ,
+        "PATH": f"{shim.parent}{os.pathsep}{os.environ['PATH']}",
+        "PYTHONPATH": str(PROJECT_ROOT),
+        "TEST_PYTHON": sys.executable,
+        "TODO_INFRA_BYTECODE_CACHE": "off",
+        "PR_NUMBER": "42",
+        "GITHUB_STEP_SUMMARY": str(summary),
+    }
+    result = subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", _step("offline-diff", "Diff")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    comment = (tmp_path / "comment" / "comment.md").read_text()
+    # preview-comment.yml posts only a body whose first line is the marker, under 65000 bytes.
+    assert comment.splitlines()[0] == "<!-- todo-infra-offline-diff -->"
+    assert len(comment.encode()) <= 65000
+    assert "**Monthly cost: $241.50 – $289.50 → $265.50 – $313.50 (+$24.00/month)**" in comment
+    assert f"_driven by {NODE_POOL} (+$24.00/month)_" in comment
+    assert (tmp_path / "comment" / "pr-number.txt").read_text() == "42\n"
+    assert summary.read_text() == comment
