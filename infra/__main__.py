@@ -76,7 +76,7 @@ namespaces = Namespaces(
         dapr=base.dapr_namespace if base else names.dapr,
         kafka=apps_namespace if ephemeral else names.kafka,
         api_server=cluster.api_server,
-        database_port=settings.database_port,
+        database_ports=settings.database_ports,
         database_cidr=database_cidr,
         create_system_namespaces=not ephemeral,
         kafka_settings=settings.kafka,
@@ -141,6 +141,8 @@ dapr = Dapr(
         kafka_credentials_secret=kafka.credentials_secret,
         kafka_sasl_mechanism=kafka.sasl_mechanism,
         kafka_tls=kafka.tls,
+        # Direct, never the pool: the state store's pgx caches prepared statements by
+        # default, which transaction pooling breaks (infra/settings/connections.py).
         database_secret=database.secret_name,
         reminder_scan_schedule=settings.apps.reminder_scan_schedule,
         install_control_plane=not ephemeral,
@@ -154,7 +156,7 @@ migrations = Migrations(
     MigrationsArgs(
         namespace=namespaces.apps,
         image=backend_image,
-        database_secret=database.secret_name,
+        database_secret=database.secret_name,  # direct: a migration is one session
         log_level=settings.apps.log_level,
         after=database.ready,
         image_pull_secret=app_secrets.image_pull_secret,
@@ -204,7 +206,15 @@ services = {
             dapr_config=dapr.config_names[app.app_id],
             dapr_sidecar=settings.dapr.sidecar,
             dapr_log_level=settings.dapr.log_level,
-            database_secret=database.secret_name,
+            # Through the connection pool where there is one; sessions of their own
+            # (the backend's LISTEN) and the migrations go straight to the database.
+            database_secret=database.service_secret_name,
+            transaction_pooling=database.transaction_pooling,
+            database_direct_secret=(
+                database.secret_name
+                if database.transaction_pooling and app.session_connections
+                else None
+            ),
             auth_secret=app_secrets.auth_secret,
             app_token_secret=app_secrets.app_token_secret,
             dapr_api_token_secret=app_secrets.dapr_api_token_secret,

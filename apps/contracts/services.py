@@ -51,10 +51,20 @@ class App:
     """Paths of the public API host the edge routes to it; the longest prefix wins."""
     public_egress_ports: tuple[int, ...] = ()
     """Ports it may call on public addresses (webhook targets)."""
+    session_connections: int = 0
+    """Database connections per replica that need a session of their own, outside its
+    pool (LISTEN): never through a transaction pooler, given DATABASE_DIRECT_URL."""
 
 
 APPS: Final = (
-    App(AppId.BACKEND, Role.API, "apps.backend.main:app", 8000, (API_PREFIX,)),
+    App(
+        AppId.BACKEND,
+        Role.API,
+        "apps.backend.main:app",
+        8000,
+        (API_PREFIX,),
+        session_connections=1,  # the outbox relay's LISTEN (apps/backend/workers/outbox_relay.py)
+    ),
     App(
         AppId.NOTIFICATION,
         Role.WORKER,

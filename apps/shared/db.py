@@ -3,12 +3,28 @@
 Kubernetes Secrets and `todo-local` hand out plain `postgresql://` URLs; SQLAlchemy
 needs the driver named, and this project's driver is psycopg 3 (async on the request
 path, sync for Alembic and tooling).
+
+Behind a transaction-pooling PgBouncer (DigitalOcean's connection pools, mode
+`transaction`) consecutive transactions of one client connection may run on different
+server connections, so nothing may outlive a transaction on the server: psycopg 3
+prepares a statement server-side once it has run `prepare_threshold` (5) times on a
+connection, and such a statement would be missing, or another client's, on the next
+server connection. `prepare_threshold=None` turns that off ("You can disable the use of
+prepared statements on a connection by setting its prepare_threshold attribute to None",
+https://www.psycopg.org/psycopg3/docs/advanced/prepare.html; a `connect()` keyword since
+psycopg 3.1). SQLAlchemy hands `connect_args` to the driver's `connect()` unchanged
+(https://docs.sqlalchemy.org/en/21/core/engines.html#sqlalchemy.create_engine.params.connect_args);
+its psycopg dialect page has no PgBouncer section (only the asyncpg dialect's "Prepared
+Statement Name with PGBouncer"), so this is the driver's switch, set here. Session-level
+features (LISTEN, session advisory locks, plain SET) also break under transaction pooling
+(https://www.pgbouncer.org/features.html): the apps use transaction-scoped ones only, and
+the outbox relay's LISTEN connects straight to the database (`database_direct_url`).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy import Engine, create_engine, text
@@ -31,20 +47,33 @@ def driver_url(database_url: str) -> str:
     return url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
 
 
-def create_db_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
-    """The service's async engine. Sessions pin the time zone to UTC for stable output."""
+def connect_args(*, transaction_pooling: bool = False) -> dict[str, Any]:
+    """psycopg's `connect()` keywords: the session's time zone pinned to UTC, and no
+    server-side prepared statements when a transaction pooler sits in between."""
+    args: dict[str, Any] = {"options": "-c timezone=UTC"}
+    if transaction_pooling:
+        args["prepare_threshold"] = None
+    return args
+
+
+def create_db_engine(
+    database_url: str, *, pool_size: int = 10, transaction_pooling: bool = False
+) -> AsyncEngine:
+    """The service's async engine: `pool_size` connections and as many again as overflow.
+    Sessions pin the time zone to UTC for stable output."""
     return create_async_engine(
         driver_url(database_url),
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=False,  # a broken connection surfaces as an error and is replaced
-        connect_args={"options": "-c timezone=UTC"},
+        connect_args=connect_args(transaction_pooling=transaction_pooling),
     )
 
 
 def create_sync_engine(database_url: str) -> Engine:
-    """A sync engine for Alembic, scripts and tests."""
-    return create_engine(driver_url(database_url), connect_args={"options": "-c timezone=UTC"})
+    """A sync engine for Alembic, scripts and tests. The migration Job is given the
+    direct URL, never a pooled one: a revision's DDL runs as one session of its own."""
+    return create_engine(driver_url(database_url), connect_args=connect_args())
 
 
 def make_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

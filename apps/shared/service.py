@@ -160,7 +160,9 @@ def start_service(
 async def open_database(app: FastAPI, settings: ServiceSettings) -> AsyncIterator[None]:
     """Put `engine` and `session_factory` on `app.state` for the app's lifetime."""
     engine = create_db_engine(
-        settings.database_url.get_secret_value(), pool_size=settings.db_pool_size
+        settings.database_url.get_secret_value(),
+        pool_size=settings.db_pool_size,
+        transaction_pooling=settings.db_transaction_pooling,
     )
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)

@@ -35,6 +35,17 @@ class ServiceSettings(BaseSettings):
         default=None, description="token Dapr sends in the dapr-api-token header"
     )
     db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_transaction_pooling: bool = Field(
+        default=False,
+        description="DATABASE_URL goes through a transaction-pooling PgBouncer (DigitalOcean "
+        "connection pools): no server-side prepared statements, no session-level features "
+        "on it (apps.shared.db)",
+    )
+    database_direct_url: SecretStr | None = Field(
+        default=None,
+        description="plain postgresql:// URL straight to the database, for what needs a "
+        "session of its own (the outbox relay's LISTEN) when DATABASE_URL is pooled",
+    )
     dapr_sidecar_required: bool = Field(
         default=True,
         description="/readyz also needs the Dapr sidecar's health check (off only where no "
@@ -70,12 +81,22 @@ class ServiceSettings(BaseSettings):
         description="largest request line plus headers accepted (431 above it)",
     )
 
-    @field_validator("database_url")
+    @field_validator("database_url", "database_direct_url")
     @classmethod
-    def _postgres_url(cls, value: SecretStr) -> SecretStr:
-        if not value.get_secret_value().startswith(_POSTGRES_SCHEMES):
+    def _postgres_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(_POSTGRES_SCHEMES):
             raise ValueError("must be a postgresql:// URL")
         return value
+
+    def session_database_url(self) -> str | None:
+        """Where a connection that needs its own session (LISTEN) goes: straight to the
+        database. None when DATABASE_URL is transaction-pooled and no direct URL is set:
+        a session feature through the pooler would silently not work."""
+        if self.database_direct_url is not None:
+            return self.database_direct_url.get_secret_value()
+        if self.db_transaction_pooling:
+            return None
+        return self.database_url.get_secret_value()
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -15,6 +15,7 @@ The package, by job:
 * one module per area: `namespaces`, `cluster`, `database`, `kafka`, `dapr`, `services`
   (`todo:apps`), `observability`, `edge`, `ephemeral`; `stack` holds `Settings`, all of them;
 * `errors`: validation errors rewritten to name the key; `rules`: the cross-area rules;
+  `connections`: the database connection budget (a rule across `apps` and `database`);
 * `loading`: `parse_settings` (a mapping) and `load_settings` (the running stack).
 
 Adding an area is additive: a module with its model, a field on `Settings` with a
@@ -33,12 +34,15 @@ from infra.settings.cluster import (
     MaintenanceWindow,
     NodePool,
 )
+from infra.settings.connections import ConnectionBudget, ServiceConnections, connection_budget
 from infra.settings.dapr import DaprSettings
 from infra.settings.database import (
     IN_CLUSTER_DATABASE_PORT,
     MANAGED_DATABASE_PORT,
+    MANAGED_POOL_PORT,
     ONE_OFF_CONNECTIONS,
     STATE_STORE_MAX_CONNECTIONS,
+    ConnectionPool,
     DatabaseSettings,
     ExternalDatabase,
     InClusterDatabase,
@@ -98,6 +102,8 @@ __all__ = [
     "AppsSettings",
     "CONFIG_NAMESPACE",
     "ClusterSettings",
+    "ConnectionBudget",
+    "ConnectionPool",
     "CpuQuantity",
     "DaprSettings",
     "DatabaseSettings",
@@ -124,6 +130,7 @@ __all__ = [
     "LOCAL_DOMAIN",
     "LocalCluster",
     "MANAGED_DATABASE_PORT",
+    "MANAGED_POOL_PORT",
     "MIN_DOKS_MINOR",
     "MaintenanceWindow",
     "ManagedDatabase",
@@ -139,6 +146,7 @@ __all__ = [
     "SECRET_KEYS",
     "STATE_STORE_MAX_CONNECTIONS",
     "RequestLimits",
+    "ServiceConnections",
     "ServiceSettings",
     "Settings",
     "SettingsError",
@@ -149,6 +157,7 @@ __all__ = [
     "StorageClassName",
     "StrimziKafka",
     "TopicSettings",
+    "connection_budget",
     "jvm_bytes",
     "load_settings",
     "managed_connection_limit",

@@ -38,6 +38,9 @@ class InClusterDatabase(SettingsModel):
 
 IN_CLUSTER_DATABASE_PORT = 5432
 MANAGED_DATABASE_PORT = 25060  # DigitalOcean's PostgreSQL port
+MANAGED_POOL_PORT = 25061
+"""A DigitalOcean connection pool's port (API reference, connection pool `connection`:
+`port: 25061`, https://docs.digitalocean.com/reference/api/digitalocean/#tag/Databases)."""
 _SINGLE_NODE_DATABASE_SIZES = frozenset({"db-s-1vcpu-1gb"})
 STATE_STORE_MAX_CONNECTIONS = 1
 """The Dapr state store's pool per sidecar (its `maxConns`)."""
@@ -46,9 +49,26 @@ ONE_OFF_CONNECTIONS = 2
 
 
 def managed_connection_limit(size: str) -> int | None:
-    """Connections a DigitalOcean PostgreSQL plan accepts: 25 per GB of RAM, 3 reserved."""
+    """Backend connections a DigitalOcean PostgreSQL plan accepts, shared by its pools and
+    direct clients: "25 backend server connections are allowed for every 1GB of RAM. Three
+    are reserved for maintenance. For example, a primary node with 1 GB of RAM allows for a
+    maximum of 22 backend server connections while one with 4 GB would allow for 97. Note
+    that these are shared across all connection pools in a cluster." (API reference,
+    connection pool `size`; "How to Manage Connection Pools",
+    https://docs.digitalocean.com/products/databases/postgresql/how-to/manage-connection-pools/)."""
     match = re.search(r"-([0-9]+)gb$", size)
     return 25 * int(match.group(1)) - 3 if match else None
+
+
+class ConnectionPool(SettingsModel):
+    """A DigitalOcean connection pool (PgBouncer) in front of the services' database."""
+
+    size: Annotated[int, Field(ge=1, le=10000)]
+    """Backend connections the pool may open: at least what the services may open at max
+    replicas, at most what the plan leaves after the direct connections (rules.py)."""
+    mode: Literal["transaction"] = "transaction"
+    """PgBouncer's pool mode. Only `transaction`: the apps are set up for it
+    (DB_TRANSACTION_POOLING: no server-side prepared statements, no session state)."""
 
 
 class ManagedDatabase(SettingsModel):
@@ -59,6 +79,9 @@ class ManagedDatabase(SettingsModel):
     size: DoDatabaseSize = "db-s-1vcpu-1gb"
     node_count: Annotated[int, Field(ge=1, le=3)] = 1
     """1 = primary only; 2 or 3 = primary plus standby nodes (automatic failover)."""
+    pool: ConnectionPool | None = None
+    """`pool: {size: N}`: the services connect through a connection pool of N; unset, they
+    connect straight to the database."""
 
     @model_validator(mode="after")
     def _standby_size(self) -> Self:

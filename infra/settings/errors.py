@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import (
     BaseModel,
@@ -86,6 +86,11 @@ def _model_at(loc: Sequence[str]) -> type[BaseModel] | None:
             (f for f in model.model_fields.values() if f.alias == part), None
         )
         annotation = field.annotation if field is not None else None
+        # An optional area (`pool: ConnectionPool | None`): the model in the union.
+        members = [a for a in get_args(annotation) if isinstance(a, type)]
+        models = [a for a in members if issubclass(a, BaseModel)]
+        if len(models) == 1 and len(members) == 2 and type(None) in members:
+            annotation = models[0]
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             model = annotation
             continue

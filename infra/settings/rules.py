@@ -6,7 +6,8 @@ from __future__ import annotations
 from apps.contracts import ephemeral as ephemeral_contract
 from apps.contracts.services import APP_IDS
 from infra.settings.cluster import DoksCluster
-from infra.settings.database import ONE_OFF_CONNECTIONS, ManagedDatabase, managed_connection_limit
+from infra.settings.connections import connection_budget
+from infra.settings.database import ManagedDatabase
 from infra.settings.edge import LOCAL_DOMAIN
 from infra.settings.ephemeral import EphemeralSettings
 from infra.settings.errors import allowed_keys
@@ -205,20 +206,6 @@ def _image_checks(settings: Settings, secret_keys: set[str]) -> list[str]:
 
 
 def _connection_budget(settings: Settings) -> list[str]:
-    """The services at max replicas must fit the managed plan's connection limit."""
-    if not isinstance(settings.database, ManagedDatabase):
-        return []
-    limit = managed_connection_limit(settings.database.size)
-    if limit is None:
-        return []
-    peaks = {app: settings.apps.service(app).peak_connections for app in APP_IDS}
-    total = sum(peaks.values()) + ONE_OFF_CONNECTIONS
-    if total <= limit:
-        return []
-    detail = ", ".join(f"{app} {peak}" for app, peak in peaks.items())
-    return [
-        f"{CONFIG_NAMESPACE}:apps.*.maxReplicas/dbPoolSize: the services may open {total} "
-        f"database connections at max replicas ({detail}, jobs {ONE_OFF_CONNECTIONS}); "
-        f"database.size {settings.database.size!r} accepts {limit}: lower them or pick a "
-        "larger size"
-    ]
+    """The services at max replicas fit the connection pool, and the pool with the direct
+    connections fits the managed plan (infra/settings/connections.py)."""
+    return connection_budget(settings).errors()

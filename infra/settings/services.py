@@ -13,7 +13,6 @@ from pydantic import (
 )
 
 from apps.contracts.services import APP_IDS
-from infra.settings.database import STATE_STORE_MAX_CONNECTIONS
 from infra.settings.types import (
     CONFIG_NAMESPACE,
     Digest,
@@ -70,15 +69,11 @@ class ServiceSettings(SettingsModel):
     max_replicas: Annotated[int, Field(ge=1, le=100)] = 2
     target_cpu_utilization: Annotated[int, Field(ge=10, le=95)] = 70
     db_pool_size: Annotated[int, Field(ge=1, le=20)] = 2
-    """DB_POOL_SIZE: pooled connections per pod (the apps allow as many again as overflow)."""
+    """DB_POOL_SIZE: pooled connections per pod (the apps allow as many again as overflow;
+    the connection budget, infra/settings/connections.py, counts both)."""
     resources: Resources = Resources(
         cpu_request="100m", memory_request="128Mi", cpu_limit="500m", memory_limit="256Mi"
     )
-
-    @property
-    def peak_connections(self) -> int:
-        """Database connections at max replicas: pool + overflow, plus the sidecar's state store."""
-        return self.max_replicas * (2 * self.db_pool_size + STATE_STORE_MAX_CONNECTIONS)
 
     @model_validator(mode="after")
     def _bounds(self) -> Self:

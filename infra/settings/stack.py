@@ -7,9 +7,11 @@ from infra.settings.dapr import DaprSettings
 from infra.settings.database import (
     IN_CLUSTER_DATABASE_PORT,
     MANAGED_DATABASE_PORT,
+    MANAGED_POOL_PORT,
     DatabaseSettings,
     ExternalDatabase,
     InClusterDatabase,
+    ManagedDatabase,
 )
 from infra.settings.edge import EdgeSettings
 from infra.settings.ephemeral import EphemeralSettings
@@ -63,13 +65,15 @@ class Settings(SettingsModel):
         return f"{'https' if self.tls else 'http'}://{self.edge.grafana_hostname}"
 
     @property
-    def database_port(self) -> int:
-        """The port database clients connect to."""
+    def database_ports(self) -> tuple[int, ...]:
+        """The ports database clients connect to: the server's, and a connection pool's."""
         if isinstance(self.database, ExternalDatabase):
-            return self.database.port
+            return (self.database.port,)
         if isinstance(self.database, InClusterDatabase):
-            return IN_CLUSTER_DATABASE_PORT
-        return MANAGED_DATABASE_PORT
+            return (IN_CLUSTER_DATABASE_PORT,)
+        if isinstance(self.database, ManagedDatabase) and self.database.pool is not None:
+            return (MANAGED_DATABASE_PORT, MANAGED_POOL_PORT)
+        return (MANAGED_DATABASE_PORT,)
 
     @property
     def apps_namespace(self) -> str:

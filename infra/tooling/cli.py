@@ -120,12 +120,14 @@ def plan(
     program: ProgramOption = None,
     stacks_dir: StacksDirOption = None,
 ) -> None:
-    """Run the real program offline under mocks; write resources.json, manifests/, graph.mmd."""
+    """Run the real program offline under mocks; write resources.json, manifests/, graph.mmd,
+    cost.json."""
     _prepare_imports()
     from infra.tooling.plan.artifacts import write_plan
     from infra.tooling.plan.build import default_out_dir
     from infra.tooling.plan.checks import policy_violations
-    from infra.tooling.plan.cost import estimate
+    from infra.tooling.plan.connections import planned_budget
+    from infra.tooling.plan.cost import estimate, write_cost
     from infra.tooling.plan.footprint import compute_footprint
     from infra.tooling.plan.summary import print_plan
 
@@ -137,6 +139,8 @@ def plan(
     with _reference_data_errors():  # chart defaults: the footprint and the volumes' cost
         footprint = compute_footprint(result.objects, cluster_source.run.resources.values())
         cost = estimate(result.run.resources, result.objects)
+    # For `todo-infra diff`: each plan's cost as its own code and prices computed it.
+    write_cost(cost, out_dir)
     violations = policy_violations(result)
     print_plan(
         console,
@@ -146,6 +150,7 @@ def plan(
         footprint=footprint,
         cost=cost,
         violations=violations,
+        connections=planned_budget(result.stack, result.config),
     )
     if violations:
         raise typer.Exit(1)

@@ -35,11 +35,18 @@ def test_plan_writes_the_files_and_prints_the_figures(tmp_path: Path) -> None:
     manifests = list((tmp_path / "manifests").glob("*.yaml"))
     assert len(manifests) > 20
     assert (tmp_path / "graph.mmd").read_text().startswith("flowchart")
+    # What `todo-infra diff` compares costs with: nothing on DigitalOcean here.
+    cost = json.loads((tmp_path / "cost.json").read_text())
+    assert cost["lines"] == [] and cost["monthlyMax"] == 0 and cost["currency"] == "USD"
     for figure in ("plan time", "resources", "critical path", "footprint", "monthly cost"):
         assert figure in result.output
     assert "fits `minikube start --cpus 4 --memory 8g`" in " ".join(result.output.split())
     assert "Policy: every rule passes." in result.output
     assert "placeholders" not in result.output  # minikube names its images
+    # In-cluster PostgreSQL, no pool: the budget is shown against PostgreSQL's defaults.
+    text = " ".join(result.output.split())
+    assert "Database: pools 24 + direct 10 = 34 of 97" in text and "(shown, not checked)" in text
+    assert "Connection pool:" not in text
 
 
 def test_a_cloud_plan_says_its_images_are_placeholders(tmp_path: Path) -> None:
@@ -56,6 +63,28 @@ def test_a_cloud_plan_says_its_images_are_placeholders(tmp_path: Path) -> None:
         for container in doc["spec"]["template"]["spec"]["containers"]
     }
     assert images and all(i.startswith("release.invalid/todo/todo-") for i in images)
+    assert "Connection pool: size 20; the services may open 20 through it." in text
+    assert "Database: pool 20 + direct 12 = 32 of 47 (DigitalOcean: 25 per GB of RAM" in text
+    assert "; 15 left." in text
+
+
+def test_a_budget_the_pool_cannot_hold_stops_the_plan_naming_the_keys(tmp_path: Path) -> None:
+    stacks = _copy_stacks(tmp_path)
+    path = stacks / "Pulumi.prod.yaml"
+    document = yaml.safe_load(path.read_text())
+    document["config"]["todo:apps"]["recurring"]["maxReplicas"] = 6  # 6 × 2 × 1 = 12
+    path.write_text(yaml.safe_dump(document))
+
+    result = runner.invoke(
+        app, ["plan", "--stack", "prod", "--stacks-dir", str(stacks), "--out", str(tmp_path)]
+    )
+    assert result.exit_code == 2, result.output
+    text = " ".join(result.output.split())
+    assert "todo:apps.*.maxReplicas/dbPoolSize, todo:database.pool.size" in text
+    assert "may open 34 connections to the pool" in text and "recurring 6 × 2 = 12" in text
+    assert "database.pool.size is 28" in text
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "resources.json").exists()
 
 
 def _copy_stacks(tmp_path: Path) -> Path:

@@ -62,6 +62,28 @@ def test_an_ha_cluster_has_no_ipv4_address() -> None:
     assert "ipv4Address" not in existing.existing_cluster({"name": "c"}, {})
 
 
+def test_a_connection_pool_answers_as_the_api_reference_shows() -> None:
+    """DigitalOcean's API reference (connection pool `connection`): the cluster's host,
+    port 25061, the pool's name as the database, `postgres://` and `sslmode=require`."""
+    world = CloudWorld()
+    cluster = world.database_cluster("database-pg", {"name": "todo-x-pg"})
+    inputs = {"name": "todo-pool", "user": "todo", "dbName": "todo", "clusterId": "c"}
+    pool = world.database_connection_pool("database-pool", inputs, cluster)
+    assert (pool["host"], pool["privateHost"]) == (cluster["host"], cluster["privateHost"])
+    assert pool["port"] == 25061 and pool["user"] == "todo"
+    assert pool["privateUri"] == (
+        f"postgres://todo:plan-placeholder-password@{cluster['privateHost']}:25061/todo-pool"
+        "?sslmode=require"
+    )
+    # The private address is the cluster's: absent where the cluster's is.
+    bare = CloudWorld(fidelity=Fidelity.OMIT_OPTIONAL)
+    cluster = bare.database_cluster("database-pg", {"name": "todo-x-pg"})
+    pool = bare.database_connection_pool("database-pool", inputs, cluster)
+    assert "privateUri" not in pool and pool["uri"].endswith(":25061/todo-pool?sslmode=require")
+    with pytest.raises(LookupError, match="no database cluster"):
+        world.database_connection_pool("database-pool", inputs, None)
+
+
 def test_version_lookup_returns_only_offered_versions_with_the_prefix() -> None:
     world = CloudWorld(offered_versions=("1.35.1-do.0", "1.34.2-do.1"))
     assert world.kubernetes_versions({"versionPrefix": "1.34."}) == {

@@ -337,11 +337,17 @@ def _kubelet(plan: Plan) -> External:
 
 
 def _database(plan: Plan) -> External | None:
-    """The managed database: an address in the VPC (None: PostgreSQL runs in the cluster)."""
-    for resource in plan.run.resources.values():
+    """The managed database: an address in the VPC (None: PostgreSQL runs in the cluster;
+    an ephemeral stack's is its base stack's), on its own port and, where this stack has a
+    connection pool, the pool's (25061)."""
+    types = {resource.type for resource in plan.run.resources.values()}
+    ports: tuple[PodPort, ...] = (PodPort(25060),)
+    if "digitalocean:index/databaseConnectionPool:DatabaseConnectionPool" in types:
+        ports = (PodPort(25060), PodPort(25061))
+    for resource in (plan.base or plan).run.resources.values():
         if resource.type == "digitalocean:index/vpc:Vpc":
             network = ipaddress.ip_network(str(resource.inputs["ipRange"]))
-            return External("database", str(network[10]), "world", (PodPort(25060),))
+            return External("database", str(network[10]), "world", ports)
     return None
 
 
@@ -383,7 +389,7 @@ def _matrix_inputs(
         OUTSIDER,
     ]
     api_server, control_plane = _api_server(plan)
-    database = _database(plan.base or plan)
+    database = _database(plan)
     externals = [api_server, _kubelet(plan), INTERNET, *([database] if database else [])]
     return policies, [*pods, INTERNET, control_plane], [*pods, *externals]
 
@@ -768,10 +774,13 @@ def test_neither_grafana_nor_envoy_reaches_the_managed_database(planned: Any, st
     assert database is not None
     policies = Policies.of(_objects(plan), _cni(plan))
     for source in (GRAFANA, ENVOY, PROMETHEUS, CERT_MANAGER):
-        assert not policies.verdict(source, database, 25060).allowed, source.name
-    # ... while the services still do (the check is not vacuous).
-    backend = _app_pods(plan)["backend"]
-    assert policies.verdict(backend, database, 25060).allowed
+        for port in (25060, 25061):  # the server and its connection pool
+            assert not policies.verdict(source, database, port).allowed, (source.name, port)
+    # ... while the services still do (the check is not vacuous): every service reaches
+    # the pool (DATABASE_URL) and the server (its sidecar's state store; the backend's LISTEN).
+    for app, pod in _app_pods(plan).items():
+        for port in (25060, 25061):
+            assert policies.verdict(pod, database, port).allowed, (app, port)
 
 
 def test_on_minikube_grafana_cannot_reach_the_in_cluster_database(planned: Any) -> None:

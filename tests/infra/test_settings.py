@@ -17,6 +17,7 @@ from infra.settings import (
     SettingsError,
     StackKind,
     StrimziKafka,
+    connection_budget,
     parse_settings,
 )
 from infra.tooling.plan.ephemeral_config import ephemeral_stack_config
@@ -146,16 +147,96 @@ def test_standby_nodes_need_a_2gb_plan() -> None:
     assert "nodeCount 2 (standby nodes) needs a plan with >= 2 GB RAM" in message
 
 
-def test_peak_connections_must_fit_the_database_plan() -> None:
+def test_the_services_must_fit_the_connection_pool() -> None:
     raw = _raw("prod")
+    raw["apps"] = {**raw["apps"], "backend": {"minReplicas": 3, "maxReplicas": 5, "dbPoolSize": 2}}
+    message = _error("prod", raw)
+    # backend 5 × 2 × 2 = 20, notification and recurring 3 × 2 × 1 = 6 each: 32 > 28.
+    assert (
+        "todo:apps.*.maxReplicas/dbPoolSize, todo:database.pool.size: the services may open "
+        "32 connections to the pool at max replicas (backend 5 × 4 = 20, notification 3 × 2 = "
+        "6, recurring 3 × 2 = 6: max replicas × 2 × dbPoolSize); database.pool.size is 28: "
+        "lower them or raise it"
+    ) in message
+
+
+def test_the_pool_and_the_direct_connections_must_fit_the_database_plan() -> None:
+    raw = _raw("prod")
+    raw["database"] = {**raw["database"], "pool": {"size": 40}}
+    message = _error("prod", raw)
+    # Pool 40 + direct 16 (sidecars 10, LISTEN 4, jobs 2) = 56 > 47.
+    assert (
+        "todo:database.pool.size: got 40; with the direct 16: sidecars' state stores and LISTEN "
+        "sessions 14, jobs 2 the database would need 56 connections and database.size "
+        "'db-s-1vcpu-2gb' accepts 47 (DigitalOcean: 25 per GB of RAM, 3 reserved)"
+    ) in message
+    raw["database"] = {**raw["database"], "size": "db-s-2vcpu-4gb"}  # 97
+    assert parse_settings("prod", raw).database.mode == "managed"
+
+
+def test_without_a_pool_every_connection_counts_against_the_plan() -> None:
+    raw = _raw("prod")
+    raw["database"] = {k: v for k, v in raw["database"].items() if k != "pool"}
     raw["apps"] = {**raw["apps"], "backend": {"minReplicas": 3, "maxReplicas": 8, "dbPoolSize": 4}}
     message = _error("prod", raw)
-    # backend 8 × (2 × 4 + 1) = 72, notification and recurring 3 × (2 × 1 + 1) = 9 each.
+    # Pools: backend 8 × 8 = 64, 6, 6 = 76; direct: sidecars 14 + LISTEN 8 + jobs 2 = 24.
     assert (
-        "todo:apps.*.maxReplicas/dbPoolSize: the services may open 92 database connections "
-        "at max replicas (backend 72, notification 9, recurring 9, jobs 2); "
+        "todo:apps.*.maxReplicas/dbPoolSize: the services may open 100 database connections "
+        "at max replicas (pools 76: backend 8 × 8 = 64, notification 3 × 2 = 6, recurring "
+        "3 × 2 = 6; direct 24: sidecars' state stores and LISTEN sessions 22, jobs 2); "
         "database.size 'db-s-1vcpu-2gb' accepts 47"
     ) in message
+
+
+def test_pool_keys_are_checked_and_named() -> None:
+    raw = _raw("staging")
+    raw["database"] = {**raw["database"], "pool": {"size": 20, "mode": "session"}}
+    assert "todo:database.pool.mode: got 'session'" in _error("staging", raw)
+    raw["database"] = {**raw["database"], "pool": {"size": 0}}
+    assert "todo:database.pool.size: got 0; Input should be greater than or equal to 1" in _error(
+        "staging", raw
+    )
+    raw["database"] = {**raw["database"], "pool": {"size": 20, "sise": 3}}
+    assert "todo:database.pool.sise: got 3; unknown key; allowed keys: mode, size" in _error(
+        "staging", raw
+    )
+
+
+@pytest.mark.parametrize(
+    ("stack", "pool", "pooled", "direct", "limit"),
+    [("staging", 20, 20, 12, 47), ("prod", 28, 28, 16, 47)],
+)
+def test_committed_cloud_stacks_fit_their_pool_and_plan(
+    stack: str, pool: int, pooled: int, direct: int, limit: int
+) -> None:
+    budget = connection_budget(parse_settings(stack, _raw(stack)))
+    assert (budget.pool_size, budget.pooled, budget.direct, budget.limit) == (
+        pool,
+        pooled,
+        direct,
+        limit,
+    )
+    assert budget.errors() == []
+    backend = next(s for s in budget.services if s.app == "backend")
+    assert backend.direct_per_pod == 2  # the sidecar's state store and the outbox LISTEN
+
+
+def test_staging_leaves_room_for_a_developer_stack() -> None:
+    staging = connection_budget(parse_settings("staging", _raw("staging")))
+    now = datetime(2026, 1, 4, 10, 0, tzinfo=UTC)
+    config = ephemeral_stack_config(
+        "dev-alice",
+        owner="alice",
+        base_stack="acme/todo/staging",
+        image_tag="sha-0123abc",
+        image_registry="ghcr.io/todo-platform",
+        ttl=timedelta(hours=8),
+        now=now,
+    )
+    raw = {key.split(":", 1)[1]: value for key, value in config.items()}
+    developer = connection_budget(parse_settings("dev-alice", raw))
+    assert developer.pool_size is None and developer.limit is None  # staging's database
+    assert staging.headroom is not None and staging.headroom >= developer.database == 12
 
 
 def test_latest_tag_is_refused() -> None:

@@ -13,11 +13,13 @@ One relay runs in each backend replica. A round, in one transaction:
    `next_attempt_at` with exponential backoff.
 
 The relay wakes on `NOTIFY outbox_new` (a trigger on the outbox, migration 0002) and
-polls as a fallback. While the sidecar does not answer it claims nothing and probes it
-every couple of seconds, so a long outage costs no row attempts; the API keeps accepting
-changes meanwhile, and when the sidecar is back, rows still waiting out a backoff are
-released and everything is published at once. Published rows are deleted after a
-retention period.
+polls as a fallback. LISTEN holds a session of its own, which a transaction-pooling
+PgBouncer does not keep (https://www.pgbouncer.org/features.html): with a pooled
+DATABASE_URL the relay listens on DATABASE_DIRECT_URL, and without one it only polls.
+While the sidecar does not answer it claims nothing and probes it every couple of
+seconds, so a long outage costs no row attempts; the API keeps accepting changes
+meanwhile, and when the sidecar is back, rows still waiting out a backoff are released
+and everything is published at once. Published rows are deleted after a retention period.
 
 Stopping (the app's shutdown, `apps.shared.shutdown`): the relay claims no new round,
 the round in progress publishes and marks its rows and commits, then the relay ends.
@@ -80,13 +82,14 @@ class OutboxRelay:
         *,
         engine: AsyncEngine,
         dapr: DaprAccess,
-        database_url: str,
+        listen_url: str | None,
         service: str,
         settings: RelaySettings | None = None,
     ) -> None:
         self._engine = engine
         self._dapr = dapr
-        self._database_url = database_url
+        self._listen_url = listen_url
+        """Where LISTEN connects (straight to the database); None: poll only."""
         self._service = service
         self.settings = settings or RelaySettings()
         self._wake = asyncio.Event()
@@ -100,9 +103,16 @@ class OutboxRelay:
     def start(self) -> None:
         self._tasks = [
             asyncio.create_task(self._run(), name="outbox-relay"),
-            asyncio.create_task(self._listen(), name="outbox-listen"),
             asyncio.create_task(self._report(), name="outbox-gauges"),
         ]
+        if self._listen_url is not None:
+            self._tasks.append(asyncio.create_task(self._listen(), name="outbox-listen"))
+        else:
+            _log.warning(
+                "outbox LISTEN off: DATABASE_URL is transaction-pooled and "
+                "DATABASE_DIRECT_URL is unset; polling only",
+                poll_seconds=self.settings.poll_seconds,
+            )
 
     async def stop(self, *, drain_seconds: float = 0.0) -> None:
         """End the loop after the round in progress (cancelled after `drain_seconds`)."""
@@ -265,11 +275,12 @@ class OutboxRelay:
 
     async def _listen(self) -> None:
         """LISTEN for new outbox rows; reconnects with backoff, polling covers the gaps."""
+        assert self._listen_url is not None
         failures = 0
         while True:
             try:
                 async with await psycopg.AsyncConnection.connect(
-                    self._database_url, autocommit=True
+                    self._listen_url, autocommit=True
                 ) as connection:
                     await connection.execute(f"LISTEN {NOTIFY_CHANNEL}")
                     failures = 0
@@ -312,7 +323,7 @@ async def open_outbox_relay(
         relay = OutboxRelay(
             engine=app.state.engine,
             dapr=dapr,
-            database_url=settings.database_url.get_secret_value(),
+            listen_url=settings.session_database_url(),
             service=service,
             settings=relay_settings,
         )

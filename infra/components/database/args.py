@@ -47,12 +47,14 @@ class DatabaseArgs:
 
 @dataclass(frozen=True)
 class Source:
-    """What one mode made: the apps' URL, the port, and what must exist before use."""
+    """What one mode made: the URLs, the ports, and what must exist before use."""
 
     url: pulumi.Output[str]
-    """The apps' `postgresql://` URL (secret)."""
-    port: int
-    """The port clients connect to."""
+    """The direct `postgresql://` URL (secret): migrations, the Dapr state store, sessions."""
+    ports: tuple[int, ...]
+    """The ports clients connect to (the server's; a connection pool's)."""
+    pooled_url: pulumi.Output[str] | None = None
+    """The services' URL through a transaction-mode connection pool (secret), if any."""
     ready: list[pulumi.Resource] = field(default_factory=list)
     """What must exist before anything connects (server, grants)."""
     cluster_id: pulumi.Output[str] | None = None

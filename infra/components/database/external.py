@@ -12,4 +12,4 @@ def use_external(args: DatabaseArgs, settings: ExternalDatabase) -> Source:
     """The configured URL, kept secret; nothing to create."""
     if args.external_url is None:
         raise ValueError("database mode external needs external_url")
-    return Source(url=pulumi.Output.secret(args.external_url), port=settings.port)
+    return Source(url=pulumi.Output.secret(args.external_url), ports=(settings.port,))

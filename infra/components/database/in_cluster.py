@@ -91,7 +91,7 @@ def create_in_cluster(
             )
         )
     )
-    return Source(url=url, port=IN_CLUSTER_PORT, ready=[statefulset])
+    return Source(url=url, ports=(IN_CLUSTER_PORT,), ready=[statefulset])
 
 
 def _create_statefulset(

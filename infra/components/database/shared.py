@@ -17,7 +17,7 @@ def create_shared(parent: pulumi.Resource, name: str, args: DatabaseArgs) -> Sou
     server = args.shared_server
     if server is None:
         raise ValueError("database mode shared needs shared_server")
-    url, ready = create_database_and_user(
+    tenant = create_database_and_user(
         parent, name, args, server.cluster_id, pulumi.Output.secret(server.admin_url)
     )
-    return Source(url=url, port=MANAGED_PORT, ready=ready)
+    return Source(url=tenant.url, ports=(MANAGED_PORT,), ready=tenant.ready)

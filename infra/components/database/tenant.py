@@ -8,7 +8,7 @@ and CREATE there, so migrations can create tables that the app user then owns.
 from __future__ import annotations
 
 import hashlib
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import pulumi
@@ -29,13 +29,26 @@ from infra.settings import InClusterDatabase
 GRANT_IMAGE = InClusterDatabase.model_fields["image"].default
 
 
+class Tenant(NamedTuple):
+    """What create_database_and_user made."""
+
+    url: pulumi.Output[str]
+    """The app's direct `postgresql://` URL (secret)."""
+    ready: list[pulumi.Resource]
+    """The grant Job."""
+    database_name: pulumi.Output[str]
+    """The app's database (for a connection pool's `db_name`)."""
+    user_name: pulumi.Output[str]
+    """The app's user (for a connection pool's `user`)."""
+
+
 def create_database_and_user(
     parent: pulumi.Resource,
     name: str,
     args: DatabaseArgs,
     cluster_id: pulumi.Input[str],
     admin_url: pulumi.Output[str],
-) -> tuple[pulumi.Output[str], list[pulumi.Resource]]:
+) -> Tenant:
     """The app's database and user, their grants; the app's URL and the grant Job."""
     import pulumi_digitalocean as do
 
@@ -56,7 +69,7 @@ def create_database_and_user(
             lambda v: _with_credentials(str(v[0]), str(v[1]), str(v[2]), str(v[3]))
         )
     )
-    return url, [job]
+    return Tenant(url, [job], database.name, user.name)
 
 
 def _create_grant_job(

@@ -58,6 +58,7 @@ class FastApiService(pulumi.ComponentResource):
                     "APP_ENV": args.app_env,
                     "LOG_LEVEL": args.log_level,
                     "DB_POOL_SIZE": str(args.settings.db_pool_size),
+                    **({"DB_TRANSACTION_POOLING": "true"} if args.transaction_pooling else {}),
                     **SHUTDOWN.app_env(),
                     **args.extra_env,
                 },

@@ -36,7 +36,7 @@ class FastApiServiceArgs:
     dapr_log_level: str
     """Sidecar log level."""
     database_secret: pulumi.Input[str]
-    """Secret with key `url` (DATABASE_URL)."""
+    """Secret with key `url` (DATABASE_URL: through the connection pool when there is one)."""
     auth_secret: pulumi.Input[str]
     """Secret with key `jwt-secret` (AUTH_JWT_SECRET)."""
     app_token_secret: pulumi.Input[str]
@@ -55,6 +55,11 @@ class FastApiServiceArgs:
     """Ports the app may call on public addresses (webhooks); never private ranges."""
     extra_env: Mapping[str, str] = field(default_factory=dict)
     """More plain settings for the ConfigMap."""
+    transaction_pooling: bool = False
+    """DATABASE_URL goes through a transaction-mode pool (DB_TRANSACTION_POOLING=true)."""
+    database_direct_secret: pulumi.Input[str] | None = None
+    """Secret with key `url` straight to the database (DATABASE_DIRECT_URL), for a service
+    with sessions of its own (LISTEN) when DATABASE_URL is pooled; None: not set."""
     image_pull_secret: pulumi.Input[str] | None = None
     """Secret for a private registry (`imagePullSecrets`); None for public images."""
     service_monitor_after: Sequence[pulumi.Resource] | None = None

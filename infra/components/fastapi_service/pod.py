@@ -157,8 +157,14 @@ def _env(args: FastApiServiceArgs) -> list[dict[str, Any]]:
     def from_secret(env: str, secret: pulumi.Input[str], key: str) -> dict[str, Any]:
         return {"name": env, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
 
+    direct = (
+        [from_secret("DATABASE_DIRECT_URL", args.database_direct_secret, "url")]
+        if args.database_direct_secret is not None
+        else []
+    )
     return [
         from_secret("DATABASE_URL", args.database_secret, "url"),
+        *direct,
         from_secret("AUTH_JWT_SECRET", args.auth_secret, "jwt-secret"),
         from_secret("APP_API_TOKEN", args.app_token_secret, "token"),
         from_secret("DAPR_API_TOKEN", args.dapr_api_token_secret, "token"),

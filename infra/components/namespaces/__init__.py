@@ -21,7 +21,7 @@ all restricted-clean, and a rejected control plane would take every sidecar down
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -69,8 +69,8 @@ class NamespacesArgs:
     """Where Kafka runs; the apps namespace itself for ephemeral stacks."""
     api_server: ApiServerAccess
     """How pods reach the API server (Cilium entities, or an address on a local cluster)."""
-    database_port: int
-    """The port database clients connect to."""
+    database_ports: Sequence[int]
+    """The ports database clients connect to (the server's; a connection pool's)."""
     kafka_settings: StrimziKafka | ExternalKafka
     """Which Kafka: Strimzi in the cluster, or an external Kafka-compatible service (whose
     broker ports are opened for sidecars)."""

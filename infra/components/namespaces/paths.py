@@ -91,14 +91,16 @@ def _create_database_paths(fence: Fence, args: NamespacesArgs, ns: pulumi.Output
             "apps-allow-database",
             ns,
             clients,
-            egress=[{"to": [{"podSelector": postgres}], "ports": tcp_ports(args.database_port)}],
+            egress=[{"to": [{"podSelector": postgres}], "ports": tcp_ports(*args.database_ports)}],
             policy_name="allow-database",
         )
         fence.policy(
             "apps-database-ingress",
             ns,
             postgres,
-            ingress=[{"from": [{"podSelector": clients}], "ports": tcp_ports(args.database_port)}],
+            ingress=[
+                {"from": [{"podSelector": clients}], "ports": tcp_ports(*args.database_ports)}
+            ],
             policy_name="database-ingress",
         )
     else:
@@ -109,7 +111,7 @@ def _create_database_paths(fence: Fence, args: NamespacesArgs, ns: pulumi.Output
             egress=[
                 {
                     "to": [{"ipBlock": {"cidr": args.database_cidr}}],
-                    "ports": tcp_ports(args.database_port),
+                    "ports": tcp_ports(*args.database_ports),
                 }
             ],
             policy_name="allow-database",

@@ -1,4 +1,6 @@
-"""`todo-infra diff`: what changes between two offline plans, for people and PR comments.
+"""`todo-infra diff`: what changes between two offline plans, for people and PR comments:
+the resources, and each stack's monthly cost before → after with what drives the change
+(from the cost.json each `todo-infra plan --out` writes; infra/tooling/delivery/cost_diff.py).
 
 todo-infra diff build/plan/base build/plan/head        # two `todo-infra plan` outputs
 todo-infra diff --base origin/main                      # plan REF and the working tree
@@ -16,9 +18,14 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from infra.tooling.delivery.diff_render import render_json, render_markdown, render_text
-from infra.tooling.delivery.plan_diff import PlanDiff, diff_plans
-from infra.tooling.delivery.plan_files import PlanFileError, load_plan
+from infra.tooling.delivery.diff_render import (
+    cost_summary_markdown,
+    render_json,
+    render_markdown,
+    render_text,
+)
+from infra.tooling.delivery.plan_diff import PlanDiff, diff_plan_dirs
+from infra.tooling.delivery.plan_files import PlanFileError
 from infra.tooling.delivery.revision_plans import (
     RevisionPlanError,
     exported_revision,
@@ -61,7 +68,7 @@ def diff_revision(
                 plan_tree(repo, stack, head_dir)
             else:
                 _write_empty_plan(head_dir)  # a stack that the change removes
-            diffs[stack] = diff_plans(load_plan(base_dir), load_plan(head_dir))
+            diffs[stack] = diff_plan_dirs(base_dir, head_dir)
     return diffs
 
 
@@ -86,7 +93,7 @@ def diff_stack_dirs(
         if absent:
             missing[stack] = f"no plan on the {' and '.join(absent)} side (see the job log)"
             continue
-        diffs[stack] = diff_plans(load_plan(sides["base"]), load_plan(sides["head"]))
+        diffs[stack] = diff_plan_dirs(sides["base"], sides["head"])
     return diffs, missing
 
 
@@ -118,7 +125,9 @@ def render(
         for stack, diff in diffs.items()
     ]
     sections += [f"### ⚠️ `{stack}`: {reason}\n" for stack, reason in missing.items()]
-    return f"<!-- {COMMENT_MARKER} -->\n" + "\n---\n\n".join(sections)
+    costs = cost_summary_markdown(diffs) if len(diffs) > 1 else []
+    overview = "\n".join(costs) + "\n---\n\n" if costs else ""
+    return f"<!-- {COMMENT_MARKER} -->\n" + overview + "\n---\n\n".join(sections)
 
 
 def diff_command(
@@ -150,7 +159,8 @@ def diff_command(
         bool, typer.Option("--exit-code", help="Exit 2 when the plans differ (like git diff).")
     ] = False,
 ) -> None:
-    """Compare two offline plans: resources added, removed, replaced and changed."""
+    """Compare two offline plans: resources added, removed, replaced and changed, and the
+    monthly cost before and after."""
     console = Console()
     err = Console(stderr=True)
     missing: dict[str, str] = {}
@@ -165,7 +175,7 @@ def diff_command(
             diffs, missing = diff_stack_dirs(base_dir, head_dir, stack)
             base_label, head_label = "base", "head"
         elif base_dir and head_dir:
-            diffs = {"": diff_plans(load_plan(base_dir), load_plan(head_dir))}
+            diffs = {"": diff_plan_dirs(base_dir, head_dir)}
             base_label, head_label = f"`{base_dir}`", f"`{head_dir}`"
         else:
             raise typer.BadParameter("give BASE_DIR and HEAD_DIR, or --base REF")

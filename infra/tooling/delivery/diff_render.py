@@ -7,6 +7,7 @@ Secret fields carry only the mask by the time they reach this module (see
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from rich.console import Console
@@ -14,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
+from infra.tooling.delivery.cost_diff import CostDiff, CostLineChange
 from infra.tooling.delivery.plan_diff import (
     Action,
     FieldChange,
@@ -21,6 +23,7 @@ from infra.tooling.delivery.plan_diff import (
     ResourceChange,
     SecretState,
 )
+from infra.tooling.plan.cost import CostEstimate, CostLine
 from infra.tooling.plan.field_paths import ABSENT
 
 GITHUB_COMMENT_LIMIT = 65_536
@@ -83,6 +86,140 @@ def _secret_label(change: FieldChange, side: str) -> str:
     return f"🔒 secret ({state.value})"
 
 
+# ----------------------------------------------------------------------------- cost
+
+
+def _money(low: float, high: float) -> str:
+    return f"${low:,.2f}" if abs(high - low) < 0.005 else f"${low:,.2f} – ${high:,.2f}"
+
+
+def _total(cost: CostEstimate) -> str:
+    return _money(cost.monthly_min, cost.monthly_max)
+
+
+def _line_amount(line: CostLine | None) -> str:
+    return "—" if line is None else _money(line.monthly_min, line.monthly_max)
+
+
+def _signed(amount: float) -> str:
+    sign = "+" if amount >= 0 else "−"
+    return f"{sign}${abs(amount):,.2f}"
+
+
+def delta_text(delta_min: float, delta_max: float) -> str:
+    """`+$24.00`, or `+$24.00 at the minimum, +$48.00 at the maximum`."""
+    if abs(delta_max - delta_min) < 0.005:
+        return f"{_signed(delta_min)}/month"
+    return f"{_signed(delta_min)}/month at the minimum, {_signed(delta_max)} at the maximum"
+
+
+def cost_headline(cost: CostDiff) -> str:
+    """`Monthly cost: $241.50 – $289.50 → $265.50 – $313.50 (+$24.00/month)`, or
+    `Monthly cost: $241.50 – $289.50, no cost change`."""
+    if not cost.has_changes:
+        return f"Monthly cost: {_total(cost.after)}, no cost change"
+    return (
+        f"Monthly cost: {_total(cost.before)} → {_total(cost.after)} "
+        f"({delta_text(cost.delta_min, cost.delta_max)})"
+    )
+
+
+def cost_drivers(cost: CostDiff) -> str:
+    """`driven by node pool todo-prod-pool (+$24.00/month)`."""
+    return "driven by " + "; ".join(
+        f"{line.item} ({delta_text(line.delta_min, line.delta_max)})" for line in cost.drivers
+    )
+
+
+def _detail_change(line: CostLineChange) -> str:
+    before = line.before.detail if line.before else "—"
+    after = line.after.detail if line.after else "—"
+    return after if before == after else f"{before} → {after}"
+
+
+def _md_cost(cost: CostDiff) -> list[str]:
+    lines = [f"**{cost_headline(cost)}**", ""]
+    if cost.has_changes:
+        lines += [
+            f"_{cost_drivers(cost)}_",
+            "",
+            "| line item | before | after | change | what |",
+            "|---|---|---|---|---|",
+        ]
+        for line in cost.drivers:
+            lines.append(
+                f"| {line.item} | {_line_amount(line.before)} | {_line_amount(line.after)} "
+                f"| {delta_text(line.delta_min, line.delta_max)} "
+                f"| {_md_code(_plain(_detail_change(line)))} |"
+            )
+        lines.append("")
+    lines += [f"> {note}" for note in cost.notes]
+    if cost.notes:
+        lines.append("")
+    return lines
+
+
+def _text_cost(cost: CostDiff, console: Console) -> None:
+    console.print(Text(cost_headline(cost), style="bold"))
+    for note in cost.notes:
+        console.print(Text(f"note: {note}", style="yellow"))
+    if not cost.has_changes:
+        return
+    console.print(cost_drivers(cost))
+    table = Table(show_edge=False, pad_edge=False)
+    for column in ("line item", "before", "after", "change", "what"):
+        table.add_column(column, overflow="fold")
+    for line in cost.drivers:
+        table.add_row(
+            line.item,
+            _line_amount(line.before),
+            _line_amount(line.after),
+            delta_text(line.delta_min, line.delta_max),
+            _detail_change(line),
+        )
+    console.print(table)
+
+
+def _json_cost(cost: CostDiff) -> dict[str, Any]:
+    def amounts(line: CostLine | None) -> dict[str, float] | None:
+        return None if line is None else {"min": line.monthly_min, "max": line.monthly_max}
+
+    return {
+        "before": {"min": cost.before.monthly_min, "max": cost.before.monthly_max},
+        "after": {"min": cost.after.monthly_min, "max": cost.after.monthly_max},
+        "delta": {"min": cost.delta_min, "max": cost.delta_max},
+        "changed": cost.has_changes,
+        "drivers": [
+            {
+                "item": line.item,
+                "before": amounts(line.before),
+                "after": amounts(line.after),
+                "delta": {"min": line.delta_min, "max": line.delta_max},
+                "detail": _detail_change(line),
+            }
+            for line in cost.drivers
+        ],
+        "notes": list(cost.notes),
+    }
+
+
+def cost_summary_markdown(diffs: Mapping[str, PlanDiff]) -> list[str]:
+    """One row per stack: the monthly cost before → after and what drives it."""
+    rows = ["| stack | before | after | change |", "|---|---|---|---|"]
+    for stack, diff in diffs.items():
+        cost = diff.cost
+        if cost is None:
+            continue
+        change = "no cost change"
+        if cost.has_changes:
+            change = f"{delta_text(cost.delta_min, cost.delta_max)}, {cost_drivers(cost)}"
+        rows.append(
+            f"| {_md_code(stack or 'plan')} | {_total(cost.before)} | {_total(cost.after)} "
+            f"| {change} |"
+        )
+    return ["#### Monthly cost (DigitalOcean list prices)", "", *rows, ""] if len(rows) > 2 else []
+
+
 # ----------------------------------------------------------------------------- Markdown
 
 
@@ -126,6 +263,8 @@ def render_markdown(diff: PlanDiff, *, title: str, marker: str | None = None) ->
     """A PR comment body; `marker` (an HTML comment) lets a bot find and edit it later."""
     head = [f"<!-- {marker} -->"] if marker else []
     head += [f"### {title}", "", f"**{summary_line(diff)}**", ""]
+    if diff.cost is not None:
+        head += _md_cost(diff.cost)
     if not diff.has_changes:
         body = ["No changes: both revisions plan the same resources with the same inputs.", ""]
         return "\n".join([*head, *body, f"<sub>{DISCLAIMER}</sub>", ""])
@@ -185,6 +324,8 @@ def render_text(diff: PlanDiff, console: Console, *, title: str) -> None:
     """Print the diff: a table of resources, then a tree of field changes."""
     console.print(Text(title, style="bold"))
     console.print(summary_line(diff))
+    if diff.cost is not None:
+        _text_cost(diff.cost, console)
     for note in diff.notes:
         console.print(Text(f"note: {note}", style="yellow"))
     if not diff.has_changes:
@@ -258,6 +399,7 @@ def render_json(diff: PlanDiff) -> str:
         | {"unchanged": diff.unchanged},
         "secretDigests": diff.secret_digests,
         "notes": list(diff.notes),
+        "cost": _json_cost(diff.cost) if diff.cost is not None else None,
         "changes": [
             {
                 "action": change.action.value,

@@ -10,12 +10,14 @@ a shifted list. Secret inputs are compared through their digests (see
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from infra.policy.rules import SECRET_MASK
-from infra.tooling.delivery.plan_files import Plan, PlannedResource
+from infra.tooling.delivery.cost_diff import CostDiff, diff_costs, load_cost
+from infra.tooling.delivery.plan_files import Plan, PlannedResource, load_plan
 from infra.tooling.delivery.replacement import (
     ReplaceRule,
     kubernetes_kind,
@@ -90,6 +92,8 @@ class PlanDiff:
     secret_digests: bool
     """Whether both plans carry secret digests (else secret config changes are invisible)."""
     notes: tuple[str, ...] = ()
+    cost: CostDiff | None = None
+    """The monthly cost before and after (`with_cost`); None when not compared."""
 
     @property
     def has_changes(self) -> bool:
@@ -324,3 +328,10 @@ def diff_plans(base: Plan, head: Plan) -> PlanDiff:
         secret_digests=digests,
         notes=notes,
     )
+
+
+def diff_plan_dirs(base_dir: Path, head_dir: Path) -> PlanDiff:
+    """Two `todo-infra plan --out` directories: their resources and their monthly cost."""
+    diff = diff_plans(load_plan(base_dir), load_plan(head_dir))
+    sides = [path if path.is_dir() else path.parent for path in (base_dir, head_dir)]
+    return replace(diff, cost=diff_costs(load_cost(sides[0]), load_cost(sides[1])))

@@ -9,10 +9,15 @@ storage volumes (every persistent volume the plan claims, see
 `infra.tooling.plan.volumes`) and the container registry tier.
 
 Prices come from `digitalocean_prices.yaml` next to this file, dated, with its sources.
+
+`todo-infra plan --out DIR` writes the estimate to `DIR/cost.json` (`write_cost`), so
+that `todo-infra diff` compares two plans' costs as each side's code and price table
+computed them, without planning again (`read_cost`).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -26,6 +31,7 @@ from infra.tooling.plan.objects import KubernetesObject
 from infra.tooling.plan.volumes import planned_volume_claims
 
 PRICES_FILE = Path(__file__).with_name("digitalocean_prices.yaml")
+COST_FILE = "cost.json"
 
 CLUSTER_TYPE = "digitalocean:index/kubernetesCluster:KubernetesCluster"
 NODE_POOL_TYPE = "digitalocean:index/kubernetesNodePool:KubernetesNodePool"
@@ -90,6 +96,59 @@ class CostEstimate:
     def drivers(self, top: int = 3) -> list[CostLine]:
         """The lines that weigh most at the minimum."""
         return sorted(self.lines, key=lambda line: line.monthly_min, reverse=True)[:top]
+
+    def document(self) -> dict[str, Any]:
+        """The estimate as `cost.json` holds it."""
+        return {
+            "currency": "USD",
+            "asOf": self.as_of,
+            "monthlyMin": self.monthly_min,
+            "monthlyMax": self.monthly_max,
+            "lines": [
+                {
+                    "item": line.item,
+                    "detail": line.detail,
+                    "monthlyMin": round(line.monthly_min, 2),
+                    "monthlyMax": round(line.monthly_max, 2),
+                }
+                for line in self.lines
+            ],
+            "notes": list(self.notes),
+        }
+
+    @classmethod
+    def from_document(cls, document: Mapping[str, Any]) -> CostEstimate:
+        """The estimate a `cost.json` holds (KeyError/TypeError/ValueError if malformed)."""
+        lines = [
+            CostLine(
+                str(line["item"]),
+                str(line["detail"]),
+                float(line["monthlyMin"]),
+                float(line["monthlyMax"]),
+            )
+            for line in document["lines"]
+        ]
+        return cls(
+            lines=lines,
+            notes=[str(note) for note in document.get("notes", [])],
+            as_of=str(document.get("asOf", "")),
+        )
+
+
+def write_cost(estimate: CostEstimate, out_dir: Path) -> Path:
+    """Write `OUT_DIR/cost.json`."""
+    path = out_dir / COST_FILE
+    path.write_text(json.dumps(estimate.document(), indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def read_cost(directory: Path) -> CostEstimate | None:
+    """The estimate in `DIRECTORY/cost.json`; None when the plan has none (written by a
+    `todo-infra` before cost.json existed)."""
+    path = directory / COST_FILE
+    if not path.is_file():
+        return None
+    return CostEstimate.from_document(json.loads(path.read_text(encoding="utf-8")))
 
 
 def _int(value: Any, default: int = 0) -> int:
@@ -172,10 +231,13 @@ def estimate(
     objects: list[KubernetesObject],
     prices: PriceTable | None = None,
 ) -> CostEstimate:
-    """The monthly estimate for a planned stack (min: autoscalers at minimum)."""
+    """The monthly estimate for a planned stack (min: autoscalers at minimum).
+
+    Lines and details come in URN order, not registration order (which varies from run to
+    run): the same plan always gives the same cost.json."""
     table = prices or load_prices()
     result = CostEstimate(as_of=table.as_of)
-    for resource in resources.values():
+    for resource in sorted(resources.values(), key=lambda r: r.urn):
         if resource.type == CLUSTER_TYPE:
             result.lines.extend(_cluster_lines(table, resource))
         elif resource.type == NODE_POOL_TYPE:
@@ -196,7 +258,7 @@ def estimate(
             "no DigitalOcean cluster in this stack: in-cluster items cost nothing here"
         )
         return result
-    balancers = _load_balancer_count(objects, resources.values())
+    balancers = sorted(_load_balancer_count(objects, resources.values()))
     if balancers:
         per_node = table.price("load_balancers", "per_node")
         units = sum(unit for _, unit in balancers)
@@ -206,7 +268,7 @@ def estimate(
                 "load balancers", f"{units} node(s): {names}", units * per_node, units * per_node
             )
         )
-    claims = planned_volume_claims(objects)
+    claims = sorted(planned_volume_claims(objects), key=lambda c: (c.source, c.size_gib))
     if claims:
         per_gib = table.price("volumes", "per_gib")
         total = sum(claim.total_gib for claim in claims)

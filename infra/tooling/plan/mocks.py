@@ -26,6 +26,8 @@ from pulumi.runtime.sync_await import _sync_await
 
 from infra.policy.rules import SECRET_MASK
 from infra.tooling.plan.provider_mocks import (
+    CONNECTION_POOL_TYPE,
+    DATABASE_CLUSTER_TYPE,
     RESOURCE_STATES,
     CloudWorld,
     Fidelity,
@@ -97,6 +99,8 @@ PROVIDER_SECRET_OUTPUTS: dict[str, frozenset[str]] = {
         {"password", "uri", "privateUri"}
     ),
     "digitalocean:index/databaseUser:DatabaseUser": frozenset({"password"}),
+    # database_connection_pool.py: additional_secret_outputs password, privateUri, uri.
+    CONNECTION_POOL_TYPE: frozenset({"password", "uri", "privateUri"}),
 }
 
 
@@ -144,6 +148,8 @@ class PlanMocks(pulumi.runtime.Mocks):
         self._stack_outputs = dict(stack_outputs or {})
         self.world = world or CloudWorld()
         self._created_clusters: dict[str, dict[str, Any]] = {}
+        self._created_databases: dict[str, dict[str, Any]] = {}
+        """Database clusters' states by id (a connection pool names its cluster by id)."""
 
     def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         if args.typ == "pulumi:pulumi:StackReference":
@@ -152,7 +158,20 @@ class PlanMocks(pulumi.runtime.Mocks):
             # `.get()`: the object as it exists in the cluster.
             return args.resource_id, self.world.read_kubernetes(args.typ, args.resource_id)
         resource_id = args.resource_id or deterministic_id(args.typ, args.name)
-        return resource_id, _state(self.world, args, self._created_clusters)
+        if args.typ == CONNECTION_POOL_TYPE:
+            return resource_id, self._connection_pool(args)
+        state = _state(self.world, args, self._created_clusters)
+        if args.typ == DATABASE_CLUSTER_TYPE:
+            self._created_databases[resource_id] = state
+        return resource_id, state
+
+    def _connection_pool(self, args: MockResourceArgs) -> dict[str, Any]:
+        """A pool answers with its cluster's addresses (provider_mocks)."""
+        inputs: dict[str, Any] = unwrap_secrets(dict(args.inputs))
+        if self.world.fidelity is Fidelity.INPUTS_ONLY:
+            return inputs
+        cluster = self._created_databases.get(str(inputs.get("clusterId")))
+        return self.world.database_connection_pool(args.name, inputs, cluster)
 
     def _stack_reference(self, args: MockResourceArgs) -> tuple[str, dict[str, Any]]:
         stack_name = str(args.inputs.get("name", args.name))

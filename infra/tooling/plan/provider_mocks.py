@@ -147,6 +147,44 @@ class CloudWorld:
         }
         return self._kept(state, ("privateHost", "privateUri"))
 
+    def database_connection_pool(
+        self, name: str, inputs: dict[str, Any], cluster: Mapping[str, Any] | None
+    ) -> dict[str, Any]:
+        """`digitalocean.DatabaseConnectionPool` outputs (database_connection_pool.py:
+        `host`, `private_host`, `port`, `uri`, `private_uri`, `password`), as DigitalOcean's
+        API answers for a pool (API reference, the connection pool's `connection`): the
+        cluster's host, port 25061, the pool's name as the database
+        (`postgres://doadmin:…@db.example.com:25061/backend-pool?sslmode=require`,
+        `database: backend-pool`), the pool's `user` and its password (the placeholder
+        every user gets, as `database_user` answers). Without `user` DigitalOcean documents
+        only that "all sessions connect to the database as the inbound user"; the model
+        then names the cluster's default user (an assumption: the program always sets one).
+        A pool of a cluster the account does not have fails, as creating it would."""
+        if cluster is None:
+            raise LookupError(
+                f"Error creating connection pool: no database cluster {inputs.get('clusterId')!r}"
+            )
+        user = str(inputs.get("user") or cluster["user"])
+        password = "plan-placeholder-password"
+        pool_name = str(inputs.get("name", name))
+
+        def uri(at: Any) -> str:
+            return f"postgres://{user}:{password}@{at}:25061/{pool_name}?sslmode=require"
+
+        state: dict[str, Any] = {
+            **inputs,
+            "host": cluster["host"],
+            "port": 25061,
+            "user": user,
+            "password": password,
+            "uri": uri(cluster["host"]),
+        }
+        # The private address is the cluster's: absent where the cluster's is.
+        if "privateHost" in cluster:
+            state["privateHost"] = cluster["privateHost"]
+            state["privateUri"] = uri(cluster["privateHost"])
+        return state
+
     def database_user(self, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
         """`digitalocean.DatabaseUser` (database_user.py): a generated password; role
         "either primary or normal" (normal for every user the program creates)."""
@@ -256,10 +294,14 @@ def _kube_config(name: str, region: str, uuid: str) -> dict[str, Any]:
     }
 
 
+DATABASE_CLUSTER_TYPE = "digitalocean:index/databaseCluster:DatabaseCluster"
+CONNECTION_POOL_TYPE = "digitalocean:index/databaseConnectionPool:DatabaseConnectionPool"
+
 RESOURCE_STATES: dict[str, Callable[[CloudWorld, str, dict[str, Any]], dict[str, Any]]] = {
     CLUSTER_TYPE: CloudWorld.kubernetes_cluster,
-    "digitalocean:index/databaseCluster:DatabaseCluster": CloudWorld.database_cluster,
+    DATABASE_CLUSTER_TYPE: CloudWorld.database_cluster,
     "digitalocean:index/databaseUser:DatabaseUser": CloudWorld.database_user,
     "digitalocean:index/vpc:Vpc": CloudWorld.vpc,
 }
-"""Provider resources whose computed outputs the program reads, by type token."""
+"""Provider resources whose computed outputs the program reads, by type token (and the
+connection pool, whose outputs come from its cluster's: PlanMocks answers it)."""

@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from infra.policy.rules import Violation
+from infra.settings import ConnectionBudget
 from infra.tooling.plan.build import Plan
 from infra.tooling.plan.cost import CostEstimate
 from infra.tooling.plan.durations import estimate_minutes
@@ -42,6 +43,7 @@ def print_plan(
     footprint: Footprint,
     cost: CostEstimate,
     violations: list[Violation],
+    connections: ConnectionBudget | None = None,
 ) -> None:
     console.rule(f"[bold]todo-infra plan: {plan.stack}")
     by_type = Counter(short_type(r.type) for r in plan.run.resources.values())
@@ -64,6 +66,8 @@ def print_plan(
             f"(Runs on the {plan.base.stack} stack's cluster, next to {plan.base.stack}'s own "
             "pods: the headroom above is before those.)"
         )
+    if connections is not None:
+        print_connections(console, connections)
     _print_policy(console, violations)
     if uses_placeholder_images(plan.config.values):
         console.print(
@@ -75,7 +79,7 @@ def print_plan(
     console.print(
         f"Files: {out_dir}/resources.json, manifests/ ({len(plan.objects) - releases} objects), "
         f"helm-releases/ ({releases} records: the charts' own objects need helm to render), "
-        "graph.mmd"
+        "graph.mmd, cost.json"
     )
     console.rule("Figures")
     figures = Table(show_header=False, show_edge=False)
@@ -174,6 +178,63 @@ def _print_footprint(console: Console, footprint: Footprint) -> None:
         )
     for note in footprint.notes:
         console.print(f"[yellow]note:[/yellow] {note}")
+
+
+def print_connections(console: Console, budget: ConnectionBudget) -> None:
+    """Each service's database connections at max replicas, their sum, the connection
+    pool's size and what the database accepts."""
+    pooled = budget.pool_size is not None
+    table = Table(
+        title="Database connections at max replicas"
+        + (" (services through the connection pool)" if pooled else ""),
+        show_edge=False,
+    )
+    table.add_column("from")
+    table.add_column("max replicas", justify="right")
+    table.add_column("pooled/pod", justify="right")
+    table.add_column("pooled", justify="right")
+    table.add_column("direct/pod", justify="right")
+    table.add_column("direct", justify="right")
+    for service in budget.services:
+        table.add_row(
+            service.app,
+            str(service.max_replicas),
+            str(service.pooled_per_pod),
+            str(service.pooled),
+            str(service.direct_per_pod),
+            str(service.direct),
+        )
+    table.add_row("jobs", "", "", "", "", str(budget.one_off))
+    table.add_section()
+    table.add_row("total", "", "", str(budget.pooled), "", str(budget.direct))
+    console.print(table)
+    console.print(
+        "Pooled per pod: the SQLAlchemy pool (dbPoolSize) and as many again as overflow"
+        + (", through the connection pool" if pooled else "")
+        + "; direct: the Dapr sidecar's state store (1) and sessions of its own (the "
+        "backend's LISTEN); jobs: migrations and grants."
+    )
+    if budget.pool_size is not None:
+        console.print(
+            f"Connection pool: size {budget.pool_size}; the services may open "
+            f"{budget.pooled} through it."
+        )
+    through = (
+        f"pool {budget.pool_size} + direct {budget.direct}"
+        if budget.pool_size is not None
+        else f"pools {budget.pooled} + direct {budget.direct}"
+    )
+    if budget.limit is None:
+        console.print(
+            f"Database: {through} = {budget.database}; its limit is {budget.limit_source}."
+        )
+        return
+    left = "" if budget.headroom is None else f"; {budget.headroom} left"
+    checked = "" if budget.enforced else " (shown, not checked)"
+    console.print(
+        f"Database: {through} = {budget.database} of {budget.limit} "
+        f"({budget.limit_source}){checked}{left}."
+    )
 
 
 def _print_policy(console: Console, violations: list[Violation]) -> None:

@@ -92,17 +92,24 @@ def _relay_until(
     settings: RelaySettings = FAST,
     timeout: float = 20.0,
     meanwhile: Callable[[], None] | None = None,
+    pooled: bool = False,
 ) -> None:
-    """Run `replicas` relays (each with its own engine) until `done()` or the timeout."""
+    """Run `replicas` relays (each with its own engine) until `done()` or the timeout.
+
+    `pooled`: as behind a transaction-pooling PgBouncer without DATABASE_DIRECT_URL (the
+    engine prepares nothing and the relay has no connection to LISTEN on)."""
 
     async def scenario() -> None:
-        engines = [create_db_engine(database_url, pool_size=2) for _ in range(replicas)]
+        engines = [
+            create_db_engine(database_url, pool_size=2, transaction_pooling=pooled)
+            for _ in range(replicas)
+        ]
         accesses = [DaprAccess(ready_timeout_seconds=0.5) for _ in range(replicas)]
         relays = [
             OutboxRelay(
                 engine=engine,
                 dapr=access,
-                database_url=database_url,
+                listen_url=None if pooled else database_url,
                 service="backend",
                 settings=settings,
             )
@@ -267,6 +274,30 @@ def test_a_new_row_wakes_the_relay_without_waiting_for_the_poll(
         timeout=10.0,
         meanwhile=insert_once_relay_idles,
     )
+
+
+def test_without_a_direct_url_a_pooled_relay_polls_and_publishes(
+    database_url: str, sidecar: tuple[MeshThread, Sidecar]
+) -> None:
+    """LISTEN through a transaction pooler would silently hear nothing: the relay does not
+    try, and a row still goes out on the next poll."""
+    standin, _ = sidecar
+    state = {"inserted": False}
+
+    def insert_once() -> None:
+        if not state["inserted"]:
+            time.sleep(0.3)
+            _insert(database_url, [("task.created.v1", str(uuid.uuid4()))])
+            state["inserted"] = True
+
+    _relay_until(
+        database_url,
+        lambda: len(standin.mesh.messages("task-events")) == 1,
+        timeout=10.0,
+        meanwhile=insert_once,
+        pooled=True,
+    )
+    assert [published for _, published, _ in _published(database_url)] == [True]
 
 
 def test_gauges_report_the_backlog(database_url: str, sidecar: tuple[MeshThread, Sidecar]) -> None:

@@ -75,6 +75,8 @@ def test_environment_comes_from_secrets_and_a_configmap() -> None:
         "APP_ENV": "prod",
         "LOG_LEVEL": "INFO",
         "DB_POOL_SIZE": "1",
+        # DATABASE_URL is prod's connection pool (PgBouncer, transaction mode).
+        "DB_TRANSACTION_POOLING": "true",
         "UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN": "10",
         "SHUTDOWN_DRAIN_SECONDS": "10",
         # todo:apps.limits, defaults (apps/shared/http_limits.py reads them)
@@ -116,7 +118,8 @@ def test_rollout_autoscaling_and_budget() -> None:
     assert spec["strategy"]["rollingUpdate"] == {"maxUnavailable": 0, "maxSurge": 1}
     assert len(spec["template"]["spec"]["topologySpreadConstraints"]) == 2
     hpa = one(run, "backend-hpa").raw_inputs["spec"]
-    assert (hpa["minReplicas"], hpa["maxReplicas"]) == (3, 5)
+    # maxReplicas 4: what prod's database connections allow (stacks/Pulumi.prod.yaml).
+    assert (hpa["minReplicas"], hpa["maxReplicas"]) == (3, 4)
     assert one(run, "backend-pdb").raw_inputs["spec"]["maxUnavailable"] == 1
 
 

@@ -132,7 +132,11 @@ def test_minikube_reaches_the_api_server_by_its_address() -> None:
 
 def test_database_egress_matches_where_the_database_is() -> None:
     cloud = _policies(plan("staging"), "todo")["allow-database"]["egress"][0]
-    assert cloud["to"] == [{"ipBlock": {"cidr": "10.110.0.0/20"}}] and _ports(cloud) == {25060}
+    # The server's port and the connection pool's (the services' DATABASE_URL).
+    assert cloud["to"] == [{"ipBlock": {"cidr": "10.110.0.0/20"}}]
+    assert _ports(cloud) == {25060, 25061}
+    developer = _policies(plan(EPHEMERAL), "todo-dev-alice")["allow-database"]["egress"][0]
+    assert _ports(developer) == {25060}  # dev-/pr- stacks connect directly, no pool
     local = _policies(plan("minikube"), "todo")
     egress = local["allow-database"]["egress"][0]
     assert egress["to"][0]["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "postgresql"}
