@@ -48,12 +48,18 @@ def driver_url(database_url: str) -> str:
 
 
 def connect_args(*, transaction_pooling: bool = False) -> dict[str, Any]:
-    """psycopg's `connect()` keywords: the session's time zone pinned to UTC, and no
-    server-side prepared statements when a transaction pooler sits in between."""
-    args: dict[str, Any] = {"options": "-c timezone=UTC"}
+    """psycopg's `connect()` keywords: the session's time zone pinned to UTC, or, when a
+    transaction pooler sits in between, no server-side prepared statements.
+
+    Behind PgBouncer the `options` startup parameter is left out: PgBouncer before 1.20
+    refuses any connection that sends it ("unsupported startup parameter: options",
+    pgbouncer/pgbouncer#875, #907), and DigitalOcean does not say which version its pools
+    run. The session then has the server's time zone (UTC on DigitalOcean's managed
+    PostgreSQL); values stay the same instants either way, only their offset could differ.
+    """
     if transaction_pooling:
-        args["prepare_threshold"] = None
-    return args
+        return {"prepare_threshold": None}
+    return {"options": "-c timezone=UTC"}
 
 
 def create_db_engine(
