@@ -24,16 +24,18 @@ from infra.components.observability.args import (
     ObservabilityArgs,
     ObservabilityScope,
 )
-from infra.components.observability.monitors import (
+from infra.components.observability.datafiles import (
     ALERT_RULES_FILE,
     DASHBOARDS_DIR,
     DATA_DIR,
     NAMESPACES_PLACEHOLDER,
+    namespaces_regex,
+)
+from infra.components.observability.monitors import (
     create_dashboards,
     create_monitors,
     create_rules,
     load_alert_rules,
-    namespaces_regex,
 )
 from infra.components.observability.policies import SCRAPE_PORTS, create_network_policies
 from infra.components.observability.values import (
