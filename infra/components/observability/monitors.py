@@ -1,6 +1,8 @@
 """What the chart does not know about: PodMonitors, the Todo alert rules and dashboards.
 
-The rules and dashboards are data files under `infra/observability/` (datafiles.py).
+The rules and dashboards are data files under `infra/observability/` (datafiles.py); the
+SLOs' recording rules and alerts are generated from slos.yaml (slos.py) into the same
+PrometheusRule.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from infra.components.observability.datafiles import (
     DASHBOARDS_DIR,
     fill_namespaces,
 )
+from infra.components.observability.slos import load_slo_rules
 from infra.components.observability.values import DASHBOARD_LABEL
 
 DAPR_METRICS_PORT_NAME = "dapr-metrics"
@@ -79,9 +82,9 @@ def create_monitors(scope: ObservabilityScope, release: k8s.helm.v3.Release) -> 
 
 
 def create_rules(scope: ObservabilityScope, release: k8s.helm.v3.Release) -> None:
-    """The Todo PrometheusRule, its namespaces filled in."""
+    """The Todo PrometheusRule: the threshold alerts and the SLOs' rules, namespaces filled in."""
     groups = pulumi.Output.from_input(scope.args.apps_namespaces).apply(
-        lambda namespaces: load_alert_rules(list(namespaces))
+        lambda namespaces: load_alert_rules(list(namespaces)) + load_slo_rules(list(namespaces))
     )
     k8s.apiextensions.CustomResource(
         f"{scope.name}-alerts",
