@@ -49,7 +49,7 @@ def duration_seconds(duration: str) -> int:
     return int(duration[:-1]) * _UNIT_SECONDS[duration[-1]]
 
 
-def _number(value: Decimal) -> str:
+def promql_number(value: Decimal) -> str:
     """A Decimal as PromQL and people write it: `0.001`, `14.4`, `6` (never `1E-3`)."""
     return format(value.normalize(), "f")
 
@@ -224,7 +224,7 @@ def _ratio(slo: Slo, window: str) -> str:
 
 def threshold(slo: Slo, pair: WindowPair) -> str:
     """The error-ratio threshold of a window pair, as PromQL: `14.4 * 0.001`."""
-    return f"{_number(pair.burn_rate)} * {_number(slo.error_budget)}"
+    return f"{promql_number(pair.burn_rate)} * {promql_number(slo.error_budget)}"
 
 
 def alert_name(slo: Slo, policy: AlertPolicy) -> str:
@@ -245,8 +245,8 @@ def _alert(slos: SloFile, slo: Slo, policy: AlertPolicy) -> dict[str, Any]:
     window_seconds = duration_seconds(slo.window)
     slowest = min(pair.burn_rate for pair in policy.windows)
     explained = ", or ".join(
-        f"{_number(pair.burn_rate * budget * 100)}% over both {pair.long} and {pair.short} "
-        f"({_number(pair.burn_rate)}× the budget, which would then last "
+        f"{promql_number(pair.burn_rate * budget * 100)}% over both {pair.long} and {pair.short} "
+        f"({promql_number(pair.burn_rate)}× the budget, which would then last "
         f"{_lasting(window_seconds / float(pair.burn_rate))})"
         for pair in policy.windows
     )
@@ -258,11 +258,11 @@ def _alert(slos: SloFile, slo: Slo, policy: AlertPolicy) -> dict[str, Any]:
         "annotations": {
             "summary": (
                 f"{slo.title}: the {slo.window} error budget burns at "
-                f"{_number(slowest)}× the sustainable rate or faster"
+                f"{promql_number(slowest)}× the sustainable rate or faster"
             ),
             "description": (
-                f"{slo.description} Objective {_number(slo.objective)}% over {slo.window} "
-                f"(error budget {_number(budget * 100)}%). Error ratio over the long window: "
+                f"{slo.description} Objective {promql_number(slo.objective)}% over {slo.window} "
+                f"(error budget {promql_number(budget * 100)}%). Error ratio over the long window: "
                 "{{ $value | humanizePercentage }}. Fires when the error ratio exceeds "
                 f"{explained}."
             ),
