@@ -4,12 +4,16 @@ Per SLO one rule group, `todo-slo-<name>`, evaluated top to bottom (Prometheus e
 group's rules in order, so every rule reads records of the same evaluation):
 
 1. `slo:sli_error:rate5m` and `slo:sli_total:rate5m`: bad and all events per second
-   over 5 minutes, summed over the apps' series. Only these two read the raw metrics.
-2. `slo:sli_error:ratio_rate<w>` for every window the alerting policy and the dashboard
-   use: the error ratio over `w`, as sum_over_time of the two 5-minute rates. Summing the
-   rates rather than averaging 5-minute ratios weights each moment by its traffic, and a
-   3-day or 30-day window costs two series' samples instead of every raw bucket series.
-3. The alerts: one per severity of the policy (page, ticket), each the `or` of its window
+   over 5 minutes, summed over the apps' series.
+2. `slo:sli_error:ratio_rate<w>`, the error ratio over `w`, for every window the alerting
+   policy uses (5m … 3d), from the raw series over `w`: exact, as the SRE workbook's
+   detection times assume. Summing the 5-minute records instead would smear every window
+   by 5 minutes and delay a page by about half of that.
+3. The same for the SLOs' own windows (30d), which only the dashboard reads, as
+   sum_over_time of the two 5-minute rates: a rate over 30 days of raw bucket series at
+   every evaluation would cost far more than two series' samples. Summing rates rather
+   than averaging 5-minute ratios weights each moment by its traffic.
+4. The alerts: one per severity of the policy (page, ticket), each the `or` of its window
    pairs, a pair firing when both its long and short error ratios exceed
    burn_rate × error budget.
 
@@ -30,7 +34,7 @@ from infra.components.observability.datafiles import DATA_DIR, fill_namespaces
 
 SLOS_FILE = DATA_DIR / "slos.yaml"
 BASE_WINDOW = "5m"
-"""The rate window of the two per-SLO event rates; every longer window sums them."""
+"""The rate window of the two per-SLO event rates, which the SLO windows' ratios sum."""
 ERROR_RATE_RECORD = f"slo:sli_error:rate{BASE_WINDOW}"
 TOTAL_RATE_RECORD = f"slo:sli_total:rate{BASE_WINDOW}"
 RUNBOOK_ANCHOR_PREFIX = "slo-"
@@ -169,12 +173,16 @@ class SloFile(_Model):
         """The alerts' long windows, shortest first: the burn rates worth watching."""
         return _by_length({pair.long for pair in self.pairs()})
 
-    def windows(self) -> list[str]:
-        """Every window recorded as an error ratio, shortest first."""
-        windows = {BASE_WINDOW} | {slo.window for slo in self.slos}
+    def alert_windows(self) -> list[str]:
+        """The windows the alerts read (and the base one), shortest first."""
+        windows = {BASE_WINDOW}
         for pair in self.pairs():
             windows |= {pair.long, pair.short}
         return _by_length(windows)
+
+    def windows(self) -> list[str]:
+        """Every window recorded as an error ratio, shortest first."""
+        return _by_length(set(self.alert_windows()) | {slo.window for slo in self.slos})
 
     def runbook_url(self, slo: Slo) -> str:
         return f"{self.runbooks}#{RUNBOOK_ANCHOR_PREFIX}{slo.name}"
@@ -194,31 +202,33 @@ def load_slos(path: Path = SLOS_FILE) -> SloFile:
     return SloFile.model_validate(yaml.safe_load(path.read_text()))
 
 
-def _rate(selector: str) -> str:
-    return f"sum(rate({selector}[{BASE_WINDOW}]))"
+def _rate(selector: str, window: str) -> str:
+    return f"sum(rate({selector}[{window}]))"
 
 
-def _error_rate(sli: Sli) -> str:
+def _error_rate(sli: Sli, window: str) -> str:
     """Bad events per second. A `bad` selector matches nothing until the first bad event
-    (counters with that label value appear only then): `or vector(0)` keeps the record."""
+    (counters with that label value appear only then): `or vector(0)` keeps the result."""
     parts = []
     if sli.good is not None:
-        parts.append(f"({_rate(sli.total)} - {_rate(sli.good)})")
+        parts.append(f"({_rate(sli.total, window)} - {_rate(sli.good, window)})")
     if sli.bad is not None:
-        parts.append(f"({_rate(sli.bad)} or vector(0))")
+        parts.append(f"({_rate(sli.bad, window)} or vector(0))")
     return " + ".join(parts)
 
 
-def _ratio(slo: Slo, window: str) -> str:
-    # Capped at 1: an SLI with both `good` and `bad` may count an event twice.
+def _ratio(slos: SloFile, slo: Slo, sli: Sli, window: str) -> str:
     matcher = f'{{slo="{slo.name}"}}'
-    if window == BASE_WINDOW:
+    if window == BASE_WINDOW:  # the two records above are exactly its rates
         ratio = f"{ERROR_RATE_RECORD}{matcher} / {TOTAL_RATE_RECORD}{matcher}"
+    elif window in slos.alert_windows():
+        ratio = f"({_error_rate(sli, window)}) / {_rate(sli.total, window)}"
     else:
         ratio = (
             f"sum_over_time({ERROR_RATE_RECORD}{matcher}[{window}])"
             f" / sum_over_time({TOTAL_RATE_RECORD}{matcher}[{window}])"
         )
+    # Capped at 1: an SLI with both `good` and `bad` may count an event twice.
     return f"clamp_max({ratio}, 1)"
 
 
@@ -284,10 +294,13 @@ def _group(slos: SloFile, slo: Slo, apps_namespaces: Sequence[str]) -> dict[str,
         }
     )
     rules: list[dict[str, Any]] = [
-        _record(slo, ERROR_RATE_RECORD, _error_rate(sli)),
-        _record(slo, TOTAL_RATE_RECORD, _rate(sli.total)),
+        _record(slo, ERROR_RATE_RECORD, _error_rate(sli, BASE_WINDOW)),
+        _record(slo, TOTAL_RATE_RECORD, _rate(sli.total, BASE_WINDOW)),
     ]
-    rules += [_record(slo, ratio_record(window), _ratio(slo, window)) for window in slos.windows()]
+    rules += [
+        _record(slo, ratio_record(window), _ratio(slos, slo, sli, window))
+        for window in slos.windows()
+    ]
     rules += [_alert(slos, slo, policy) for policy in slos.alerting]
     return {"name": f"todo-slo-{slo.name}", "rules": rules}
 
