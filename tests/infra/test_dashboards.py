@@ -1,11 +1,12 @@
 """Dashboards and alert rules query only metrics that exist.
 
-Every PromQL expression in every dashboard and alert rule is parsed with a real PromQL
-parser; every metric it selects must be in infra/observability/metric-catalogue.yaml
-(histograms as their _bucket/_count/_sum series), and every label it matches on must be a
-label of that metric (or one Prometheus adds to every target). The catalogue's `apps`
-entries, and what apps/shared registers, are checked against the metrics contract
-(docs/contracts/metrics.yaml, the repository's copy of architecture §10's table).
+Every PromQL expression in every dashboard and alert rule, and in every rule generated from
+the SLO file, is parsed with a real PromQL parser; every metric it selects must be in
+infra/observability/metric-catalogue.yaml (histograms as their _bucket/_count/_sum series)
+or be recorded by one of the SLO rules, and every label it matches on must be a label of
+that metric (or one Prometheus adds to every target, or one the recording rule sets). The
+catalogue's `apps` entries, and what apps/shared registers, are checked against the metrics
+contract (docs/contracts/metrics.yaml, the repository's copy of architecture §10's table).
 """
 
 from __future__ import annotations
@@ -73,6 +74,20 @@ def _rules() -> list[dict[str, Any]]:
     ]
 
 
+def _slo_groups() -> list[dict[str, Any]]:
+    return obs.load_slo_rules(["todo", "todo-dev-x"])
+
+
+def _recorded_series() -> dict[str, set[str]]:
+    """Every series an SLO recording rule writes, with the labels it sets."""
+    recorded: dict[str, set[str]] = {}
+    for group in _slo_groups():
+        for rule in group["rules"]:
+            if "record" in rule:
+                recorded.setdefault(rule["record"], set()).update(rule.get("labels", {}))
+    return recorded
+
+
 def _queries() -> Iterator[tuple[str, str]]:
     """(where, PromQL) for every expression in every dashboard and rule."""
     for stem, dashboard in _dashboards().items():
@@ -88,6 +103,9 @@ def _queries() -> Iterator[tuple[str, str]]:
             yield f"{stem}/${variable['name']}", match.group(1)
     for rule in _rules():
         yield f"rule {rule['alert']}", rule["expr"]
+    for group in _slo_groups():
+        for rule in group["rules"]:
+            yield f"{group['name']}/{rule.get('alert') or rule['record']}", rule["expr"]
 
 
 def _parse(expr: str) -> Any:
@@ -112,17 +130,23 @@ QUERIES = list(_queries())
 
 def test_there_is_something_to_check() -> None:
     assert len(QUERIES) >= 40
-    assert {"api-red", "event-pipeline", "kafka", "dapr"} <= set(_dashboards())
+    assert {"api-red", "event-pipeline", "kafka", "dapr", "slos"} <= set(_dashboards())
+    assert sum(where.startswith("todo-slo-") for where, _ in QUERIES) >= 4 * 12
 
 
 @pytest.mark.parametrize(("where", "expr"), QUERIES, ids=[w for w, _ in QUERIES])
 def test_query_uses_catalogued_metrics_and_labels(where: str, expr: str) -> None:
     series = _series_names()
     catalogue = _catalogue()
+    recorded = _recorded_series()
     selectors = _selectors(expr)
     assert selectors, f"{where}: selects no metric"
     for name, labels in selectors:
         assert name is not None, f"{where}: selector without a metric name"
+        if name in recorded:
+            unknown = set(labels) - recorded[name]
+            assert not unknown, f"{where}: recorded {name} has no label(s) {sorted(unknown)}"
+            continue
         assert name in series, f"{where}: metric {name!r} is not in {CATALOGUE_FILE.name}"
         known = set(catalogue[series[name]]["labels"]) | TARGET_LABELS
         if name.endswith("_bucket"):
@@ -141,7 +165,8 @@ def test_the_check_catches_unknown_metrics_and_labels() -> None:
 
 
 def test_every_catalogued_metric_is_used() -> None:
-    used = {_series_names()[name] for _, expr in QUERIES for name, _ in _selectors(expr) if name}
+    series = _series_names()
+    used = {series[name] for _, expr in QUERIES for name, _ in _selectors(expr) if name in series}
     assert set(_catalogue()) - used == set(), "remove unused entries from the catalogue"
 
 

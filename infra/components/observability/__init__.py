@@ -4,8 +4,9 @@ One Helm release (`kube-prometheus-stack`, pinned) installs the Prometheus opera
 CRDs, Prometheus, Grafana, kube-state-metrics and (on cloud stacks) Alertmanager. Next to it
 this component creates what the chart does not know about: the Grafana admin credentials
 (a generated password in a Kubernetes Secret), PodMonitors for the Dapr sidecars and the
-Strimzi Kafka pods, the alert rules and the dashboards (monitors.py), and the monitoring
-namespace's NetworkPolicies (policies.py). The chart's values are in values.py.
+Strimzi Kafka pods, the alert rules and the dashboards (monitors.py), the SLOs' rules
+(slos.py) and their dashboard (slo_dashboard.py), and the monitoring namespace's
+NetworkPolicies (policies.py). The chart's values are in values.py.
 
 Prometheus is told to select every ServiceMonitor, PodMonitor and PrometheusRule in every
 namespace, so the apps' ServiceMonitors need no chart-specific `release` label.
@@ -24,18 +25,21 @@ from infra.components.observability.args import (
     ObservabilityArgs,
     ObservabilityScope,
 )
-from infra.components.observability.monitors import (
+from infra.components.observability.datafiles import (
     ALERT_RULES_FILE,
     DASHBOARDS_DIR,
     DATA_DIR,
     NAMESPACES_PLACEHOLDER,
+    namespaces_regex,
+)
+from infra.components.observability.monitors import (
     create_dashboards,
     create_monitors,
     create_rules,
     load_alert_rules,
-    namespaces_regex,
 )
 from infra.components.observability.policies import SCRAPE_PORTS, create_network_policies
+from infra.components.observability.slos import SLOS_FILE, load_slo_rules
 from infra.components.observability.values import (
     CHART,
     CHART_REPO,
@@ -65,9 +69,11 @@ __all__ = [
     "NAMESPACES_PLACEHOLDER",
     "PROMETHEUS_POD_LABELS",
     "SCRAPE_PORTS",
+    "SLOS_FILE",
     "Observability",
     "ObservabilityArgs",
     "load_alert_rules",
+    "load_slo_rules",
     "namespaces_regex",
 ]
 

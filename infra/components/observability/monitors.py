@@ -1,15 +1,14 @@
 """What the chart does not know about: PodMonitors, the Todo alert rules and dashboards.
 
-The rules and dashboards are data files under `infra/observability/` so that they can be
-reviewed (and their PromQL checked) on their own.
+The rules and dashboards are data files under `infra/observability/` (datafiles.py); the
+SLOs' recording rules and alerts are generated from slos.yaml (slos.py) into the same
+PrometheusRule.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -18,38 +17,21 @@ import yaml
 
 from infra.components.kube import child_of
 from infra.components.observability.args import ObservabilityScope
+from infra.components.observability.datafiles import (
+    ALERT_RULES_FILE,
+    DASHBOARDS_DIR,
+    fill_namespaces,
+)
+from infra.components.observability.slos import load_slo_rules
 from infra.components.observability.values import DASHBOARD_LABEL
-
-DATA_DIR = Path(__file__).resolve().parents[2] / "observability"
-DASHBOARDS_DIR = DATA_DIR / "dashboards"
-ALERT_RULES_FILE = DATA_DIR / "alert-rules.yaml"
-NAMESPACES_PLACEHOLDER = "__APPS_NAMESPACES__"
-"""Stands in the rules file for the regex of the apps' namespaces."""
-_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
 DAPR_METRICS_PORT_NAME = "dapr-metrics"
 """The daprd container's metrics port (9090) as the injector names it."""
 
 
-def namespaces_regex(namespaces: Sequence[str]) -> str:
-    """A regex (PromQL anchors it) matching exactly these namespace names.
-
-    Namespace names are DNS labels, which hold no regex metacharacters; they are checked
-    rather than escaped, because PromQL strings reject escapes such as `\\-`.
-    """
-    if not namespaces:
-        raise ValueError("apps_namespaces must name at least one namespace")
-    for namespace in namespaces:
-        if not _DNS_LABEL.fullmatch(namespace):
-            raise ValueError(f"apps_namespaces: {namespace!r} is not a namespace name")
-    return "|".join(sorted(set(namespaces)))
-
-
 def load_alert_rules(apps_namespaces: Sequence[str]) -> list[dict[str, Any]]:
     """The rule groups of the Todo PrometheusRule, with the apps' namespaces filled in."""
-    text = ALERT_RULES_FILE.read_text().replace(
-        NAMESPACES_PLACEHOLDER, namespaces_regex(apps_namespaces)
-    )
+    text = fill_namespaces(ALERT_RULES_FILE.read_text(), apps_namespaces)
     document = yaml.safe_load(text)
     groups: list[dict[str, Any]] = document["groups"]
     return groups
@@ -100,9 +82,9 @@ def create_monitors(scope: ObservabilityScope, release: k8s.helm.v3.Release) -> 
 
 
 def create_rules(scope: ObservabilityScope, release: k8s.helm.v3.Release) -> None:
-    """The Todo PrometheusRule, its namespaces filled in."""
+    """The Todo PrometheusRule: the threshold alerts and the SLOs' rules, namespaces filled in."""
     groups = pulumi.Output.from_input(scope.args.apps_namespaces).apply(
-        lambda namespaces: load_alert_rules(list(namespaces))
+        lambda namespaces: load_alert_rules(list(namespaces)) + load_slo_rules(list(namespaces))
     )
     k8s.apiextensions.CustomResource(
         f"{scope.name}-alerts",

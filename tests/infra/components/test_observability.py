@@ -217,8 +217,15 @@ def test_dashboards_are_labelled_configmaps_the_sidecar_finds(minikube: PlanRun)
 
 def test_alert_rules_watch_the_apps_namespaces(cloud: PlanRun) -> None:
     rule = by_name(cloud)["obs-alerts"].raw_inputs
-    exprs = {r["alert"]: r["expr"] for g in rule["spec"]["groups"] for r in g["rules"]}
+    groups = rule["spec"]["groups"]
+    exprs = {r["alert"]: r["expr"] for g in groups for r in g["rules"] if "alert" in r}
     assert 'namespace=~"todo|todo-dev-ann"' in exprs["TodoPodsNotReady"]
+    # The SLIs count the apps' namespaces only, too.
+    slis = [
+        r["expr"] for g in groups for r in g["rules"] if r.get("record") == "slo:sli_total:rate5m"
+    ]
+    assert len(slis) == 4
+    assert all('namespace=~"todo|todo-dev-ann"' in expr for expr in slis)
     assert obs.NAMESPACES_PLACEHOLDER not in dumps(rule)
     with pytest.raises(ValueError, match="at least one namespace"):
         obs.namespaces_regex([])
