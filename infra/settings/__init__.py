@@ -66,6 +66,7 @@ from infra.settings.observability import (
     PrometheusByteSize,
     PrometheusDuration,
     StorageClassName,
+    TracingSettings,
 )
 from infra.settings.rules import RELEASE_IMAGES_HINT
 from infra.settings.services import (
@@ -157,6 +158,7 @@ __all__ = [
     "StorageClassName",
     "StrimziKafka",
     "TopicSettings",
+    "TracingSettings",
     "connection_budget",
     "jvm_bytes",
     "load_settings",
