@@ -296,6 +296,26 @@ KUBE_DNS = Pod(
     (PodPort(53, "dns", "UDP"), PodPort(53, "dns-tcp"), PodPort(9153, "metrics")),
 )
 # A pod of a namespace no policy of ours fences: catches rules that admit anyone.
+# The tracing charts' pods, by their charts' selector labels (opentelemetry-collector's
+# `selectorLabels` plus its `component`; tempo's `selectorLabels`) and the ports they
+# listen on: OTLP gRPC/HTTP, the collector's metrics and health check; Tempo's HTTP API,
+# gRPC and memberlist.
+OTEL_COLLECTOR = Pod(
+    "monitoring",
+    {
+        "app.kubernetes.io/name": "opentelemetry-collector",
+        "app.kubernetes.io/instance": "otel-collector",
+        "component": "standalone-collector",
+    },
+    "otel-collector",
+    (PodPort(4317), PodPort(4318), PodPort(8888), PodPort(13133)),
+)
+TEMPO = Pod(
+    "monitoring",
+    {"app.kubernetes.io/name": "tempo", "app.kubernetes.io/instance": "tempo"},
+    "tempo",
+    (PodPort(3200), PodPort(9095), PodPort(4317), PodPort(4318), PodPort(7946)),
+)
 OUTSIDER = Pod("default", {"app": "outsider"}, "outsider", (PodPort(8080),))
 # The internet: webhook receivers and the ACME server (TEST-NET-3, RFC 5737).
 INTERNET = External("internet", "203.0.113.10", "world", (PodPort(443), PodPort(80)))
@@ -355,6 +375,14 @@ def _fenced_namespaces(objects: Iterable[KubernetesObject]) -> set[str]:
     return {str(o.namespace) for o in objects if o.kind == "NetworkPolicy"}
 
 
+def _tracing(objects: list[KubernetesObject]) -> bool:
+    """Whether the objects hold the tracing charts (the collector and Tempo)."""
+    return any(
+        o.is_helm_release and str(o.body["spec"].get("chart")) == "opentelemetry-collector"
+        for o in objects
+    )
+
+
 def _matrix_inputs(
     plan: Plan, objects: list[KubernetesObject]
 ) -> tuple[Policies, list[Endpoint], list[Endpoint]]:
@@ -382,6 +410,8 @@ def _matrix_inputs(
         CERT_MANAGER_WEBHOOK,
         CERT_MANAGER_CAINJECTOR,
     ]
+    if _tracing(objects):
+        platform += [OTEL_COLLECTOR, TEMPO]
     pods = [
         *(pod for pod in platform if pod.namespace in namespaces),
         *workload_pods(objects),
@@ -575,6 +605,27 @@ def _needs(plan: Plan, objects: list[KubernetesObject]) -> list[Need]:
             SCRAPE_PORTS,
             "a scrape port of an unfenced pod: Prometheus's egress is by port, not by target",
         ),
+        # -- traces: the apps and their sidecars (one pod) → the collector → Tempo
+        *(
+            [
+                Need(
+                    tuple(f"{ns}/{app}" for ns in routed for app in APPS),
+                    ("monitoring/otel-collector",),
+                    ("4317", "4318"),
+                    "OTLP from this stack's apps and sidecars (not an ephemeral stack's)",
+                ),
+                Need(("monitoring/otel-collector",), ("monitoring/tempo",), ("4317",), "export"),
+                Need(("monitoring/grafana",), ("monitoring/tempo",), ("3200",), "Tempo datasource"),
+                Need(
+                    prometheus,
+                    ("monitoring/otel-collector", "monitoring/tempo"),
+                    ("8888", "3200"),
+                    "the collector's and Tempo's metrics",
+                ),
+            ]
+            if _tracing(objects)
+            else []
+        ),
         # -- the Strimzi operator reconciles Kafka clusters in other namespaces
         Need(
             ("kafka/strimzi-cluster-operator",),
@@ -743,10 +794,43 @@ def test_grafana_reaches_its_datasources_and_for_its_sidecars_the_api_server(
         "kube-system/kube-dns:53/TCP",
         "monitoring/prometheus:9090/TCP",
         "monitoring/alertmanager:9093/TCP",
+        # The Tempo datasource (every stack here runs tracing): its query API only.
+        "monitoring/tempo:3200/TCP",
         # Grafana's dashboard and datasource sidecars share its pod; a NetworkPolicy
         # cannot allow them the API server without allowing the Grafana container.
         f"api-server:{_api_server_port(plan)}/TCP",
     }
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_traces_flow_from_the_apps_through_the_collector_to_tempo_and_nowhere_else(
+    planned: Any, stack: str
+) -> None:
+    plan = planned(stack)
+    policies = Policies.of(plan.objects)
+    apps = _app_pods(plan)
+    needed = [
+        *((apps[app], OTEL_COLLECTOR, port) for app in APPS for port in (4317, 4318)),
+        (OTEL_COLLECTOR, TEMPO, 4317),
+        (GRAFANA, TEMPO, 3200),
+        (PROMETHEUS, OTEL_COLLECTOR, 8888),
+        (PROMETHEUS, TEMPO, 3200),
+    ]
+    assert _closed(policies, needed) == []
+    # The collector exports to Tempo's OTLP port only; it reaches no app, no other
+    # monitoring pod, not Tempo's API; nobody outside the apps sends it spans.
+    assert _reach(plan, OTEL_COLLECTOR) == {
+        "kube-system/kube-dns:53/UDP",
+        "kube-system/kube-dns:53/TCP",
+        "monitoring/tempo:4317/TCP",
+    }
+    unwanted = [
+        (OUTSIDER, OTEL_COLLECTOR, 4317),
+        (ENVOY, OTEL_COLLECTOR, 4318),
+        (GRAFANA, OTEL_COLLECTOR, 4317),
+        *((apps[app], TEMPO, port) for app in APPS for port in (3200, 4317)),
+    ]
+    assert _open(policies, unwanted) == []
 
 
 @pytest.mark.parametrize("stack", STACKS)

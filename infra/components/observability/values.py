@@ -48,6 +48,9 @@ _SIDECAR_RESOURCES = {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"
 _RELOADER_RESOURCES = {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "64Mi"}}
 """The operator's config-reloader next to Prometheus and Alertmanager (else the operator's
 own defaults apply, which no values file shows)."""
+PROMETHEUS_DATASOURCE_UID = "prometheus"
+"""The chart's Prometheus data source (`grafana.sidecar.datasources.uid`, its default)."""
+TEMPO_DATASOURCE_UID = "tempo"
 _ALERTMANAGER_RESOURCES = {
     "requests": {"cpu": "10m", "memory": "64Mi"},
     "limits": {"memory": "128Mi"},
@@ -66,8 +69,13 @@ def chart_values(
     grafana_url: str | None,
     prometheus_resources: Mapping[str, Any],
     grafana_resources: Mapping[str, Any],
+    tempo_url: str | None = None,
 ) -> dict[str, Any]:
-    """Values for kube-prometheus-stack. Every key exists in the chart's values file."""
+    """Values for kube-prometheus-stack. Every key exists in the chart's values file.
+
+    `tempo_url`: Tempo's query API when the stack runs tracing: Grafana gets a Tempo data
+    source, and Prometheus keeps exemplars that link its series to those traces.
+    """
     prometheus_spec: dict[str, Any] = {
         # Explicitly empty selectors, with the "nil uses Helm values" shortcut off, mean
         # "everything in every namespace": the apps' monitors need no release label.
@@ -88,6 +96,10 @@ def chart_values(
         "walCompression": True,
         "resources": dict(prometheus_resources),
     }
+    if tempo_url:
+        # Exemplars (the trace id on a histogram bucket sample) are kept only with the
+        # feature on (prometheus.io/docs/prometheus/latest/feature_flags/#exemplars-storage).
+        prometheus_spec["enableFeatures"] = ["exemplar-storage"]
     if storage_size:
         claim_spec: dict[str, Any] = {
             "accessModes": ["ReadWriteOnce"],
@@ -104,6 +116,20 @@ def chart_values(
     }
     if grafana_url:
         grafana_ini["server"] = {"root_url": grafana_url}
+
+    datasources_sidecar: dict[str, Any] = {}
+    if tempo_url:
+        # Metrics → traces: the Prometheus data source links an exemplar's `trace_id`
+        # label to Tempo (kube-prometheus-stack's
+        # `grafana.sidecar.datasources.exemplarTraceIdDestinations`).
+        datasources_sidecar["exemplarTraceIdDestinations"] = {
+            "datasourceUid": TEMPO_DATASOURCE_UID,
+            "traceIdLabelName": "trace_id",
+            "urlDisplayLabel": "View trace",
+        }
+    grafana_values: dict[str, Any] = {}
+    if tempo_url:
+        grafana_values["additionalDataSources"] = [tempo_datasource(tempo_url)]
 
     return {
         "crds": {
@@ -169,7 +195,9 @@ def chart_values(
                 "userKey": "admin-user",
                 "passwordKey": "admin-password",
             },
+            **grafana_values,
             "sidecar": {
+                **({"datasources": datasources_sidecar} if datasources_sidecar else {}),
                 "dashboards": {
                     "enabled": True,
                     "label": DASHBOARD_LABEL[0],
@@ -189,5 +217,24 @@ def chart_values(
             "rbac": {"namespaced": True},
             "testFramework": {"enabled": False},
             "grafana.ini": grafana_ini,
+        },
+    }
+
+
+def tempo_datasource(url: str) -> dict[str, Any]:
+    """Grafana's Tempo data source (grafana.com/docs/grafana/latest/datasources/tempo/
+    configure-tempo-data-source/#provision-the-data-source): the service graph and
+    traces → metrics through Prometheus."""
+    return {
+        "name": "Tempo",
+        "uid": TEMPO_DATASOURCE_UID,
+        "type": "tempo",
+        "access": "proxy",
+        "url": url,
+        "editable": False,
+        "jsonData": {
+            "serviceMap": {"datasourceUid": PROMETHEUS_DATASOURCE_UID},
+            "nodeGraph": {"enabled": True},
+            "tracesToMetrics": {"datasourceUid": PROMETHEUS_DATASOURCE_UID},
         },
     }

@@ -151,6 +151,36 @@ def _envoy_gateway_model(release: str, values: Mapping[str, Any]) -> list[PodGro
     ]
 
 
+def _otel_collector_model(release: str, values: Mapping[str, Any]) -> list[PodGroup]:
+    """The collector in deployment mode (`replicaCount` pods), or once per node as a
+    DaemonSet."""
+    mode = str(values.get("mode") or "deployment")
+    return [
+        PodGroup(
+            f"helm {release}: otel-collector",
+            1 if mode == "daemonset" else int(values.get("replicaCount", 1) or 1),
+            resources_requests(values.get("resources"), "otel-collector"),
+            per_node=mode == "daemonset",
+            stateful=mode == "statefulset",
+        )
+    ]
+
+
+def _tempo_model(release: str, values: Mapping[str, Any]) -> list[PodGroup]:
+    """Tempo's single binary (a StatefulSet), with tempo-query where enabled."""
+    requests = resources_requests(at_path(values, "tempo.resources"), "tempo")
+    if at_path(values, "tempoQuery.enabled", False):
+        requests += resources_requests(at_path(values, "tempoQuery.resources"), "tempo-query")
+    return [
+        PodGroup(
+            f"helm {release}: tempo",
+            int(values.get("replicas", 1) or 1),
+            requests,
+            stateful=True,
+        )
+    ]
+
+
 CRD_ONLY_CHARTS = frozenset({"gateway-crds-helm"})
 """Charts that install CustomResourceDefinitions and nothing that runs."""
 
@@ -160,6 +190,8 @@ CHART_MODELS: dict[str, ChartModel] = {
     "kube-prometheus-stack": _kube_prometheus_model,
     "cert-manager": _cert_manager_model,
     "gateway-helm": _envoy_gateway_model,
+    "opentelemetry-collector": _otel_collector_model,
+    "tempo": _tempo_model,
 }
 
 
