@@ -45,7 +45,7 @@ class TracingSettings(SettingsModel):
     storage_size: MemoryQuantity | None = None
     """Size of Tempo's volume (`10Gi`); unset keeps traces in an emptyDir."""
     collector_replicas: int = Field(default=1, ge=1, le=5)
-    """Collector pods (stateless); two on cloud stacks survive a node drain."""
+    """Collector pods (stateless); two keep spans flowing while one restarts."""
     collector: Resources = Resources(
         cpu_request="50m", memory_request="64Mi", cpu_limit="500m", memory_limit="256Mi"
     )
