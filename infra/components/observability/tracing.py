@@ -230,15 +230,8 @@ def tempo_values(
             "resources": dict(resources),
             "securityContext": _CONTAINER_SECURITY,
             "extraVolumeMounts": mounts,
-            # OTLP only (the collector's exporter); no Jaeger receivers.
-            "receivers": {
-                "otlp": {
-                    "protocols": {
-                        "grpc": {"endpoint": f"0.0.0.0:{OTLP_GRPC_PORT}"},
-                        "http": {"endpoint": f"0.0.0.0:{OTLP_HTTP_PORT}"},
-                    }
-                }
-            },
+            # Receivers: the chart's (OTLP on 4317/4318, which the collector exports to,
+            # and Jaeger's, which Helm's map merge keeps; no policy lets a peer reach them).
         },
         "securityContext": _POD_SECURITY,
         "serviceAccount": {"automountServiceAccountToken": False},
