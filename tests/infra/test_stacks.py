@@ -78,14 +78,24 @@ def test_releases_are_pinned_and_independent(stack: str) -> None:
         "dapr-control-plane": "1.18.3",
         "observability-stack": "88.5.3",
         "edge-envoy-gateway": "v1.9.0",
+        "observability-tracing-collector": "0.170.0",
+        "observability-tracing-tempo": "2.2.4",
     }
     if stack != "minikube":
         expected["edge-cert-manager"] = "v1.21.1"
     assert {n: r.raw_inputs["version"] for n, r in releases.items()} == expected
     assert one(run, "edge-gateway-crds").raw_inputs["version"] == "v1.9.0"
-    # No release waits for another, nor for the database: they install in parallel.
+    # The tracing charts create ServiceMonitors: they wait for kube-prometheus-stack's
+    # release (its CRDs), and for nothing else.
+    stack_release = releases["observability-stack"].urn
+    tracing = {"observability-tracing-collector", "observability-tracing-tempo"}
+    for name in tracing:
+        assert stack_release in releases[name].dependencies
+    # No other release waits for another, nor for the database: they install in parallel.
     for release in releases.values():
         others = {r.urn for r in releases.values() if r is not release}
+        if release.name in tracing:
+            others.discard(stack_release)
         assert not others & set(release.dependencies)
         assert not [d for d in release.dependencies if "database" in d]
     # Charts whose CRDs live under crds/ (Helm never upgrades those) are applied as v4
@@ -250,7 +260,7 @@ def test_prod_requests_fit_the_node_pool_minimum_with_room_for_a_rolling_update(
     footprint = _footprint("prod")
     assert footprint.notes == [] and footprint.unrequested == []
     capacity = footprint.capacity
-    assert capacity.nodes == 5 and capacity.label.startswith("5 × s-2vcpu-4gb")
+    assert capacity.nodes == 6 and capacity.label.startswith("6 × s-2vcpu-4gb")
     # Every pod and a rolling update's extra pod fit the allocatable memory, less DOKS's
     # own pods, in total and node by node (brokers and controllers one per node).
     assert footprint.fits() and footprint.unplaced() == []
