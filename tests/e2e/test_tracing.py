@@ -2,12 +2,13 @@
 file (todo-local's `TODO_TRACES_FILE`), and a recurring completion's spans all carry the
 trace id of the request that started it — through the outbox, the stand-in's pub/sub,
 the recurring consumer, the service invocation back into the backend and the
-successor's own event."""
+successor's own event; and a reminder's, from the scan to the webhook call."""
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import pytest
 
 from apps.local.system import LocalSystem
 from apps.local.traces import read_spans, render, tracing_env
+from tests.apps.local.probe_app import ProbeApp, ServerThread
 from tests.e2e.conftest import E2E_ENV, Api, e2e_mesh_config, eventually
 
 
@@ -138,3 +140,50 @@ def _chain_ids(span: dict[str, Any], by_id: dict[str, dict[str, Any]]) -> set[st
         span = by_id[span["parent_id"]]
         ids.add(span["span_id"])
     return ids
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[ProbeApp, str]]:
+    probe = ProbeApp()
+    server = ServerThread(probe.app).start()
+    try:
+        yield probe, f"http://127.0.0.1:{server.port}/hooks/todo"
+    finally:
+        server.stop()
+
+
+def test_a_reminder_is_one_trace_from_the_scan_to_the_webhook_call(
+    user: Callable[[], Api], receiver: tuple[ProbeApp, str], traces_home: Path
+) -> None:
+    probe, url = receiver
+    api = user()
+    answer = api.notifications.put("/api/v1/notification-settings", json={"webhook_url": url})
+    assert answer.status_code == 200, answer.text
+    soon = (datetime.now(UTC) + timedelta(seconds=1.5)).isoformat()
+    api.create(
+        title="Stand-up",
+        due_at=(datetime.now(UTC) + timedelta(hours=1)).isoformat(),
+        reminders=[{"at": soon}],
+    )
+
+    (call,) = eventually(lambda: probe.calls("/hooks/todo"), what="the webhook call")
+    # The receiver sees the trace too: its own spans could join it.
+    trace_id = call.headers["traceparent"].split("-")[1]
+
+    def chain_complete() -> list[dict[str, Any]] | None:
+        spans = _spans(traces_home, trace_id)
+        return spans if any(s["name"] == "webhook deliver" for s in spans) else None
+
+    spans = eventually(chain_complete, timeout=20, what="the webhook's spans")
+    by_id = {s["span_id"]: s for s in spans}
+    scan = _one(spans, service="backend", kind="SERVER", name="POST /reminder-scan")
+    publish = _one(spans, service="backend", name="reminders publish")
+    consumed = _one(spans, service="notification", name="reminders process")
+    deliver = _one(spans, service="notification", name="webhook deliver")
+    webhook_call = _one(spans, service="notification", kind="CLIENT", name="POST")
+
+    assert scan["span_id"] in _chain_ids(publish, by_id)
+    assert publish["span_id"] in _chain_ids(consumed, by_id)
+    assert consumed["span_id"] in _chain_ids(deliver, by_id)
+    assert webhook_call["parent_id"] == deliver["span_id"]
+    assert call.headers["traceparent"].split("-")[2] == webhook_call["span_id"]

@@ -1,10 +1,11 @@
-"""outbox trace context: the W3C traceparent and tracestate of the writing request
+"""trace context on queued work: the W3C traceparent and tracestate of the writer
 
 The request that writes an outbox row stores its trace context with it, and the relay
 publishes the event as part of that trace (the CloudEvent's `traceparent`/`tracestate`
-extension attributes), so a consumer continues the writer's trace. Both columns are
-nullable: rows written outside a trace, or before this revision, have none and are
-published as before.
+extension attributes), so a consumer continues the writer's trace. Likewise a webhook
+delivery keeps the context of the event handling that recorded it, and the webhook
+worker's call continues that trace. All columns are nullable: rows written outside a
+trace, or before this revision, have none and are handled as before.
 
 Revision ID: 0005
 Revises: 0004
@@ -28,8 +29,12 @@ def upgrade() -> None:
     # Nullable columns without a default: a catalog-only change, no table rewrite.
     op.add_column("outbox", sa.Column("traceparent", sa.Text(), nullable=True))
     op.add_column("outbox", sa.Column("tracestate", sa.Text(), nullable=True))
+    op.add_column("notification_deliveries", sa.Column("traceparent", sa.Text(), nullable=True))
+    op.add_column("notification_deliveries", sa.Column("tracestate", sa.Text(), nullable=True))
 
 
 def downgrade() -> None:
+    op.drop_column("notification_deliveries", "tracestate")
+    op.drop_column("notification_deliveries", "traceparent")
     op.drop_column("outbox", "tracestate")
     op.drop_column("outbox", "traceparent")
