@@ -11,6 +11,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from apps.shared.tracing import rotated
+
 TRACES_FILE = "traces.jsonl"
 # Finished spans leave each service in batches; locally, every half second rather than
 # the SDK's five (OTEL_BSP_SCHEDULE_DELAY, milliseconds), so a trace is there at once.
@@ -25,19 +27,21 @@ def tracing_env(home: Path) -> dict[str, str]:
 
 
 def read_spans(path: Path, trace_id: str | None = None) -> list[dict[str, Any]]:
-    """The spans in `path` (of one trace, if given); unreadable lines are skipped."""
-    if not path.exists():
-        return []
+    """The spans in `path` and its rotated predecessor (of one trace, if given);
+    unreadable lines are skipped."""
     wanted = trace_id.lower() if trace_id else None
     spans = []
-    with path.open(encoding="utf-8") as lines:
-        for line in lines:
-            try:
-                span = json.loads(line)
-            except ValueError:
-                continue  # a line cut short by a process killed mid-write
-            if isinstance(span, dict) and (wanted is None or span.get("trace_id") == wanted):
-                spans.append(span)
+    for source in (rotated(path), path):
+        if not source.exists():
+            continue
+        with source.open(encoding="utf-8") as lines:
+            for line in lines:
+                try:
+                    span = json.loads(line)
+                except ValueError:
+                    continue  # a line cut short by a process killed mid-write
+                if isinstance(span, dict) and (wanted is None or span.get("trace_id") == wanted):
+                    spans.append(span)
     return spans
 
 

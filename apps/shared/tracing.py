@@ -28,6 +28,7 @@ the request path, in a background thread).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -95,10 +96,14 @@ class JsonLinesSpanExporter(SpanExporter):
 
     Several processes append to the same file: each batch is written with one `write`
     on a file opened for appending, so lines of different processes do not interleave.
+    A file grown past `max_bytes` is moved to `<name>.1` (replacing the one before), so
+    a long-running todo-local keeps at most about twice that (its reminder scan alone
+    starts a trace every second).
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, max_bytes: int = 64 * 1024 * 1024) -> None:
         self.path = Path(path)
+        self.max_bytes = max_bytes
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         lines = "".join(
@@ -106,6 +111,11 @@ class JsonLinesSpanExporter(SpanExporter):
         )
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                if self.path.stat().st_size > self.max_bytes:
+                    # Two processes may both rotate: the second moves a short file over
+                    # the first's; a few spans lost, locally, is acceptable.
+                    os.replace(self.path, rotated(self.path))
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             try:
                 os.write(fd, lines.encode("utf-8"))
@@ -117,6 +127,11 @@ class JsonLinesSpanExporter(SpanExporter):
 
     def shutdown(self) -> None:
         return None
+
+
+def rotated(path: Path) -> Path:
+    """Where `JsonLinesSpanExporter` moves a full file."""
+    return path.with_name(path.name + ".1")
 
 
 def span_record(span: ReadableSpan) -> dict[str, Any]:

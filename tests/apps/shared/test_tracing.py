@@ -148,6 +148,12 @@ def test_spans_are_appended_as_json_lines_and_printed_as_a_tree(
     path.write_text(path.read_text() + '{"cut short\n')
     assert len(read_spans(path)) == 4
 
+    small = JsonLinesSpanExporter(path, max_bytes=1)  # full: the next batch rotates
+    small.export(finished[:1])
+    assert path.with_name("traces.jsonl.1").exists()
+    assert len(path.read_text().splitlines()) == 1
+    assert len(read_spans(path, TRACE_ID)) == 4
+
 
 @pytest.mark.parametrize(
     ("metadata", "call_trace", "expected"),
