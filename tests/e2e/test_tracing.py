@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from apps.contracts.events import REMINDER_DUE, TASK_COMPLETED, TASK_CREATED
 from apps.local.system import LocalSystem
 from apps.local.traces import read_spans, render, tracing_env
 from tests.apps.local.probe_app import ProbeApp, ServerThread
@@ -45,6 +46,24 @@ def _spans(home: Path, trace_id: str) -> list[dict[str, Any]]:
     return read_spans(home / "traces.jsonl", trace_id)
 
 
+def _wait_for(
+    home: Path, trace_id: str, wanted: list[tuple[str, str, str | None]]
+) -> list[dict[str, Any]]:
+    """The trace's spans once it has a span for each (service, name, event type or None
+    for any)."""
+
+    def there() -> list[dict[str, Any]] | None:
+        spans = _spans(home, trace_id)
+        found = set()
+        for s in spans:
+            found.add((s["service"], s["name"], s["attributes"].get("cloudevents.event_type")))
+            found.add((s["service"], s["name"], None))  # for a wanted span of any type
+        return spans if found.issuperset(wanted) else None
+
+    spans: list[dict[str, Any]] = eventually(there, timeout=20, what=f"the spans {wanted}")
+    return spans
+
+
 def _one(spans: list[dict[str, Any]], **match: Any) -> dict[str, Any]:
     found = [s for s in spans if all(_field(s, k) == v for k, v in match.items())]
     assert found, f"no span with {match} in:\n" + "\n".join(render(spans))
@@ -73,16 +92,18 @@ def test_a_recurring_completion_is_one_trace(
     assert answer.status_code == 200, answer.text
     (successor,) = eventually(lambda: api.successors(str(task["id"])), what="next occurrence")
 
-    def chain_complete() -> list[dict[str, Any]] | None:
-        spans = _spans(traces_home, trace_id)
-        published = {
-            s["attributes"].get("messaging.message.id")
-            for s in spans
-            if s["name"] == "task-events publish"
-        }
-        return spans if len(published) >= 2 else None
-
-    spans = eventually(chain_complete, timeout=20, what="both events' publish spans")
+    # Each service exports its spans in its own batches: wait for the last of every hop.
+    spans = _wait_for(
+        traces_home,
+        trace_id,
+        [
+            ("backend", "POST /api/v1/tasks/{task_id}/complete", None),
+            ("backend", "task-events publish", TASK_COMPLETED),
+            ("recurring", "task-events process", TASK_COMPLETED),
+            ("backend", "POST /internal/v1/tasks/{task_id}/next-occurrence", None),
+            ("backend", "task-events publish", TASK_CREATED),
+        ],
+    )
     by_id = {s["span_id"]: s for s in spans}
 
     complete = _one(
@@ -170,11 +191,16 @@ def test_a_reminder_is_one_trace_from_the_scan_to_the_webhook_call(
     # The receiver sees the trace too: its own spans could join it.
     trace_id = call.headers["traceparent"].split("-")[1]
 
-    def chain_complete() -> list[dict[str, Any]] | None:
-        spans = _spans(traces_home, trace_id)
-        return spans if any(s["name"] == "webhook deliver" for s in spans) else None
-
-    spans = eventually(chain_complete, timeout=20, what="the webhook's spans")
+    spans = _wait_for(
+        traces_home,
+        trace_id,
+        [
+            ("backend", "POST /reminder-scan", None),
+            ("backend", "reminders publish", REMINDER_DUE),
+            ("notification", "reminders process", REMINDER_DUE),
+            ("notification", "webhook deliver", None),
+        ],
+    )
     by_id = {s["span_id"]: s for s in spans}
     scan = _one(spans, service="backend", kind="SERVER", name="POST /reminder-scan")
     publish = _one(spans, service="backend", name="reminders publish")
