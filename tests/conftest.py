@@ -125,6 +125,17 @@ def database_url(postgres_server_url: str, template_database: str) -> Iterator[s
         drop_database(postgres_server_url, name)
 
 
+@pytest.fixture(scope="module")
+def module_database_url(postgres_server_url: str, template_database: str) -> Iterator[str]:
+    """A fresh, migrated database shared by one test module (a server it starts once)."""
+    name = f"{_TEST_DB_PREFIX}{uuid.uuid4().hex}"
+    url = create_database(postgres_server_url, name, template=template_database)
+    try:
+        yield url
+    finally:
+        drop_database(postgres_server_url, name)
+
+
 @pytest.fixture
 def empty_database_url(postgres_server_url: str) -> Iterator[str]:
     """A fresh database with no schema at all (migration tests)."""

@@ -8,7 +8,8 @@ signing key, service logs) lives in `.todo-local/` (or `TODO_LOCAL_HOME`).
 
 What dies is restarted with backoff (services, sidecars, PostgreSQL; see
 `apps.local.supervisor`); `todo-local status` shows restarts, `todo-local dlq replay`
-republishes dead letters.
+republishes dead letters. The services' traces go to `traces.jsonl` in the same place;
+`todo-local trace <trace_id>` prints one as a tree (the id is in every log line).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from apps.contracts.services import REMINDER_SCAN, AppId
 from apps.local.admin import AdminServer, replay_offline, running_admin
 from apps.local.postgres import embedded, ensure_database, migrate
 from apps.local.system import DEFAULT_PORTS, LocalSystem, cluster_mesh_config, make_token
+from apps.local.traces import TRACES_FILE, read_spans, render, tracing_env
 
 app = typer.Typer(
     help="Run the Todo system on this machine (embedded PostgreSQL, stand-in Dapr sidecars).",
@@ -80,6 +82,7 @@ def _guide(system: LocalSystem, home: Path) -> str:
             f"notification  {notification}/docs",
             f"recurring     {recurring}/docs",
             f"logs          {home / 'logs'}",
+            f"traces        {home / TRACES_FILE}  (todo-local trace <trace_id>)",
             "",
             "Get a token (another terminal):",
             "  export TOKEN=$(uv run todo-local token --user alice)",
@@ -142,6 +145,7 @@ def up(
             cron_every_seconds=reminder_scan_seconds,
             mesh_config=cluster_mesh_config(data_dir=home / "broker"),
             extra_units=(postgres,),
+            extra_env=tracing_env(home),
             on_event=lambda line: console.print(f"[yellow]supervisor[/yellow] {line}"),
         )
         with console.status("starting the services and their sidecars…"):
@@ -190,6 +194,19 @@ def status() -> None:
         console.print(f"lag {group}: {lag}")
     for topic, count in report["dead_letters"].items():
         console.print(f"dead letters {topic}: {count}")
+
+
+@app.command()
+def trace(
+    trace_id: Annotated[str, typer.Argument(help="the trace id (32 hex digits, as logged)")],
+) -> None:
+    """Print one trace's spans as a tree: service, span name, duration."""
+    spans = read_spans(local_home() / TRACES_FILE, trace_id)
+    if not spans:
+        console.print(f"no spans of trace {trace_id} in {local_home() / TRACES_FILE}")
+        raise typer.Exit(1)
+    for line in render(spans):
+        typer.echo(line)
 
 
 dlq = typer.Typer(help="Dead-letter topics of the stand-in broker.", no_args_is_help=True)

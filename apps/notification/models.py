@@ -100,6 +100,10 @@ class NotificationDelivery(SQLModel, table=True):
     delivered_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
     created_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp(nullable=False))
     updated_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp(nullable=False))
+    # The W3C trace context of the event handling that recorded the delivery (migration
+    # 0005): the webhook worker calls out as part of that trace (apps.shared.tracing).
+    traceparent: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+    tracestate: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
 
 
 class UserNotificationSettings(SQLModel, table=True):

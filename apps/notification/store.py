@@ -30,6 +30,7 @@ from apps.notification.schemas import (
 from apps.notification.signing import generate_secret
 from apps.shared.errors import ApiError, not_found
 from apps.shared.timeutil import utcnow
+from apps.shared.tracing import TRACEPARENT, TRACESTATE, current_trace_headers
 
 _NOTIFICATIONS = Notification.__table__  # type: ignore[attr-defined]
 _DELIVERIES = NotificationDelivery.__table__  # type: ignore[attr-defined]
@@ -75,6 +76,8 @@ async def record_notification(
             "delivered_at": now,
             "created_at": now,
             "updated_at": now,
+            "traceparent": None,
+            "tracestate": None,
         }
     ]
     webhook_url = (
@@ -83,6 +86,7 @@ async def record_notification(
         )
     ).scalar_one_or_none()
     if webhook_url:
+        trace_headers = current_trace_headers()
         deliveries.append(
             {
                 "id": uuid.uuid4(),
@@ -95,6 +99,9 @@ async def record_notification(
                 "delivered_at": None,
                 "created_at": now,
                 "updated_at": now,
+                # The worker's call continues the trace this event arrived in.
+                "traceparent": trace_headers.get(TRACEPARENT),
+                "tracestate": trace_headers.get(TRACESTATE),
             }
         )
     # executemany: every row must carry the same keys.

@@ -26,9 +26,11 @@ from dapr.aio.clients import DaprClient
 from dapr.aio.clients.health import DaprHealth
 from dapr.clients.exceptions import DaprGrpcError, DaprHttpError
 from dapr.clients.http.helpers import get_api_url
+from opentelemetry.trace import SpanKind
 
 from apps.contracts.services import PUBSUB
 from apps.shared.logs import get_logger
+from apps.shared.tracing import current_trace_headers, headers_with_trace, tracer
 
 PUBSUB_NAME: Final = PUBSUB
 JSON_CONTENT_TYPE: Final = "application/json"
@@ -94,12 +96,28 @@ async def _sidecar_listening(timeout: float) -> bool:
 
 
 def publish_metadata(
-    *, event_id: str, event_type: str, partition_key: str | None
+    *,
+    event_id: str,
+    event_type: str,
+    partition_key: str | None,
+    trace_headers: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """What makes daprd use our id and type in the CloudEvent and key the Kafka message."""
+    """What makes daprd use our id, type and trace context in the CloudEvent and key the
+    Kafka message.
+
+    `trace_headers` (`traceparent`, `tracestate`) become the CloudEvent's extension
+    attributes of those names through `cloudevent.` metadata, which daprd lets override
+    them (docs.dapr.io, "Publishing & subscribing messages with CloudEvents"; dapr/dapr
+    pkg/runtime/pubsub/cloudevents.go). The gRPC publish call carries no trace header of
+    its own (the SDK's gRPC channel is not instrumented), so this is how the trace
+    reaches the subscriber.
+    """
     metadata = {"cloudevent.id": event_id, "cloudevent.type": event_type}
     if partition_key:
         metadata["partitionKey"] = partition_key
+    for name, value in (trace_headers or {}).items():
+        if value:
+            metadata[f"cloudevent.{name}"] = value
     return metadata
 
 
@@ -160,6 +178,7 @@ class DaprAccess:
                     event_id=str(envelope["event_id"]),
                     event_type=str(envelope["event_type"]),
                     partition_key=partition_key,
+                    trace_headers=current_trace_headers(),
                 ),
             )
         except DaprGrpcError as exc:
@@ -182,7 +201,39 @@ class DaprAccess:
         headers: Mapping[str, str] | None = None,
         timeout_seconds: int = 30,
     ) -> InvokeResult:
-        """Call `method` on `app_id` through Dapr; any HTTP status comes back as a result."""
+        """Call `method` on `app_id` through Dapr; any HTTP status comes back as a result.
+
+        Under a client span whose `traceparent`/`tracestate` go with the call as headers
+        (the SDK sends invocation metadata as HTTP headers); daprd passes them on to the
+        target app, whose request span continues the trace.
+        """
+        with tracer().start_as_current_span(
+            # The name stays low in cardinality (the path holds ids); the path is an attribute.
+            f"invoke {app_id} {verb}",
+            kind=SpanKind.CLIENT,
+            attributes={"rpc.system": "dapr", "rpc.service": app_id, "rpc.method": method},
+        ) as span:
+            result = await self._invoke(
+                app_id,
+                method,
+                body=body,
+                verb=verb,
+                headers=headers_with_trace(headers),
+                timeout_seconds=timeout_seconds,
+            )
+            span.set_attribute("http.response.status_code", result.status)
+            return result
+
+    async def _invoke(
+        self,
+        app_id: str,
+        method: str,
+        *,
+        body: Mapping[str, Any] | None,
+        verb: str,
+        headers: Mapping[str, str],
+        timeout_seconds: int,
+    ) -> InvokeResult:
         client = await self._connected()
         data = json.dumps(body).encode() if body is not None else b""
         try:
@@ -191,7 +242,7 @@ class DaprAccess:
                 method,
                 data,
                 content_type=JSON_CONTENT_TYPE,
-                metadata=tuple((headers or {}).items()),
+                metadata=tuple(headers.items()),
                 http_verb=verb,
                 timeout=timeout_seconds,
             )

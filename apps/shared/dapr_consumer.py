@@ -26,11 +26,14 @@ from typing import Any
 import sqlalchemy.exc
 from fastapi import Request
 from fastapi.responses import JSONResponse
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from apps.shared.dapr import SidecarUnavailable
 from apps.shared.events.validation import schema_errors
 from apps.shared.logs import get_logger
-from apps.shared.metrics import EVENT_PROCESSING_DURATION, EVENTS_CONSUMED
+from apps.shared.metrics import EVENT_PROCESSING_DURATION, EVENTS_CONSUMED, trace_exemplar
+from apps.shared.tracing import TRACEPARENT, TRACESTATE, context_from, tracer
 
 _log = get_logger("apps.events")
 
@@ -160,7 +163,26 @@ async def consume(
             event_id = peek.get("id")
             raise
         event_type, event_id = event.event_type, event.event_id
-        outcome = Outcome.SUCCESS if await handler(event) else Outcome.DUPLICATE
+        with tracer().start_as_current_span(
+            f"{topic} process",
+            context=_delivery_context(event.cloud_event),
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "dapr",
+                "messaging.operation.type": "process",
+                "messaging.destination.name": topic,
+                "messaging.message.id": str(event_id),
+                "cloudevents.event_type": event_type,
+            },
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
+            try:
+                handled = await handler(event)
+            except BaseException as exc:
+                span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+                raise
+        outcome = Outcome.SUCCESS if handled else Outcome.DUPLICATE
     except PoisonEvent as exc:
         _log.error("event dead-lettered", event_id=str(event_id), topic=topic, reason=str(exc))
         outcome = Outcome.DEADLETTER
@@ -172,9 +194,24 @@ async def consume(
         outcome = Outcome.RETRY
     EVENTS_CONSUMED.labels(service, topic, event_type, outcome.value).inc()
     EVENT_PROCESSING_DURATION.labels(service, topic, event_type).observe(
-        time.perf_counter() - started
+        time.perf_counter() - started, exemplar=trace_exemplar()
     )
     return JSONResponse({"status": _STATUS[outcome]})
+
+
+def _delivery_context(cloud_event: Mapping[str, Any]) -> Any:
+    """Where the handling span hangs: under the delivery's request span, which daprd's
+    `traceparent` header already continues (the FastAPI instrumentation read it); without
+    one (tracing off here, or a delivery without the header), under the CloudEvent's own
+    `traceparent` extension attribute, which daprd sets on publish."""
+    if trace.get_current_span().get_span_context().is_valid:
+        return None
+    traceparent = cloud_event.get(TRACEPARENT)
+    tracestate = cloud_event.get(TRACESTATE)
+    return context_from(
+        traceparent if isinstance(traceparent, str) else None,
+        tracestate if isinstance(tracestate, str) else None,
+    )
 
 
 def _peek(body: bytes) -> dict[str, Any]:

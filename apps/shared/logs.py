@@ -14,6 +14,7 @@ from functools import lru_cache
 from typing import Any
 
 import structlog
+from opentelemetry import trace
 
 # Keys whose values are never written, whatever logged them.
 _SECRET_KEY = re.compile(r"(pass(word)?|secret|token|authorization|api[_-]?key|cookie)", re.I)
@@ -49,6 +50,7 @@ def configure_logging(service: str, level: str = "INFO") -> None:
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _add_service(service),
+        add_trace_ids,
         redact_secrets,
     ]
     structlog.configure(
@@ -86,6 +88,18 @@ def configure_logging(service: str, level: str = "INFO") -> None:
         uvicorn_logger.propagate = True
     # Our middleware logs each request with its id; uvicorn's access line would repeat it.
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+
+
+def add_trace_ids(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: `trace_id` and `span_id` of the current span (apps.shared.tracing),
+    when a sampled or unsampled trace is under way; nothing otherwise."""
+    context = trace.get_current_span().get_span_context()
+    if context.is_valid:
+        event_dict.setdefault("trace_id", f"{context.trace_id:032x}")
+        event_dict.setdefault("span_id", f"{context.span_id:016x}")
+    return event_dict
 
 
 def _add_service(service: str) -> structlog.types.Processor:

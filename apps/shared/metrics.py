@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import time
 
-from fastapi import FastAPI, Response
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from fastapi import FastAPI, Request, Response
+from opentelemetry import trace
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client.exposition import choose_encoder
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 HTTP_REQUESTS = Counter(
@@ -89,8 +91,23 @@ class HttpMetricsMiddleware:
             method = scope["method"]
             HTTP_REQUESTS.labels(self.service, method, route, str(status)).inc()
             HTTP_REQUEST_DURATION.labels(self.service, method, route).observe(
-                time.perf_counter() - started
+                time.perf_counter() - started, exemplar=trace_exemplar()
             )
+
+
+def trace_exemplar() -> dict[str, str] | None:
+    """The current sampled trace's id, as the exemplar of a latency observation.
+
+    Exemplars exist only in the OpenMetrics exposition; the Prometheus text format drops
+    them (prometheus_client writes them only from its `openmetrics` encoder), so
+    `/metrics` answers in OpenMetrics to a scraper that asks for it (Prometheus does,
+    and keeps exemplars with `--enable-feature=exemplar-storage`), and in the text
+    format otherwise.
+    """
+    context = trace.get_current_span().get_span_context()
+    if not (context.is_valid and context.trace_flags.sampled):
+        return None
+    return {"trace_id": f"{context.trace_id:032x}"}
 
 
 def _route_template(scope: Scope) -> str:
@@ -100,8 +117,10 @@ def _route_template(scope: Scope) -> str:
 
 
 def add_metrics_route(app: FastAPI) -> None:
-    """Serve the default registry on GET /metrics (left out of the OpenAPI document)."""
+    """Serve the default registry on GET /metrics (left out of the OpenAPI document), in
+    OpenMetrics (with exemplars) when the scraper's Accept asks for it, else as text."""
 
     @app.get("/metrics", include_in_schema=False)
-    def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    def metrics(request: Request) -> Response:
+        encoder, content_type = choose_encoder(request.headers.get("accept", ""))
+        return Response(encoder(REGISTRY), headers={"content-type": content_type})

@@ -65,6 +65,10 @@ class OutboxEvent(SQLModel, table=True):
     published_at: datetime | None = Field(
         default=None, sa_column=sa.Column(sa.DateTime(timezone=True), nullable=True)
     )
+    # The W3C trace context of the request that wrote the row (migration 0005): the
+    # relay publishes the event as part of that trace (apps.shared.tracing).
+    traceparent: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+    tracestate: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
 
 
 class ProcessedEvent(SQLModel, table=True):

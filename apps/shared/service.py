@@ -27,14 +27,15 @@ from apps.shared.request_context import RequestContextMiddleware
 from apps.shared.settings import AuthSettings, ServiceSettings, SettingsError, load_settings
 from apps.shared.shutdown import SHUTDOWN_CHECK, is_draining
 from apps.shared.sidecar_health import SIDECAR_CHECK, SidecarProbe
+from apps.shared.tracing import TracingSettings, instrument_app, instrument_engine
 
 SettingsT = TypeVar("SettingsT", bound=AuthSettings)
 
 
 # For every service's FastAPI(telemetry=...). The services report through their own
-# Prometheus metrics and JSON logs (architecture §10) and configure no OpenTelemetry
-# provider; FastAPI's built-in OpenTelemetry hooks would still look the global providers
-# up on every request to find that out.
+# Prometheus metrics and JSON logs (architecture §10); their traces come from
+# opentelemetry-instrumentation-fastapi (apps.shared.tracing), so FastAPI's built-in
+# OpenTelemetry hooks stay off (they would look the global providers up on every request).
 NO_OPENTELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
 
@@ -84,6 +85,10 @@ def install_common(app: FastAPI, *, service: str) -> None:
     """
     install_error_handlers(app)
     app.add_exception_handler(BodyTooLarge, body_too_large_handler)
+    # Tracing is decided when the app is built (middleware cannot be added once it
+    # runs), from the OTEL_* / TODO_TRACES_FILE variables alone: off unless spans have
+    # somewhere to go (apps.shared.tracing).
+    instrument_app(app, service, load_settings(TracingSettings))
     # Added last = outermost: the request id is bound before metrics and routes run; the
     # body limit holds before routing, auth and parsing read the request.
     app.add_middleware(BodyLimitMiddleware)
@@ -164,6 +169,7 @@ async def open_database(app: FastAPI, settings: ServiceSettings) -> AsyncIterato
         pool_size=settings.db_pool_size,
         transaction_pooling=settings.db_transaction_pooling,
     )
+    instrument_engine(engine)
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
     try:

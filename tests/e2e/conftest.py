@@ -18,7 +18,6 @@ import pytest
 
 from apps.local.standin import MeshConfig, RetryPolicy
 from apps.local.system import LocalSystem, cluster_mesh_config
-from tests.conftest import create_database, drop_database
 
 
 def e2e_mesh_config() -> MeshConfig:
@@ -43,16 +42,6 @@ E2E_ENV = {
     "WEBHOOK_BACKOFF_MAX_SECONDS": "0.3",
     "WEBHOOK_POLL_SECONDS": "0.2",
 }
-
-
-@pytest.fixture(scope="module")
-def module_database_url(postgres_server_url: str, template_database: str) -> Iterator[str]:
-    name = f"todo_test_e2e_{uuid.uuid4().hex}"
-    url = create_database(postgres_server_url, name, template=template_database)
-    try:
-        yield url
-    finally:
-        drop_database(postgres_server_url, name)
 
 
 @pytest.fixture(scope="module")

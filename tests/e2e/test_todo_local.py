@@ -18,14 +18,16 @@ import httpx
 import pytest
 
 from apps.local.cli import signing_key
-from apps.local.ports import free_port
+from apps.local.ports import fixed_free_port
 from apps.local.system import make_token
 from tests.e2e.conftest import eventually
 
 
 @pytest.fixture
 def todo_local(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], dict[str, int], Path]]:
-    ports = {"backend": free_port(), "notification": free_port(), "recurring": free_port()}
+    # Chosen here, bound by todo-local later: below the ephemeral range, where no
+    # outgoing connection's local port can take them in between.
+    ports = {app: fixed_free_port() for app in ("backend", "notification", "recurring")}
     home = tmp_path / "home"
     process = subprocess.Popen(
         [

@@ -52,6 +52,8 @@ _EVENT_COLUMNS = (
     "created_at",
     "attempts",
     "next_attempt_at",
+    "traceparent",
+    "tracestate",
 )
 REMINDER_FIELDS = ("id", "before_minutes", "at", "remind_at", "fired_at")
 

@@ -42,6 +42,7 @@ from datetime import timedelta
 
 import psycopg
 from fastapi import FastAPI
+from opentelemetry.trace import SpanKind, Status, StatusCode
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from apps.backend.settings import BackendSettings, RelaySettings
@@ -63,6 +64,7 @@ from apps.shared.metrics import (
     OUTBOX_PENDING_EVENTS,
     OUTBOX_PUBLISH_FAILURES,
 )
+from apps.shared.tracing import context_from, tracer
 
 # The logger keeps the name it had before the relay moved here: its lines do not change.
 _log = get_logger("apps.backend.outbox_relay")
@@ -252,15 +254,31 @@ class OutboxRelay:
         return published, failed
 
     async def _publish_row(self, row: Row) -> str | None:
-        try:
-            await self._dapr.publish(
-                topic=row.topic, envelope=row.payload, partition_key=row.partition_key
-            )
-        except (SidecarUnavailable, PublishFailed, PublishRejected) as exc:
-            if isinstance(exc, SidecarUnavailable):
-                self._sidecar_lost = True
-            OUTBOX_PUBLISH_FAILURES.labels(self._service, row.topic).inc()
-            return str(exc) or type(exc).__name__
+        # A producer span in the trace of the request that wrote the row (its stored
+        # context); the event goes out carrying this span's context (DaprAccess.publish).
+        # A row written outside any trace starts a new one, sampled by the ratio.
+        with tracer().start_as_current_span(
+            f"{row.topic} publish",
+            context=context_from(row.traceparent, row.tracestate),
+            kind=SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "dapr",
+                "messaging.operation.type": "send",
+                "messaging.destination.name": row.topic,
+                "messaging.message.id": str(row.payload.get("event_id")),
+                "cloudevents.event_type": str(row.payload.get("event_type")),
+            },
+        ) as span:
+            try:
+                await self._dapr.publish(
+                    topic=row.topic, envelope=row.payload, partition_key=row.partition_key
+                )
+            except (SidecarUnavailable, PublishFailed, PublishRejected) as exc:
+                if isinstance(exc, SidecarUnavailable):
+                    self._sidecar_lost = True
+                OUTBOX_PUBLISH_FAILURES.labels(self._service, row.topic).inc()
+                span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+                return str(exc) or type(exc).__name__
         return None
 
     async def _purge_if_due(self) -> None:

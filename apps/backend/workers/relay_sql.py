@@ -18,16 +18,18 @@ class Row:
     partition_key: str
     payload: dict[str, Any]
     attempts: int
+    traceparent: str | None = None
+    tracestate: str | None = None
 
 
-ROW_FIELDS = ("id", "topic", "partition_key", "payload", "attempts")
+ROW_FIELDS = ("id", "topic", "partition_key", "payload", "attempts", "traceparent", "tracestate")
 
 
 # `followers`: whether the key has later unpublished rows, so that the second query
 # runs only for keys that have some (most keys have one pending row at a time).
 HEADS = sa.text(
     """
-    SELECT o.id, o.topic, o.partition_key, o.payload, o.attempts,
+    SELECT o.id, o.topic, o.partition_key, o.payload, o.attempts, o.traceparent, o.tracestate,
            EXISTS (
                SELECT 1 FROM outbox f
                WHERE f.partition_key = o.partition_key
@@ -53,7 +55,7 @@ HEADS = sa.text(
 # (their head is unpublished), so a plain lock is enough.
 FOLLOWERS = sa.text(
     """
-    SELECT id, topic, partition_key, payload, attempts
+    SELECT id, topic, partition_key, payload, attempts, traceparent, tracestate
     FROM outbox
     WHERE published_at IS NULL
       AND partition_key = ANY(:keys)

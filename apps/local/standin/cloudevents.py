@@ -5,6 +5,14 @@ datacontenttype, data, topic, pubsubname, trace fields, time). Publish metadata 
 prefixed `cloudevent.` override the id, source, type, subject and trace fields; a
 payload sent as `application/cloudevents+json` is taken as the envelope itself, and
 daprd only adds topic, pubsubname and trace fields to it.
+
+Trace fields: daprd sets `traceparent` (and `traceid`, its older name) and `tracestate`
+from the trace context of the publish call itself (its `traceparent` HTTP header or gRPC
+metadata), starting a new trace when the call carries none; a `cloudevent.traceparent`
+override, or one already in a CloudEvent payload, wins
+(https://docs.dapr.io/developing-applications/building-blocks/pubsub/pubsub-cloudevents/;
+dapr/dapr pkg/runtime/pubsub/cloudevents.go). daprd puts its own sidecar span between
+the two; the stand-in records no spans and passes the caller's context on as it is.
 """
 
 from __future__ import annotations
@@ -59,8 +67,12 @@ def build_envelope(
     pubsub_name: str,
     source: str,
     metadata: Mapping[str, str],
+    call_trace: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The CloudEvent daprd would put on the broker for one publish call."""
+    """The CloudEvent daprd would put on the broker for one publish call.
+
+    `call_trace`: the publish call's own `traceparent`/`tracestate` headers, if any.
+    """
     content_type = content_type or DEFAULT_CONTENT_TYPE
     if content_type.split(";", 1)[0].strip().lower() == CLOUDEVENT_CONTENT_TYPE:
         try:
@@ -89,7 +101,12 @@ def build_envelope(
         override = metadata.get(f"cloudevent.{name}")
         if override:
             envelope[name] = override
-    traceparent = envelope.get("traceparent") or envelope.get("traceid") or _new_traceparent()
+    call_trace = call_trace or {}
+    traceparent = envelope.get("traceparent") or envelope.get("traceid")
+    if not traceparent and call_trace.get("traceparent"):
+        traceparent = call_trace["traceparent"]
+        envelope.setdefault("tracestate", call_trace.get("tracestate", ""))
+    traceparent = traceparent or _new_traceparent()
     envelope["traceparent"] = traceparent
     envelope["traceid"] = traceparent
     envelope.setdefault("tracestate", "")

@@ -243,6 +243,9 @@ class Deliverer:
         self, sidecar: Instance, path: str, message: Message, event: dict[str, Any]
     ) -> tuple[Outcome, int | None]:
         headers = {"content-type": CLOUDEVENT_CONTENT_TYPE}
+        # daprd delivers the CloudEvent's trace context as W3C headers, so the
+        # subscriber's request continues the publisher's trace (docs.dapr.io,
+        # "Distributed tracing overview": pub/sub trace context propagation).
         for name in ("traceparent", "tracestate"):
             if event.get(name):
                 headers[name] = str(event[name])

@@ -49,6 +49,7 @@ class DaprApi(api_service_v1.DaprServicer):
                 data=bytes(request.data),
                 content_type=request.data_content_type,
                 metadata=dict(request.metadata),
+                call_trace=_trace_of(context),
             )
         except DaprError as error:
             await self._fail(context, error)
@@ -70,6 +71,7 @@ class DaprApi(api_service_v1.DaprServicer):
                     data=bytes(entry.event),
                     content_type=entry.content_type,
                     metadata={**dict(request.metadata), **dict(entry.metadata)},
+                    call_trace=_trace_of(context),
                 )
             except DaprError as error:
                 failed.append(
@@ -226,3 +228,9 @@ class DaprApi(api_service_v1.DaprServicer):
                 for s in described["subscriptions"]
             ],
         )
+
+
+def _trace_of(context: Context) -> dict[str, str]:
+    """The call's W3C trace context, from its gRPC metadata (daprd reads it there)."""
+    metadata = dict(context.invocation_metadata() or ())
+    return {name: str(metadata[name]) for name in ("traceparent", "tracestate") if name in metadata}

@@ -80,6 +80,11 @@ def build_http_api(sidecar: Instance, mesh: MeshApi) -> Starlette:
                     for key, value in params.items()
                     if key.startswith("metadata.")
                 },
+                call_trace={
+                    name: request.headers[name]
+                    for name in ("traceparent", "tracestate")
+                    if name in request.headers
+                },
             )
         except DaprError as error:
             return _error(error)

@@ -155,8 +155,10 @@ class Mesh:
         data: bytes,
         content_type: str,
         metadata: Mapping[str, str],
+        call_trace: Mapping[str, str] | None = None,
     ) -> Message:
-        """A publish call from an app through its sidecar."""
+        """A publish call from an app through its sidecar (`call_trace`: the call's own
+        `traceparent`/`tracestate`, which the CloudEvent carries unless overridden)."""
         if pubsub_name != self.config.pubsub_name:
             raise DaprError.pubsub_not_found(pubsub_name)
         if not topic:
@@ -170,6 +172,7 @@ class Mesh:
                 pubsub_name=pubsub_name,
                 source=source,
                 metadata=metadata,
+                call_trace=call_trace,
             )
         except InvalidCloudEvent as exc:
             raise DaprError.bad_cloudevent(str(exc)) from exc

@@ -69,6 +69,7 @@ class MeshApi(Protocol):
         data: bytes,
         content_type: str,
         metadata: Mapping[str, str],
+        call_trace: Mapping[str, str] | None = None,
     ) -> Message: ...
 
     async def invoke(

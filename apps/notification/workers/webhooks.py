@@ -47,6 +47,7 @@ from typing import Any
 
 import httpx
 import sqlalchemy as sa
+from opentelemetry.trace import SpanKind, Status, StatusCode
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from apps.notification import signing
@@ -56,6 +57,7 @@ from apps.notification.workers import outbound
 from apps.shared.events.envelope import rfc3339
 from apps.shared.logs import get_logger
 from apps.shared.metrics import NOTIFICATIONS_DELIVERED
+from apps.shared.tracing import context_from, tracer
 
 # The logger keeps the name it had before the worker moved here: its lines do not change.
 _log = get_logger("apps.notification.webhooks")
@@ -92,7 +94,7 @@ _CLAIM = sa.text(
     FROM due, notifications n
     LEFT JOIN notification_settings s ON s.user_id = n.user_id
     WHERE d.id = due.id AND n.id = d.notification_id
-    RETURNING d.id, d.target, d.attempts, s.webhook_secret,
+    RETURNING d.id, d.target, d.attempts, d.traceparent, d.tracestate, s.webhook_secret,
               CASE WHEN s.webhook_secret_previous_expires_at > now()
                    THEN s.webhook_secret_previous END AS webhook_secret_previous,
               n.id AS notification_id,
@@ -318,7 +320,24 @@ class WebhookWorker:
         return len(claimed)
 
     async def _call(self, item: _Claimed) -> str | None:
-        """POST the signed payload; None on success, else why it failed."""
+        """POST the signed payload; None on success, else why it failed.
+
+        Under a span continuing the trace of the event that recorded the delivery (its
+        stored context), so the reminder's trace runs on to the webhook call.
+        """
+        row = item.row
+        with tracer().start_as_current_span(
+            "webhook deliver",
+            context=context_from(row["traceparent"], row["tracestate"]),
+            kind=SpanKind.INTERNAL,
+            attributes={"todo.delivery_id": str(item.delivery_id), "todo.attempt": row["attempts"]},
+        ) as span:
+            error = await self._call_out(item)
+            if error is not None:
+                span.set_status(Status(StatusCode.ERROR, error[:200]))
+            return error
+
+    async def _call_out(self, item: _Claimed) -> str | None:
         row = item.row
         secret, target = row["webhook_secret"], row["target"]
         if not secret or not target:

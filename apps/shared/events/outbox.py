@@ -18,6 +18,7 @@ from apps.shared.events.envelope import new_envelope
 from apps.shared.events.validation import validate_envelope
 from apps.shared.models import OutboxEvent
 from apps.shared.timeutil import utcnow
+from apps.shared.tracing import TRACEPARENT, TRACESTATE, current_trace_headers
 
 
 def outbox_values(
@@ -29,10 +30,14 @@ def outbox_values(
     timestamp: datetime | None = None,
 ) -> dict[str, Any]:
     """The columns of a validated outbox row, for writers that insert it with Core
-    (raises `EventSchemaError` before anything is written)."""
+    (raises `EventSchemaError` before anything is written).
+
+    The row keeps the current trace context (`traceparent`, `tracestate`; None outside
+    a trace), so that the relay publishes the event as part of the writer's trace."""
     envelope = new_envelope(event_type, data, event_id=event_id, timestamp=timestamp)
     validate_envelope(envelope)
     now = utcnow()
+    trace_headers = current_trace_headers()
     return {
         "event_id": uuid.UUID(envelope["event_id"]),
         "event_type": event_type,
@@ -42,6 +47,8 @@ def outbox_values(
         "created_at": now,
         "attempts": 0,
         "next_attempt_at": now,
+        "traceparent": trace_headers.get(TRACEPARENT),
+        "tracestate": trace_headers.get(TRACESTATE),
     }
 
 

@@ -15,22 +15,11 @@ from typing import Any
 import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, Phase, settings
-from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
 
 from apps.backend.main import create_app
 from tests.apps.backend.conftest import bearer
+from tests.apps.schemathesis_support import CHECKS, httpx_kwargs
 
-CHECKS = [
-    not_a_server_error,
-    status_code_conformance,
-    content_type_conformance,
-    response_schema_conformance,
-]
 USER = "schemathesis"
 
 # Building the app connects to nothing (that happens in its lifespan), so the document
@@ -53,16 +42,8 @@ def test_api_conforms_to_its_openapi_document(case: Any, client: TestClient) -> 
     if "task_id" in path_parameters and hash(str(path_parameters["task_id"])) % 2 == 0:
         path_parameters["task_id"] = _new_task(client, headers)
     kwargs = case.as_transport_kwargs(base_url=str(client.base_url), headers=headers)
-    response = client.request(**_httpx_kwargs(kwargs))
+    response = client.request(**httpx_kwargs(kwargs))
     case.validate_response(response, checks=CHECKS)
-
-
-def _httpx_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Schemathesis serialises for `requests`; the test client speaks httpx."""
-    converted = {key: value for key, value in kwargs.items() if key != "cookies" or value}
-    if "data" in converted and not isinstance(converted["data"], dict):
-        converted["content"] = converted.pop("data")
-    return converted
 
 
 def _new_task(client: TestClient, headers: dict[str, str]) -> str:

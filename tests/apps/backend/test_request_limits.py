@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import socket
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,22 +18,10 @@ import pytest
 
 from tests.apps.backend.conftest import APP_TOKEN, JWT_SECRET, bearer
 from tests.apps.shared.uvicorn_process import UvicornProcess
-from tests.conftest import create_database, drop_database
 
 BODY_LIMIT = 64 * 1024
 HEADER_LIMIT = 16 * 1024
 MIB = 1024 * 1024
-
-
-@pytest.fixture(scope="module")
-def module_database_url(postgres_server_url: str, template_database: str) -> Iterator[str]:
-    """One migrated database for the module's one server."""
-    name = f"todo_test_limits_{uuid.uuid4().hex}"
-    url = create_database(postgres_server_url, name, template=template_database)
-    try:
-        yield url
-    finally:
-        drop_database(postgres_server_url, name)
 
 
 @pytest.fixture(scope="module")

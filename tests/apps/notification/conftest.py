@@ -20,6 +20,7 @@ from apps.contracts.events import REMINDER_DUE
 from apps.notification.main import create_app
 from apps.notification.settings import NotificationServiceSettings
 from apps.shared.events.envelope import new_envelope
+from tests.apps.local.probe_app import ProbeApp, ServerThread
 
 JWT_SECRET = "notification-test-secret-long-enough-for-hs256"
 APP_TOKEN = "notification-app-token"
@@ -101,3 +102,14 @@ def client(notification_settings: NotificationServiceSettings) -> Iterator[TestC
         create_app(notification_settings), raise_server_exceptions=False
     ) as test_client:
         yield test_client
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[ProbeApp, str]]:
+    """A webhook receiver on loopback recording each call, and its URL."""
+    probe = ProbeApp()
+    server = ServerThread(probe.app).start()
+    try:
+        yield probe, f"http://127.0.0.1:{server.port}/hook"
+    finally:
+        server.stop()

@@ -16,23 +16,11 @@ import pytest
 import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, Phase, settings
-from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
 
 from apps.notification.main import create_app
 from apps.notification.settings import NotificationServiceSettings
 from tests.apps.notification.conftest import bearer
-
-CHECKS = [
-    not_a_server_error,
-    status_code_conformance,
-    content_type_conformance,
-    response_schema_conformance,
-]
+from tests.apps.schemathesis_support import CHECKS, httpx_kwargs
 
 # Building the app connects to nothing (that happens in its lifespan), so the document
 # can be read at import time, which is when pytest needs it to parametrize. Only the
@@ -65,13 +53,5 @@ def test_api_conforms_to_its_openapi_document(case: Any, strict_client: TestClie
             headers=headers,
         )
     kwargs = case.as_transport_kwargs(base_url=str(strict_client.base_url), headers=headers)
-    response = strict_client.request(**_httpx_kwargs(kwargs))
+    response = strict_client.request(**httpx_kwargs(kwargs))
     case.validate_response(response, checks=CHECKS)
-
-
-def _httpx_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Schemathesis serialises for `requests`; the test client speaks httpx."""
-    converted = {key: value for key, value in kwargs.items() if key != "cookies" or value}
-    if "data" in converted and not isinstance(converted["data"], dict):
-        converted["content"] = converted.pop("data")
-    return converted

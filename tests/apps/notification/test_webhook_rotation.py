@@ -3,34 +3,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from apps.notification.main import create_app
 from apps.notification.settings import NotificationServiceSettings
 from apps.notification.signing import SIGNATURE_HEADER, generate_secret
-from tests.apps.local.probe_app import ProbeApp, Received, ServerThread, wait_until
+from tests.apps.local.probe_app import ProbeApp, Received, wait_until
 from tests.apps.notification.conftest import bearer, cloud_event, deliver, reminder_envelope
 from tests.apps.notification.worker_harness import run_worker, seed_settings, seed_webhook
 
 SETTINGS = "/api/v1/notification-settings"
 ROTATE = f"{SETTINGS}/webhook-secret/rotate"
 ALICE = bearer("alice")
-
-
-@pytest.fixture
-def receiver() -> Iterator[tuple[ProbeApp, str]]:
-    probe = ProbeApp()
-    server = ServerThread(probe.app).start()
-    try:
-        yield probe, f"http://127.0.0.1:{server.port}/hook"
-    finally:
-        server.stop()
 
 
 def _subscribe(client: TestClient, url: str) -> str:

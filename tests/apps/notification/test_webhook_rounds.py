@@ -4,14 +4,13 @@ failed attempt, and every other row claimed in the same round is delivered and r
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from apps.notification.settings import NotificationServiceSettings
 from apps.notification.targets import resolve_url
-from tests.apps.local.probe_app import ProbeApp, ServerThread
+from tests.apps.local.probe_app import ProbeApp
 from tests.apps.notification.worker_harness import run_worker, seed_webhook
 
 # Targets stored before the settings API refused them; each used to escape `_call`
@@ -21,16 +20,6 @@ POISONED = {
     "bad-port-range": "http://localhost:99999/hook",
     "bad-ipv6": "http://[::1/hook",
 }
-
-
-@pytest.fixture
-def receiver() -> Iterator[tuple[ProbeApp, str]]:
-    probe = ProbeApp()
-    server = ServerThread(probe.app).start()
-    try:
-        yield probe, f"http://127.0.0.1:{server.port}/hook"
-    finally:
-        server.stop()
 
 
 def test_a_poisoned_row_fails_alone_and_the_round_goes_on(

@@ -4,7 +4,6 @@ before the format, and no secret or signature in errors or logs."""
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -19,23 +18,13 @@ from apps.notification.signing import (
     parse_secret,
     signature,
 )
-from tests.apps.local.probe_app import ProbeApp, ServerThread
+from tests.apps.local.probe_app import ProbeApp
 from tests.apps.notification.conftest import bearer
 from tests.apps.notification.worker_harness import run_worker, seed_webhook
 
 
 def _secret(size: int) -> str:
     return "whsec_" + base64.b64encode(bytes(range(size))).decode()
-
-
-@pytest.fixture
-def receiver() -> Iterator[tuple[ProbeApp, str]]:
-    probe = ProbeApp()
-    server = ServerThread(probe.app).start()
-    try:
-        yield probe, f"http://127.0.0.1:{server.port}/hook"
-    finally:
-        server.stop()
 
 
 def test_the_spec_test_vector() -> None:

@@ -4,7 +4,6 @@ most one claim at a time."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,18 +14,8 @@ from apps.local.ports import free_port
 from apps.notification.main import create_app
 from apps.notification.settings import NotificationServiceSettings
 from apps.notification.signing import generate_secret
-from tests.apps.local.probe_app import ProbeApp, Received, ServerThread, wait_until
+from tests.apps.local.probe_app import ProbeApp, Received, wait_until
 from tests.apps.notification.conftest import bearer, cloud_event, deliver, reminder_envelope
-
-
-@pytest.fixture
-def receiver() -> Iterator[tuple[ProbeApp, str]]:
-    probe = ProbeApp()
-    server = ServerThread(probe.app).start()
-    try:
-        yield probe, f"http://127.0.0.1:{server.port}/hook"
-    finally:
-        server.stop()
 
 
 def _subscribe(client: TestClient, url: str) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from apps.local.ports import free_port
+from apps.local.ports import fixed_free_port
 from apps.shared import http_limits
 
 
@@ -23,7 +23,7 @@ class UvicornProcess:
     """`uvicorn <target>` on a free loopback port with `env`; the log goes to a file."""
 
     def __init__(self, target: str, env: dict[str, str]) -> None:
-        self.port = free_port()
+        self.port = fixed_free_port()  # bound later by another process
         self.url = f"http://127.0.0.1:{self.port}"
         self._log = Path(tempfile.mkstemp(prefix="uvicorn-", suffix=".log")[1])
         with self._log.open("w") as log:
