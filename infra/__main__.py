@@ -211,6 +211,9 @@ observability = (
             prometheus_resources=settings.observability.prometheus.manifest(),
             grafana_resources=settings.observability.grafana.manifest(),
             tracing=settings.observability.tracing if tracing is not None else None,
+            # Central logs where the stack turns them on (every pod of the cluster,
+            # ephemeral stacks' included, ships through its base stack's Alloy).
+            logs=settings.observability.logs if settings.observability.logs.enabled else None,
             trace_sender_namespaces=[namespaces.apps],
         ),
         opts=in_cluster,

@@ -62,6 +62,7 @@ from infra.settings.kafka import (
 from infra.settings.loading import SECRET_KEYS, StackSecrets, load_settings, parse_settings
 from infra.settings.namespaces import NamespaceSettings
 from infra.settings.observability import (
+    LogsSettings,
     ObservabilitySettings,
     PrometheusByteSize,
     PrometheusDuration,
@@ -130,6 +131,7 @@ __all__ = [
     "KafkaStorage",
     "LOCAL_DOMAIN",
     "LocalCluster",
+    "LogsSettings",
     "MANAGED_DATABASE_PORT",
     "MANAGED_POOL_PORT",
     "MIN_DOKS_MINOR",

@@ -64,6 +64,39 @@ class TracingSettings(SettingsModel):
         return value
 
 
+class LogsSettings(SettingsModel):
+    """`todo:observability.logs`: central logs, Grafana Loki fed by Grafana Alloy.
+
+    Loki runs as one binary on a volume (or an emptyDir); Alloy runs on every node and
+    ships the logs of that node's pods, read through the API server (no host paths, so
+    it passes the `restricted` Pod Security profile). Off unless a stack turns it on.
+    """
+
+    enabled: bool = False
+    """Deploy Loki and Alloy, and give Grafana the Loki data source."""
+    retention: HoursDuration = "72h"
+    """How long Loki keeps logs (`168h`); at least 24h."""
+    storage_size: MemoryQuantity | None = None
+    """Size of Loki's volume (`10Gi`); unset keeps logs in an emptyDir."""
+    loki: Resources = Resources(
+        cpu_request="50m", memory_request="128Mi", cpu_limit="1", memory_limit="512Mi"
+    )
+    alloy: Resources = Resources(
+        cpu_request="20m", memory_request="64Mi", cpu_limit="250m", memory_limit="192Mi"
+    )
+    """Per node: Alloy runs on every node."""
+
+    @field_validator("retention")
+    @classmethod
+    def _retention(cls, value: str) -> str:
+        if _hours(value) < _MIN_RETENTION_HOURS:
+            raise ValueError(
+                f"must be at least {_MIN_RETENTION_HOURS}h: a shorter window loses the "
+                "logs of an incident before anyone looks"
+            )
+        return value
+
+
 def _byte_size(value: str) -> int:
     """`18GiB`/`18GB` (Prometheus: powers of 2) or a Kubernetes `20Gi`, in bytes."""
     match = re.fullmatch(r"([0-9]+)([MGT])(i|iB|B)?", value)
@@ -97,6 +130,8 @@ class ObservabilitySettings(SettingsModel):
     )
     tracing: TracingSettings = TracingSettings()
     """Traces: the collector and Tempo (`todo:observability.tracing`)."""
+    logs: LogsSettings = LogsSettings()
+    """Central logs: Loki and Alloy (`todo:observability.logs`)."""
 
     @model_validator(mode="after")
     def _volume(self) -> Self:

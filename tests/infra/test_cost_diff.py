@@ -86,7 +86,7 @@ def test_a_node_more_shows_the_increase_and_names_the_node_pool(
 
     text = " ".join(_diff(base, head, "text").split())
     assert (
-        f"Monthly cost: $266.50 – $314.50 → ${266.50 + each:,.2f} – ${314.50 + each:,.2f} "
+        f"Monthly cost: $267.50 – $315.50 → ${267.50 + each:,.2f} – ${315.50 + each:,.2f} "
         f"(+${each:,.2f}/month)"
     ) in text
     assert f"driven by {NODE_POOL} (+${each:,.2f}/month)" in text
@@ -110,9 +110,9 @@ def test_a_node_more_shows_the_increase_and_names_the_node_pool(
 def test_an_unchanged_plan_shows_no_cost_change(prod_plans: tuple[Path, Path]) -> None:
     base, _ = prod_plans
     text = " ".join(_diff(base, base, "text").split())
-    assert "Monthly cost: $266.50 – $314.50, no cost change" in text
+    assert "Monthly cost: $267.50 – $315.50, no cost change" in text
     markdown = _diff(base, base, "markdown")
-    assert "**Monthly cost: $266.50 – $314.50, no cost change**" in markdown
+    assert "**Monthly cost: $267.50 – $315.50, no cost change**" in markdown
     assert "driven by" not in markdown and "| line item |" not in markdown
 
 
@@ -257,7 +257,7 @@ def test_the_preview_workflows_diff_step_puts_the_cost_in_the_comment(
     # preview-comment.yml posts only a body whose first line is the marker, under 65000 bytes.
     assert comment.splitlines()[0] == "<!-- todo-infra-offline-diff -->"
     assert len(comment.encode()) <= 65000
-    assert "**Monthly cost: $266.50 – $314.50 → $290.50 – $338.50 (+$24.00/month)**" in comment
+    assert "**Monthly cost: $267.50 – $315.50 → $291.50 – $339.50 (+$24.00/month)**" in comment
     assert f"_driven by {NODE_POOL} (+$24.00/month)_" in comment
     assert (tmp_path / "comment" / "pr-number.txt").read_text() == "42\n"
     assert summary.read_text() == comment

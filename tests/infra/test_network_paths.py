@@ -316,6 +316,25 @@ TEMPO = Pod(
     "tempo",
     (PodPort(3200), PodPort(9095), PodPort(4317), PodPort(4318), PodPort(7946)),
 )
+# The logs charts' pods: Loki's single binary (loki's `selectorLabels` plus its
+# `component`) on its HTTP API, gRPC and memberlist ports; Alloy (alloy's
+# `selectorLabels`) on its HTTP server.
+LOKI = Pod(
+    "monitoring",
+    {
+        "app.kubernetes.io/name": "loki",
+        "app.kubernetes.io/instance": "loki",
+        "app.kubernetes.io/component": "single-binary",
+    },
+    "loki",
+    (PodPort(3100), PodPort(9095), PodPort(7946)),
+)
+ALLOY = Pod(
+    "monitoring",
+    {"app.kubernetes.io/name": "alloy", "app.kubernetes.io/instance": "alloy"},
+    "alloy",
+    (PodPort(12345),),
+)
 OUTSIDER = Pod("default", {"app": "outsider"}, "outsider", (PodPort(8080),))
 # The internet: webhook receivers and the ACME server (TEST-NET-3, RFC 5737).
 INTERNET = External("internet", "203.0.113.10", "world", (PodPort(443), PodPort(80)))
@@ -383,6 +402,11 @@ def _tracing(objects: list[KubernetesObject]) -> bool:
     )
 
 
+def _logs(objects: list[KubernetesObject]) -> bool:
+    """Whether the objects hold the logs charts (Loki and Alloy)."""
+    return any(o.is_helm_release and str(o.body["spec"].get("chart")) == "loki" for o in objects)
+
+
 def _matrix_inputs(
     plan: Plan, objects: list[KubernetesObject]
 ) -> tuple[Policies, list[Endpoint], list[Endpoint]]:
@@ -412,6 +436,8 @@ def _matrix_inputs(
     ]
     if _tracing(objects):
         platform += [OTEL_COLLECTOR, TEMPO]
+    if _logs(objects):
+        platform += [LOKI, ALLOY]
     pods = [
         *(pod for pod in platform if pod.namespace in namespaces),
         *workload_pods(objects),
@@ -479,6 +505,8 @@ API_SERVER_CLIENTS = (
     # Grafana's dashboard and datasource sidecars share its pod, so Grafana's network
     # identity: NetworkPolicies cannot tell the containers apart.
     "monitoring/grafana",
+    # Alloy discovers its node's pods and reads their logs (where logs are on).
+    "monitoring/alloy",
     "envoy-gateway-system/envoy-gateway",
     "envoy-gateway-system/certgen",
     "cert-manager/cert-manager",
@@ -624,6 +652,21 @@ def _needs(plan: Plan, objects: list[KubernetesObject]) -> list[Need]:
                 ),
             ]
             if _tracing(objects)
+            else []
+        ),
+        # -- logs: Alloy (API server: pods and their logs) → Loki ← Grafana
+        *(
+            [
+                Need(("monitoring/alloy",), ("monitoring/loki",), ("3100",), "log push"),
+                Need(("monitoring/grafana",), ("monitoring/loki",), ("3100",), "Loki datasource"),
+                Need(
+                    prometheus,
+                    ("monitoring/loki", "monitoring/alloy"),
+                    ("3100", "12345"),
+                    "Loki's and Alloy's metrics",
+                ),
+            ]
+            if _logs(objects)
             else []
         ),
         # -- the Strimzi operator reconciles Kafka clusters in other namespaces
@@ -799,7 +842,36 @@ def test_grafana_reaches_its_datasources_and_for_its_sidecars_the_api_server(
         # Grafana's dashboard and datasource sidecars share its pod; a NetworkPolicy
         # cannot allow them the API server without allowing the Grafana container.
         f"api-server:{_api_server_port(plan)}/TCP",
+        # The Loki datasource where the stack runs central logs (not minikube).
+        *(["monitoring/loki:3100/TCP"] if stack != "minikube" else []),
     }
+
+
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+def test_logs_flow_from_alloy_to_loki_and_alloy_reaches_nothing_else(
+    planned: Any, stack: str
+) -> None:
+    plan = planned(stack)
+    policies = Policies.of(plan.objects)
+    needed = [(ALLOY, LOKI, 3100), (GRAFANA, LOKI, 3100), (PROMETHEUS, LOKI, 3100)]
+    assert _closed(policies, needed) == []
+    # Alloy reads the logs through the API server and writes to Loki's HTTP port: not
+    # the kubelets, the apps, the database, the internet or another monitoring pod.
+    assert _reach(plan, ALLOY) == {
+        "kube-system/kube-dns:53/UDP",
+        "kube-system/kube-dns:53/TCP",
+        "monitoring/loki:3100/TCP",
+        f"api-server:{_api_server_port(plan)}/TCP",
+    }
+    # Nobody outside the monitoring namespace pushes to (or reads from) Loki.
+    unwanted = [(OUTSIDER, LOKI, 3100), (ENVOY, LOKI, 3100)]
+    assert _open(policies, unwanted) == []
+
+
+def test_without_central_logs_there_is_no_loki_path(planned: Any) -> None:
+    plan = planned("minikube")
+    assert not _logs(_objects(plan))
+    assert "monitoring/loki:3100/TCP" not in _reach(plan, GRAFANA)
 
 
 @pytest.mark.parametrize("stack", STACKS)

@@ -33,9 +33,10 @@ class OtlpExport:
             "OTEL_SERVICE_NAME": service_name,
             "OTEL_EXPORTER_OTLP_ENDPOINT": self.endpoint,
             "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
-            # Follow the caller's decision (the sidecar's or the gateway's) when there is
-            # one, else sample this ratio: the same as the sidecars' `samplingRate`.
-            "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+            # The ratio of `parentbased_traceidratio`, the sampler the apps install
+            # (apps/shared/tracing.py; OTEL_TRACES_SAMPLER itself is not read): follow
+            # the caller's decision (the sidecar's or the gateway's) when there is one,
+            # else sample this ratio, the same as the sidecars' `samplingRate`.
             "OTEL_TRACES_SAMPLER_ARG": self.sampler_ratio,
         }
 

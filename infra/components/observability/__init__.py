@@ -1,5 +1,6 @@
-"""Metrics, alerts, dashboards and traces: kube-prometheus-stack plus the Todo system's own
-parts, and (where the stack runs tracing) the OpenTelemetry Collector and Tempo (tracing.py).
+"""Metrics, alerts, dashboards, traces and logs: kube-prometheus-stack plus the Todo system's
+own parts, and (where the stack runs them) the OpenTelemetry Collector and Tempo
+(tracing.py), Loki and Alloy (logs.py).
 
 One Helm release (`kube-prometheus-stack`, pinned) installs the Prometheus operator and its
 CRDs, Prometheus, Grafana, kube-state-metrics and (on cloud stacks) Alertmanager. Next to it
@@ -33,6 +34,7 @@ from infra.components.observability.datafiles import (
     NAMESPACES_PLACEHOLDER,
     namespaces_regex,
 )
+from infra.components.observability.logs import Logs, LogsArgs, loki_url
 from infra.components.observability.monitors import (
     create_dashboards,
     create_monitors,
@@ -74,6 +76,8 @@ __all__ = [
     "DATA_DIR",
     "DEFAULT_GRAFANA_RESOURCES",
     "DEFAULT_PROMETHEUS_RESOURCES",
+    "Logs",
+    "LogsArgs",
     "GRAFANA_CONTAINER_PORT",
     "GRAFANA_POD_LABELS",
     "GRAFANA_SERVICE_PORT",
@@ -116,6 +120,8 @@ class Observability(pulumi.ComponentResource):
     """The monitoring namespace."""
     tracing: Tracing | None
     """The collector and Tempo; None when the stack runs no tracing."""
+    logs: Logs | None
+    """Loki and Alloy; None when the stack runs no central logs."""
 
     def __init__(
         self, name: str, args: ObservabilityArgs, opts: pulumi.ResourceOptions | None = None
@@ -153,6 +159,23 @@ class Observability(pulumi.ComponentResource):
                 opts=child_of(self),
             )
             if args.tracing is not None
+            else None
+        )
+        self.logs = (
+            Logs(
+                f"{name}-logs",
+                LogsArgs(
+                    namespace=self.namespace,
+                    api_server=args.api_server,
+                    retention=args.logs.retention,
+                    storage_size=args.logs.storage_size,
+                    loki_resources=args.logs.loki.manifest(),
+                    alloy_resources=args.logs.alloy.manifest(),
+                    after=[self.release],
+                ),
+                opts=child_of(self),
+            )
+            if args.logs is not None
             else None
         )
 
@@ -214,6 +237,7 @@ class Observability(pulumi.ComponentResource):
                 prometheus_resources=v["prometheus_resources"],
                 grafana_resources=v["grafana_resources"],
                 tempo_url=tempo_url(v["namespace"]) if args.tracing is not None else None,
+                loki_url=loki_url(v["namespace"]) if args.logs is not None else None,
             )
         )
         return k8s.helm.v3.Release(

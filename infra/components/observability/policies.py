@@ -16,6 +16,12 @@ from infra.components.namespaces import (
     STRIMZI_OPERATOR_METRICS_PORT,
 )
 from infra.components.observability.args import ObservabilityScope
+from infra.components.observability.logs import (
+    ALLOY_HTTP_PORT,
+    ALLOY_POD_LABELS,
+    LOKI_HTTP_PORT,
+    LOKI_POD_LABELS,
+)
 from infra.components.observability.tracing import (
     COLLECTOR_METRICS_PORT,
     COLLECTOR_POD_LABELS,
@@ -113,16 +119,21 @@ def _create_role_egress(scope: ObservabilityScope) -> None:
         if tracing
         else []
     )
-    grafana_tracing = (
-        [
-            {
-                "to": [{"podSelector": {"matchLabels": TEMPO_POD_LABELS}}],
-                "ports": tcp_ports(TEMPO_HTTP_PORT),
-            }
-        ]
-        if tracing
+    logs = scope.args.logs is not None
+    # With logs: Prometheus scrapes Loki's and Alloy's metrics, and Grafana queries Loki.
+    logs_scrapes = (
+        [(LOKI_POD_LABELS, (LOKI_HTTP_PORT,)), (ALLOY_POD_LABELS, (ALLOY_HTTP_PORT,))]
+        if logs
         else []
     )
+    grafana_stores = [
+        {"to": [{"podSelector": {"matchLabels": labels}}], "ports": tcp_ports(port)}
+        for labels, port, on in (
+            (TEMPO_POD_LABELS, TEMPO_HTTP_PORT, tracing),
+            (LOKI_POD_LABELS, LOKI_HTTP_PORT, logs),
+        )
+        if on
+    ]
     _role_egress(
         scope,
         "prometheus",
@@ -141,6 +152,7 @@ def _create_role_egress(scope: ObservabilityScope) -> None:
                     (OPERATOR_POD_LABELS, (OPERATOR_HTTPS_PORT,)),
                     (GRAFANA_POD_LABELS, (GRAFANA_CONTAINER_PORT,)),
                     *tracing_scrapes,
+                    *logs_scrapes,
                 )
             ),
             # CoreDNS (`coreDns.serviceMonitor`: a Service on kube-dns's pods, port 9153).
@@ -169,7 +181,7 @@ def _create_role_egress(scope: ObservabilityScope) -> None:
                 "to": [{"podSelector": {"matchLabels": ALERTMANAGER_POD_LABELS}}],
                 "ports": tcp_ports(ALERTMANAGER_PORT),
             },
-            *grafana_tracing,
+            *grafana_stores,
         ],
         # Not Grafana itself: its dashboard and datasource sidecars, which share its pod
         # (and so its network identity), watch ConfigMaps through the API server.

@@ -201,10 +201,8 @@ def collector_values(
         "podSecurityContext": _POD_SECURITY,
         "securityContext": _CONTAINER_SECURITY,
         "resources": dict(resources),
-        # No PodDisruptionBudget: the chart's renders one only with minAvailable or
-        # maxUnavailable, keys its values file does not list (only commented out), which
-        # the Helm-values check rejects; a drain losing both collectors loses a few
-        # seconds of spans, nothing else.
+        # The PodDisruptionBudget is the component's own (below): the chart renders one
+        # only with minAvailable or maxUnavailable, keys its values file does not list.
     }
 
 
@@ -295,11 +293,30 @@ class Tracing(pulumi.ComponentResource):
             opts=child_of(self, depends_on=after),
         )
         self._create_network_policies(name, args)
+        if args.collector_replicas > 1:
+            self._create_collector_disruption_budget(name, args)
         self.register_outputs(
             {
                 "collector_release": self.collector_release.status.name,
                 "tempo_release": self.tempo_release.status.name,
             }
+        )
+
+    def _create_collector_disruption_budget(self, name: str, args: TracingArgs) -> None:
+        """A drain takes one collector at a time: the others keep receiving spans (the
+        SDKs and sidecars retry on the Service, which routes to the ready ones)."""
+        k8s.policy.v1.PodDisruptionBudget(
+            f"{name}-collector-pdb",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=COLLECTOR_RELEASE,
+                namespace=args.namespace,
+                labels={"app.kubernetes.io/part-of": "todo"},
+            ),
+            spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
+                max_unavailable=1,
+                selector=k8s.meta.v1.LabelSelectorArgs(match_labels=COLLECTOR_POD_LABELS),
+            ),
+            opts=child_of(self, depends_on=[self.collector_release]),
         )
 
     def _create_network_policies(self, name: str, args: TracingArgs) -> None:

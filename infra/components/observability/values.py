@@ -51,6 +51,7 @@ own defaults apply, which no values file shows)."""
 PROMETHEUS_DATASOURCE_UID = "prometheus"
 """The chart's Prometheus data source (`grafana.sidecar.datasources.uid`, its default)."""
 TEMPO_DATASOURCE_UID = "tempo"
+LOKI_DATASOURCE_UID = "loki"
 _ALERTMANAGER_RESOURCES = {
     "requests": {"cpu": "10m", "memory": "64Mi"},
     "limits": {"memory": "128Mi"},
@@ -70,11 +71,14 @@ def chart_values(
     prometheus_resources: Mapping[str, Any],
     grafana_resources: Mapping[str, Any],
     tempo_url: str | None = None,
+    loki_url: str | None = None,
 ) -> dict[str, Any]:
     """Values for kube-prometheus-stack. Every key exists in the chart's values file.
 
     `tempo_url`: Tempo's query API when the stack runs tracing: Grafana gets a Tempo data
     source, and Prometheus keeps exemplars that link its series to those traces.
+    `loki_url`: Loki's API when the stack runs central logs: Grafana gets a Loki data
+    source; with both, a span links to its logs and a log line to its trace.
     """
     prometheus_spec: dict[str, Any] = {
         # Explicitly empty selectors, with the "nil uses Helm values" shortcut off, mean
@@ -127,9 +131,12 @@ def chart_values(
             "traceIdLabelName": "trace_id",
             "urlDisplayLabel": "View trace",
         }
-    grafana_values: dict[str, Any] = {}
+    datasources: list[dict[str, Any]] = []
     if tempo_url:
-        grafana_values["additionalDataSources"] = [tempo_datasource(tempo_url)]
+        datasources.append(tempo_datasource(tempo_url, logs=loki_url is not None))
+    if loki_url:
+        datasources.append(loki_datasource(loki_url, traces=tempo_url is not None))
+    grafana_values: dict[str, Any] = {"additionalDataSources": datasources} if datasources else {}
 
     return {
         "crds": {
@@ -221,10 +228,27 @@ def chart_values(
     }
 
 
-def tempo_datasource(url: str) -> dict[str, Any]:
+def tempo_datasource(url: str, *, logs: bool = False) -> dict[str, Any]:
     """Grafana's Tempo data source (grafana.com/docs/grafana/latest/datasources/tempo/
     configure-tempo-data-source/#provision-the-data-source): the service graph and
-    traces → metrics through Prometheus."""
+    traces → metrics through Prometheus, and with `logs` traces → logs through Loki."""
+    json_data: dict[str, Any] = {
+        "serviceMap": {"datasourceUid": PROMETHEUS_DATASOURCE_UID},
+        "nodeGraph": {"enabled": True},
+        "tracesToMetrics": {"datasourceUid": PROMETHEUS_DATASOURCE_UID},
+    }
+    if logs:
+        # A span's logs: the lines of its service (Alloy's `app` label is the pod's
+        # app.kubernetes.io/name, the services' OpenTelemetry service.name) that carry
+        # its trace id, a minute either side of the span.
+        json_data["tracesToLogsV2"] = {
+            "datasourceUid": LOKI_DATASOURCE_UID,
+            "tags": [{"key": "service.name", "value": "app"}],
+            "filterByTraceID": True,
+            "filterBySpanID": False,
+            "spanStartTimeShift": "-1m",
+            "spanEndTimeShift": "1m",
+        }
     return {
         "name": "Tempo",
         "uid": TEMPO_DATASOURCE_UID,
@@ -232,9 +256,32 @@ def tempo_datasource(url: str) -> dict[str, Any]:
         "access": "proxy",
         "url": url,
         "editable": False,
-        "jsonData": {
-            "serviceMap": {"datasourceUid": PROMETHEUS_DATASOURCE_UID},
-            "nodeGraph": {"enabled": True},
-            "tracesToMetrics": {"datasourceUid": PROMETHEUS_DATASOURCE_UID},
-        },
+        "jsonData": json_data,
+    }
+
+
+def loki_datasource(url: str, *, traces: bool = False) -> dict[str, Any]:
+    """Grafana's Loki data source (grafana.com/docs/grafana/latest/datasources/loki/
+    configure-loki-data-source/#provision-the-data-source); with `traces`, a line's
+    `trace_id` links to the trace in Tempo (a derived field)."""
+    json_data: dict[str, Any] = {"maxLines": 1000}
+    if traces:
+        json_data["derivedFields"] = [
+            {
+                "name": "TraceID",
+                "datasourceUid": TEMPO_DATASOURCE_UID,
+                "matcherRegex": r'"trace_id":\s*"([0-9a-f]{32})"',
+                # `$$`: Grafana expands `$name` in provisioning files; `$$` is a literal.
+                "url": "$${__value.raw}",
+                "urlDisplayLabel": "View trace",
+            }
+        ]
+    return {
+        "name": "Loki",
+        "uid": LOKI_DATASOURCE_UID,
+        "type": "loki",
+        "access": "proxy",
+        "url": url,
+        "editable": False,
+        "jsonData": json_data,
     }

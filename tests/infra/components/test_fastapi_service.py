@@ -87,7 +87,6 @@ def test_environment_comes_from_secrets_and_a_configmap() -> None:
         "OTEL_SERVICE_NAME": "notification",
         "OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel-collector.monitoring.svc.cluster.local:4318",
         "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
-        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
         "OTEL_TRACES_SAMPLER_ARG": "0.05",
     }
 

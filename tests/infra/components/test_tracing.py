@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from apps.shared.tracing import TracingSettings as AppTracingSettings
 from infra.tooling.plan.runner import PlanRun
 from tests.infra.components.obs_edge_checks import chart_defaults
 from tests.infra.components.plans import EPHEMERAL, by_type, depends_on, one, plan
@@ -138,8 +139,15 @@ def test_apps_get_the_otlp_endpoint_and_sampler(stack: str) -> None:
         assert data["OTEL_SERVICE_NAME"] == app
         assert data["OTEL_EXPORTER_OTLP_ENDPOINT"] == COLLECTOR_HTTP
         assert data["OTEL_EXPORTER_OTLP_PROTOCOL"] == "http/protobuf"
-        assert data["OTEL_TRACES_SAMPLER"] == "parentbased_traceidratio"
+        assert "OTEL_TRACES_SAMPLER" not in data  # the apps install their own sampler
         assert data["OTEL_TRACES_SAMPLER_ARG"] == sampling
+        # What the app reads from that ConfigMap: tracing on, the stack's ratio.
+        with pytest.MonkeyPatch.context() as env:
+            for key, value in data.items():
+                env.setenv(key, value)
+            app_settings = AppTracingSettings()
+        assert app_settings.enabled
+        assert app_settings.otel_traces_sampler_arg == float(sampling)
         egress = one(run, f"{app}-otlp-egress").raw_inputs["spec"]
         assert egress["policyTypes"] == ["Egress"]
         assert egress["egress"] == [
@@ -174,7 +182,7 @@ def test_an_ephemeral_stack_sends_no_traces() -> None:
 @pytest.mark.parametrize("stack", STACKS)
 def test_grafana_gets_tempo_and_prometheus_links_exemplars_to_it(stack: str) -> None:
     values = _values(plan(stack), "observability-stack")
-    (tempo,) = values["grafana"]["additionalDataSources"]
+    (tempo,) = [d for d in values["grafana"]["additionalDataSources"] if d["type"] == "tempo"]
     assert (tempo["type"], tempo["uid"], tempo["url"]) == (
         "tempo",
         "tempo",
@@ -187,3 +195,28 @@ def test_grafana_gets_tempo_and_prometheus_links_exemplars_to_it(stack: str) -> 
         "urlDisplayLabel": "View trace",
     }
     assert values["prometheus"]["prometheusSpec"]["enableFeatures"] == ["exemplar-storage"]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_a_drain_takes_one_collector_at_a_time_where_there_are_several(stack: str) -> None:
+    run = plan(stack)
+    budgets = [
+        r
+        for r in by_type(run, "kubernetes:policy/v1:PodDisruptionBudget")
+        if r.name == f"{COLLECTOR}-pdb"
+    ]
+    if EXPECTED[stack][2] == 1:
+        assert budgets == []  # one collector: a budget would block every drain
+        return
+    (budget,) = budgets
+    spec = budget.raw_inputs["spec"]
+    assert spec["maxUnavailable"] == 1
+    # The chart's selector labels (`opentelemetry-collector.selectorLabels`).
+    assert spec["selector"] == {
+        "matchLabels": {
+            "app.kubernetes.io/name": "opentelemetry-collector",
+            "app.kubernetes.io/instance": "otel-collector",
+        }
+    }
+    assert budget.raw_inputs["metadata"]["namespace"] == "monitoring"
+    assert depends_on(run, budget, one(run, COLLECTOR))
