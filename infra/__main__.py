@@ -19,17 +19,21 @@ from infra.components.cluster import CLUSTER_VERSION_OUTPUT, Cluster, ClusterArg
 from infra.components.dapr import Dapr, DaprArgs
 from infra.components.database import Database, DatabaseArgs, SharedServer
 from infra.components.edge import ENVOY_PROXY_POD_LABELS, ApiPath, Edge, EdgeArgs
-from infra.components.fastapi_service import FastApiService, FastApiServiceArgs
+from infra.components.fastapi_service import FastApiService, FastApiServiceArgs, OtlpExport
 from infra.components.kafka import Kafka, KafkaArgs
 from infra.components.migrations import Migrations, MigrationsArgs
 from infra.components.namespaces import Namespaces, NamespacesArgs
 from infra.components.observability import (
+    COLLECTOR_POD_LABELS,
     GRAFANA_CONTAINER_PORT,
     GRAFANA_POD_LABELS,
     GRAFANA_SERVICE_PORT,
+    OTLP_GRPC_PORT,
+    OTLP_HTTP_PORT,
     PROMETHEUS_POD_LABELS,
     Observability,
     ObservabilityArgs,
+    collector_endpoint,
 )
 from infra.settings import (
     DoksCluster,
@@ -131,10 +135,33 @@ app_secrets = AppSecrets(
     opts=in_cluster,
 )
 
+# Traces: stacks with a cluster of their own run the collector and Tempo in the monitoring
+# namespace; the sidecars (Dapr's Configuration) and the apps (OTEL_* env) send there.
+# Ephemeral stacks send none: their base stack's collector does not admit them.
+tracing = None if ephemeral or not settings.observability.tracing.enabled else names.monitoring
+dapr_settings = (
+    settings.dapr.model_copy(
+        update={"otel_endpoint": settings.dapr.otel_endpoint or collector_endpoint(tracing)}
+    )
+    if tracing is not None
+    else settings.dapr
+)
+otlp = (
+    OtlpExport(
+        endpoint=f"http://{collector_endpoint(tracing, OTLP_HTTP_PORT)}",
+        sampler_ratio=settings.dapr.tracing_sampling_rate,
+        collector_namespace=tracing,
+        collector_pod_labels=COLLECTOR_POD_LABELS,
+        ports=(OTLP_GRPC_PORT, OTLP_HTTP_PORT),
+    )
+    if tracing is not None
+    else None
+)
+
 dapr = Dapr(
     "dapr",
     DaprArgs(
-        settings=settings.dapr,
+        settings=dapr_settings,
         namespace=namespaces.dapr,
         apps_namespace=namespaces.apps,
         kafka_bootstrap=kafka.bootstrap,
@@ -183,6 +210,11 @@ observability = (
             gateway_pod_labels=ENVOY_PROXY_POD_LABELS,
             prometheus_resources=settings.observability.prometheus.manifest(),
             grafana_resources=settings.observability.grafana.manifest(),
+            tracing=settings.observability.tracing if tracing is not None else None,
+            # Central logs where the stack turns them on (every pod of the cluster,
+            # ephemeral stacks' included, ships through its base stack's Alloy).
+            logs=settings.observability.logs if settings.observability.logs.enabled else None,
+            trace_sender_namespaces=[namespaces.apps],
         ),
         opts=in_cluster,
     )
@@ -224,6 +256,7 @@ services = {
             ingress_namespaces=[gateway_namespace] if app.public_api_prefixes else [],
             ingress_pod_labels=ENVOY_PROXY_POD_LABELS,
             public_egress_ports=app.public_egress_ports,
+            otlp=otlp,
             extra_env=settings.apps.limits.app_env(),
             image_pull_secret=app_secrets.image_pull_secret,
             service_monitor_after=monitoring_release,

@@ -53,6 +53,12 @@ REMINDER_LATENESS = Histogram(
     "How long after its fire time a reminder was emitted.",
     buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600),
 )
+NEXT_OCCURRENCE_DELAY = Histogram(
+    "next_occurrence_delay_seconds",
+    "Time from a recurring task's completion to its next occurrence being committed "
+    "(the backend, once per successor created): the pipeline-freshness SLI.",
+    buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900),
+)
 NOTIFICATIONS_DELIVERED = Counter(
     "notifications_delivered_total",
     "Notification deliveries, by channel and outcome.",

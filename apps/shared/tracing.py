@@ -21,7 +21,8 @@ What carries the trace:
   daprd delivers the CloudEvent with its `traceparent` as an HTTP header, so the
   subscriber's request span continues the publisher's trace.
 
-Sampling is parent-based with a ratio for new traces (`OTEL_TRACES_SAMPLER_RATIO`), so a
+Sampling is parent-based with a ratio for new traces (`OTEL_TRACES_SAMPLER_ARG`, the
+standard variable of `parentbased_traceidratio`, the one sampler this module installs), so a
 trace is kept or dropped whole. Spans leave through a BatchSpanProcessor (exported off
 the request path, in a background thread).
 """
@@ -79,7 +80,7 @@ class TracingSettings(SettingsGroup):
     otel_exporter_otlp_endpoint: str | None = Field(
         default=None, description="OTLP/HTTP collector base URL; tracing is off without it"
     )
-    otel_traces_sampler_ratio: float = Field(
+    otel_traces_sampler_arg: float = Field(
         default=1.0, ge=0.0, le=1.0, description="share of new traces kept (parent-based)"
     )
     todo_traces_file: str | None = Field(
@@ -204,7 +205,7 @@ def configure_tracing(service: str, settings: TracingSettings) -> bool:
             return True
         provider = TracerProvider(
             resource=Resource.create({"service.name": service}),
-            sampler=ParentBased(RootSampler(settings.otel_traces_sampler_ratio)),
+            sampler=ParentBased(RootSampler(settings.otel_traces_sampler_arg)),
         )
         if settings.otel_exporter_otlp_endpoint:
             # Imported here: the exporter pulls in protobuf/requests, unused otherwise.

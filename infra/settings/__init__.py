@@ -62,10 +62,12 @@ from infra.settings.kafka import (
 from infra.settings.loading import SECRET_KEYS, StackSecrets, load_settings, parse_settings
 from infra.settings.namespaces import NamespaceSettings
 from infra.settings.observability import (
+    LogsSettings,
     ObservabilitySettings,
     PrometheusByteSize,
     PrometheusDuration,
     StorageClassName,
+    TracingSettings,
 )
 from infra.settings.rules import RELEASE_IMAGES_HINT
 from infra.settings.services import (
@@ -129,6 +131,7 @@ __all__ = [
     "KafkaStorage",
     "LOCAL_DOMAIN",
     "LocalCluster",
+    "LogsSettings",
     "MANAGED_DATABASE_PORT",
     "MANAGED_POOL_PORT",
     "MIN_DOKS_MINOR",
@@ -157,6 +160,7 @@ __all__ = [
     "StorageClassName",
     "StrimziKafka",
     "TopicSettings",
+    "TracingSettings",
     "connection_budget",
     "jvm_bytes",
     "load_settings",

@@ -1,4 +1,5 @@
-"""`todo:observability`: Prometheus, Grafana and Alertmanager."""
+"""`todo:observability`: Prometheus, Grafana and Alertmanager; traces (an OpenTelemetry
+Collector and Tempo) and logs (Loki and Alloy)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import re
 from typing import Annotated, Self
 
 from pydantic import (
+    Field,
     StringConstraints,
+    field_validator,
     model_validator,
 )
 
@@ -18,6 +21,80 @@ StorageClassName = Annotated[
     str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 ]
 _BINARY_UNITS = {"M": 2**20, "G": 2**30, "T": 2**40}
+HoursDuration = Annotated[str, StringConstraints(pattern=r"^[1-9][0-9]*h$")]
+"""A whole number of hours (`72h`): what Tempo's block retention and Loki's retention
+period both read as a Go/Prometheus duration."""
+_MIN_RETENTION_HOURS = 24
+
+
+def _hours(duration: str) -> int:
+    return int(duration.removesuffix("h"))
+
+
+class TracingSettings(SettingsModel):
+    """`todo:observability.tracing`: the OpenTelemetry Collector and Grafana Tempo.
+
+    The apps and the Dapr sidecars send OTLP to the collector, which exports to Tempo. The
+    sampling ratio is `todo:dapr.tracingSamplingRate`, for the sidecars and the apps alike.
+    """
+
+    enabled: bool = True
+    """Deploy the collector and Tempo, and point the apps and sidecars at them."""
+    retention: HoursDuration = "24h"
+    """How long Tempo keeps traces (`72h`); at least 24h."""
+    storage_size: MemoryQuantity | None = None
+    """Size of Tempo's volume (`10Gi`); unset keeps traces in an emptyDir."""
+    collector_replicas: int = Field(default=1, ge=1, le=5)
+    """Collector pods (stateless); two keep spans flowing while one restarts."""
+    collector: Resources = Resources(
+        cpu_request="50m", memory_request="64Mi", cpu_limit="500m", memory_limit="256Mi"
+    )
+    tempo: Resources = Resources(
+        cpu_request="50m", memory_request="128Mi", cpu_limit="1", memory_limit="512Mi"
+    )
+
+    @field_validator("retention")
+    @classmethod
+    def _retention(cls, value: str) -> str:
+        if _hours(value) < _MIN_RETENTION_HOURS:
+            raise ValueError(
+                f"must be at least {_MIN_RETENTION_HOURS}h: a shorter window loses the "
+                "traces of an incident before anyone looks"
+            )
+        return value
+
+
+class LogsSettings(SettingsModel):
+    """`todo:observability.logs`: central logs, Grafana Loki fed by Grafana Alloy.
+
+    Loki runs as one binary on a volume (or an emptyDir); Alloy runs on every node and
+    ships the logs of that node's pods, read through the API server (no host paths, so
+    it passes the `restricted` Pod Security profile). Off unless a stack turns it on.
+    """
+
+    enabled: bool = False
+    """Deploy Loki and Alloy, and give Grafana the Loki data source."""
+    retention: HoursDuration = "72h"
+    """How long Loki keeps logs (`168h`); at least 24h."""
+    storage_size: MemoryQuantity | None = None
+    """Size of Loki's volume (`10Gi`); unset keeps logs in an emptyDir."""
+    loki: Resources = Resources(
+        cpu_request="50m", memory_request="128Mi", cpu_limit="1", memory_limit="512Mi"
+    )
+    alloy: Resources = Resources(
+        cpu_request="20m", memory_request="64Mi", cpu_limit="250m", memory_limit="192Mi"
+    )
+    """Per node: Alloy runs on every node."""
+
+    @field_validator("retention")
+    @classmethod
+    def _retention(cls, value: str) -> str:
+        if _hours(value) < _MIN_RETENTION_HOURS:
+            raise ValueError(
+                f"must be at least {_MIN_RETENTION_HOURS}h: a shorter window loses the "
+                "logs of an incident before anyone looks"
+            )
+        return value
 
 
 def _byte_size(value: str) -> int:
@@ -51,6 +128,10 @@ class ObservabilitySettings(SettingsModel):
     grafana: Resources = Resources(
         cpu_request="50m", memory_request="160Mi", cpu_limit="500m", memory_limit="384Mi"
     )
+    tracing: TracingSettings = TracingSettings()
+    """Traces: the collector and Tempo (`todo:observability.tracing`)."""
+    logs: LogsSettings = LogsSettings()
+    """Central logs: Loki and Alloy (`todo:observability.logs`)."""
 
     @model_validator(mode="after")
     def _volume(self) -> Self:

@@ -7,6 +7,9 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
 from apps.local.standin.delivery import Outcome
 from apps.local.system import LocalSystem
 from tests.e2e.conftest import Api, eventually, settle
@@ -22,6 +25,21 @@ def _weekly(api: Api, title: str = "Take out the bins", **extra: object) -> dict
         recurrence=WEEKLY,
         **extra,
     )
+
+
+def _next_occurrence_delays(system: LocalSystem) -> float:
+    """next_occurrence_delay_seconds's count over every backend replica (what the
+    pipeline-freshness SLI sums)."""
+    count = 0.0
+    for instance in system.of("backend"):
+        text = httpx.get(f"{instance.url}/metrics").text
+        for family in text_string_to_metric_families(text):
+            count += sum(
+                sample.value
+                for sample in family.samples
+                if sample.name == "next_occurrence_delay_seconds_count"
+            )
+    return count
 
 
 def test_completing_a_weekly_task_yields_the_next_one(user: Callable[[], Api]) -> None:
@@ -48,6 +66,7 @@ def test_exactly_one_successor_under_duplicates_and_reordering(
     faults.reorder_jitter = 0.05
     api = user()
     tasks = [_weekly(api, title=f"chore {n}") for n in range(12)]
+    delays_before = _next_occurrence_delays(system)
 
     for task in tasks:
         api.complete(str(task["id"]))
@@ -69,6 +88,8 @@ def test_exactly_one_successor_under_duplicates_and_reordering(
         if e.duplicate and e.path == "/events/task-completed" and e.outcome is Outcome.SUCCESS
     ]
     assert duplicates, "the duplicates really were delivered"
+    # The pipeline-freshness SLI counts each successor once, duplicates or not.
+    assert _next_occurrence_delays(system) == delays_before + 12
 
 
 def test_two_recurring_instances_share_the_work(

@@ -149,6 +149,8 @@ ALLOWED_TEXTS: dict[tuple[str, str, str], str] = {
     # The core API group is named by the empty string in RBAC rules.
     ("Role", "rules.apiGroups", ""): "the core API group",
     ("ClusterRole", "rules.apiGroups", ""): "the core API group",
+    # The alloy chart's RBAC rules, passed through to its (Cluster)Role.
+    ("HelmRelease", "spec.values.rbac.rules.apiGroups", ""): "the core API group",
     # kube-prometheus-stack's own default: no size cap on the TSDB (minikube keeps two
     # days in an emptyDir; the cloud stacks set a cap below their volume's size).
     ("HelmRelease", "spec.values.prometheus.prometheusSpec.retentionSize", ""): "no size cap",
@@ -424,9 +426,29 @@ def _hpa(obj: KubernetesObject, objects: list[KubernetesObject], _: list[Pod]) -
     return [f"spec.scaleTargetRef: {ref.get('kind')} {ref.get('name')} is not in {_ns(obj)}"]
 
 
-def _pdb(obj: KubernetesObject, _: list[KubernetesObject], pods: list[Pod]) -> list[str]:
+def _selects_a_release(
+    selector: Mapping[str, Any], namespace: str, objects: list[KubernetesObject]
+) -> bool:
+    """Whether `selector` is a Helm release's standard selector labels in `namespace`:
+    `app.kubernetes.io/instance` the release's name and `app.kubernetes.io/name` its
+    chart's (the labels `helm create` gives every chart's pods, and the charts pinned
+    here keep). Those pods are not rendered here: helm renders them at install."""
+    labels = selector.get("matchLabels") or {}
+    if set(labels) != {"app.kubernetes.io/name", "app.kubernetes.io/instance"}:
+        return False
+    return any(
+        o.is_helm_release
+        and (o.body["spec"].get("namespace") or o.namespace) == namespace
+        and o.body["spec"].get("name", o.name) == labels["app.kubernetes.io/instance"]
+        and str(o.body["spec"].get("chart", "")).rsplit("/", 1)[-1]
+        == labels["app.kubernetes.io/name"]
+        for o in objects
+    )
+
+
+def _pdb(obj: KubernetesObject, objects: list[KubernetesObject], pods: list[Pod]) -> list[str]:
     selector = (obj.body.get("spec") or {}).get("selector") or {}
-    if _selected(selector, _ns(obj), pods):
+    if _selected(selector, _ns(obj), pods) or _selects_a_release(selector, _ns(obj), objects):
         return []
     return [f"spec.selector: {dict(selector)} selects no pod template in {_ns(obj)}"]
 

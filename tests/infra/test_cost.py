@@ -168,5 +168,9 @@ def test_cloud_stacks_pay_for_one_load_balancer_and_the_volumes_they_claim(
     assert balancers.detail == "1 node(s): Gateway envoy-gateway-system/todo"
     volumes = _line(cost, "volumes")
     assert "kube-prometheus-stack: prometheus 1×20Gi" in volumes.detail
+    # Tempo's traces (todo:observability.tracing.storageSize).
+    assert f"helm tempo: tempo 1×{ {'staging': 5, 'prod': 10}[stack] }Gi" in volumes.detail
+    # Loki's logs (todo:observability.logs.storageSize).
+    assert f"helm loki: loki 1×{ {'staging': 5, 'prod': 10}[stack] }Gi" in volumes.detail
     # Dapr's scheduler is switched off: it claims no volumes.
     assert "scheduler" not in volumes.detail

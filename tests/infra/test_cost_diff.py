@@ -86,7 +86,7 @@ def test_a_node_more_shows_the_increase_and_names_the_node_pool(
 
     text = " ".join(_diff(base, head, "text").split())
     assert (
-        f"Monthly cost: $241.50 – $289.50 → ${241.50 + each:,.2f} – ${289.50 + each:,.2f} "
+        f"Monthly cost: $267.50 – $315.50 → ${267.50 + each:,.2f} – ${315.50 + each:,.2f} "
         f"(+${each:,.2f}/month)"
     ) in text
     assert f"driven by {NODE_POOL} (+${each:,.2f}/month)" in text
@@ -95,8 +95,8 @@ def test_a_node_more_shows_the_increase_and_names_the_node_pool(
     assert markdown.startswith("<!-- todo-infra-offline-diff -->")
     assert f"_driven by {NODE_POOL} (+${each:,.2f}/month)_" in markdown
     assert (
-        f"| {NODE_POOL} | $120.00 – $168.00 | $144.00 – $192.00 | +${each:,.2f}/month "
-        "| `5-7 × s-2vcpu-4gb @ $24.00 → 6-8 × s-2vcpu-4gb @ $24.00` |"
+        f"| {NODE_POOL} | $144.00 – $192.00 | $168.00 – $216.00 | +${each:,.2f}/month "
+        "| `6-8 × s-2vcpu-4gb @ $24.00 → 7-9 × s-2vcpu-4gb @ $24.00` |"
     ) in markdown
     # Only the node pool moved: no other line item is listed as a driver.
     assert markdown.count("/month |") == 1
@@ -110,9 +110,9 @@ def test_a_node_more_shows_the_increase_and_names_the_node_pool(
 def test_an_unchanged_plan_shows_no_cost_change(prod_plans: tuple[Path, Path]) -> None:
     base, _ = prod_plans
     text = " ".join(_diff(base, base, "text").split())
-    assert "Monthly cost: $241.50 – $289.50, no cost change" in text
+    assert "Monthly cost: $267.50 – $315.50, no cost change" in text
     markdown = _diff(base, base, "markdown")
-    assert "**Monthly cost: $241.50 – $289.50, no cost change**" in markdown
+    assert "**Monthly cost: $267.50 – $315.50, no cost change**" in markdown
     assert "driven by" not in markdown and "| line item |" not in markdown
 
 
@@ -257,7 +257,7 @@ def test_the_preview_workflows_diff_step_puts_the_cost_in_the_comment(
     # preview-comment.yml posts only a body whose first line is the marker, under 65000 bytes.
     assert comment.splitlines()[0] == "<!-- todo-infra-offline-diff -->"
     assert len(comment.encode()) <= 65000
-    assert "**Monthly cost: $241.50 – $289.50 → $265.50 – $313.50 (+$24.00/month)**" in comment
+    assert "**Monthly cost: $267.50 – $315.50 → $291.50 – $339.50 (+$24.00/month)**" in comment
     assert f"_driven by {NODE_POOL} (+$24.00/month)_" in comment
     assert (tmp_path / "comment" / "pr-number.txt").read_text() == "42\n"
     assert summary.read_text() == comment

@@ -296,6 +296,45 @@ KUBE_DNS = Pod(
     (PodPort(53, "dns", "UDP"), PodPort(53, "dns-tcp"), PodPort(9153, "metrics")),
 )
 # A pod of a namespace no policy of ours fences: catches rules that admit anyone.
+# The tracing charts' pods, by their charts' selector labels (opentelemetry-collector's
+# `selectorLabels` plus its `component`; tempo's `selectorLabels`) and the ports they
+# listen on: OTLP gRPC/HTTP, the collector's metrics and health check; Tempo's HTTP API,
+# gRPC and memberlist.
+OTEL_COLLECTOR = Pod(
+    "monitoring",
+    {
+        "app.kubernetes.io/name": "opentelemetry-collector",
+        "app.kubernetes.io/instance": "otel-collector",
+        "component": "standalone-collector",
+    },
+    "otel-collector",
+    (PodPort(4317), PodPort(4318), PodPort(8888), PodPort(13133)),
+)
+TEMPO = Pod(
+    "monitoring",
+    {"app.kubernetes.io/name": "tempo", "app.kubernetes.io/instance": "tempo"},
+    "tempo",
+    (PodPort(3200), PodPort(9095), PodPort(4317), PodPort(4318), PodPort(7946)),
+)
+# The logs charts' pods: Loki's single binary (loki's `selectorLabels` plus its
+# `component`) on its HTTP API, gRPC and memberlist ports; Alloy (alloy's
+# `selectorLabels`) on its HTTP server.
+LOKI = Pod(
+    "monitoring",
+    {
+        "app.kubernetes.io/name": "loki",
+        "app.kubernetes.io/instance": "loki",
+        "app.kubernetes.io/component": "single-binary",
+    },
+    "loki",
+    (PodPort(3100), PodPort(9095), PodPort(7946)),
+)
+ALLOY = Pod(
+    "monitoring",
+    {"app.kubernetes.io/name": "alloy", "app.kubernetes.io/instance": "alloy"},
+    "alloy",
+    (PodPort(12345),),
+)
 OUTSIDER = Pod("default", {"app": "outsider"}, "outsider", (PodPort(8080),))
 # The internet: webhook receivers and the ACME server (TEST-NET-3, RFC 5737).
 INTERNET = External("internet", "203.0.113.10", "world", (PodPort(443), PodPort(80)))
@@ -355,6 +394,19 @@ def _fenced_namespaces(objects: Iterable[KubernetesObject]) -> set[str]:
     return {str(o.namespace) for o in objects if o.kind == "NetworkPolicy"}
 
 
+def _tracing(objects: list[KubernetesObject]) -> bool:
+    """Whether the objects hold the tracing charts (the collector and Tempo)."""
+    return any(
+        o.is_helm_release and str(o.body["spec"].get("chart")) == "opentelemetry-collector"
+        for o in objects
+    )
+
+
+def _logs(objects: list[KubernetesObject]) -> bool:
+    """Whether the objects hold the logs charts (Loki and Alloy)."""
+    return any(o.is_helm_release and str(o.body["spec"].get("chart")) == "loki" for o in objects)
+
+
 def _matrix_inputs(
     plan: Plan, objects: list[KubernetesObject]
 ) -> tuple[Policies, list[Endpoint], list[Endpoint]]:
@@ -382,6 +434,10 @@ def _matrix_inputs(
         CERT_MANAGER_WEBHOOK,
         CERT_MANAGER_CAINJECTOR,
     ]
+    if _tracing(objects):
+        platform += [OTEL_COLLECTOR, TEMPO]
+    if _logs(objects):
+        platform += [LOKI, ALLOY]
     pods = [
         *(pod for pod in platform if pod.namespace in namespaces),
         *workload_pods(objects),
@@ -449,6 +505,8 @@ API_SERVER_CLIENTS = (
     # Grafana's dashboard and datasource sidecars share its pod, so Grafana's network
     # identity: NetworkPolicies cannot tell the containers apart.
     "monitoring/grafana",
+    # Alloy discovers its node's pods and reads their logs (where logs are on).
+    "monitoring/alloy",
     "envoy-gateway-system/envoy-gateway",
     "envoy-gateway-system/certgen",
     "cert-manager/cert-manager",
@@ -574,6 +632,42 @@ def _needs(plan: Plan, objects: list[KubernetesObject]) -> list[Need]:
             ("default/*",),
             SCRAPE_PORTS,
             "a scrape port of an unfenced pod: Prometheus's egress is by port, not by target",
+        ),
+        # -- traces: the apps and their sidecars (one pod) → the collector → Tempo
+        *(
+            [
+                Need(
+                    tuple(f"{ns}/{app}" for ns in routed for app in APPS),
+                    ("monitoring/otel-collector",),
+                    ("4317", "4318"),
+                    "OTLP from this stack's apps and sidecars (not an ephemeral stack's)",
+                ),
+                Need(("monitoring/otel-collector",), ("monitoring/tempo",), ("4317",), "export"),
+                Need(("monitoring/grafana",), ("monitoring/tempo",), ("3200",), "Tempo datasource"),
+                Need(
+                    prometheus,
+                    ("monitoring/otel-collector", "monitoring/tempo"),
+                    ("8888", "3200"),
+                    "the collector's and Tempo's metrics",
+                ),
+            ]
+            if _tracing(objects)
+            else []
+        ),
+        # -- logs: Alloy (API server: pods and their logs) → Loki ← Grafana
+        *(
+            [
+                Need(("monitoring/alloy",), ("monitoring/loki",), ("3100",), "log push"),
+                Need(("monitoring/grafana",), ("monitoring/loki",), ("3100",), "Loki datasource"),
+                Need(
+                    prometheus,
+                    ("monitoring/loki", "monitoring/alloy"),
+                    ("3100", "12345"),
+                    "Loki's and Alloy's metrics",
+                ),
+            ]
+            if _logs(objects)
+            else []
         ),
         # -- the Strimzi operator reconciles Kafka clusters in other namespaces
         Need(
@@ -743,10 +837,72 @@ def test_grafana_reaches_its_datasources_and_for_its_sidecars_the_api_server(
         "kube-system/kube-dns:53/TCP",
         "monitoring/prometheus:9090/TCP",
         "monitoring/alertmanager:9093/TCP",
+        # The Tempo datasource (every stack here runs tracing): its query API only.
+        "monitoring/tempo:3200/TCP",
         # Grafana's dashboard and datasource sidecars share its pod; a NetworkPolicy
         # cannot allow them the API server without allowing the Grafana container.
         f"api-server:{_api_server_port(plan)}/TCP",
+        # The Loki datasource where the stack runs central logs (not minikube).
+        *(["monitoring/loki:3100/TCP"] if stack != "minikube" else []),
     }
+
+
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+def test_logs_flow_from_alloy_to_loki_and_alloy_reaches_nothing_else(
+    planned: Any, stack: str
+) -> None:
+    plan = planned(stack)
+    policies = Policies.of(plan.objects)
+    needed = [(ALLOY, LOKI, 3100), (GRAFANA, LOKI, 3100), (PROMETHEUS, LOKI, 3100)]
+    assert _closed(policies, needed) == []
+    # Alloy reads the logs through the API server and writes to Loki's HTTP port: not
+    # the kubelets, the apps, the database, the internet or another monitoring pod.
+    assert _reach(plan, ALLOY) == {
+        "kube-system/kube-dns:53/UDP",
+        "kube-system/kube-dns:53/TCP",
+        "monitoring/loki:3100/TCP",
+        f"api-server:{_api_server_port(plan)}/TCP",
+    }
+    # Nobody outside the monitoring namespace pushes to (or reads from) Loki.
+    unwanted = [(OUTSIDER, LOKI, 3100), (ENVOY, LOKI, 3100)]
+    assert _open(policies, unwanted) == []
+
+
+def test_without_central_logs_there_is_no_loki_path(planned: Any) -> None:
+    plan = planned("minikube")
+    assert not _logs(_objects(plan))
+    assert "monitoring/loki:3100/TCP" not in _reach(plan, GRAFANA)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_traces_flow_from_the_apps_through_the_collector_to_tempo_and_nowhere_else(
+    planned: Any, stack: str
+) -> None:
+    plan = planned(stack)
+    policies = Policies.of(plan.objects)
+    apps = _app_pods(plan)
+    needed = [
+        *((apps[app], OTEL_COLLECTOR, port) for app in APPS for port in (4317, 4318)),
+        (OTEL_COLLECTOR, TEMPO, 4317),
+        (GRAFANA, TEMPO, 3200),
+        (PROMETHEUS, OTEL_COLLECTOR, 8888),
+        (PROMETHEUS, TEMPO, 3200),
+    ]
+    assert _closed(policies, needed) == []
+    # The collector exports to Tempo's OTLP port only; it reaches no app, no other
+    # monitoring pod, not Tempo's API; nobody outside the apps sends it spans.
+    assert _reach(plan, OTEL_COLLECTOR) == {
+        "kube-system/kube-dns:53/UDP",
+        "kube-system/kube-dns:53/TCP",
+        "monitoring/tempo:4317/TCP",
+    }
+    unwanted = [
+        (OUTSIDER, OTEL_COLLECTOR, 4317),
+        (ENVOY, OTEL_COLLECTOR, 4318),
+        (GRAFANA, OTEL_COLLECTOR, 4317),
+        *((apps[app], TEMPO, port) for app in APPS for port in (3200, 4317)),
+    ]
+    assert _open(policies, unwanted) == []
 
 
 @pytest.mark.parametrize("stack", STACKS)

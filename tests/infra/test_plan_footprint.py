@@ -263,6 +263,37 @@ def test_kube_prometheus_stack_pods() -> None:
     assert with_alerts["helm r: alertmanager"].per_pod.unrequested == ("alertmanager",)
 
 
+def test_loki_and_alloy_pods() -> None:
+    loki = _chart_groups(
+        "loki",
+        {"singleBinary": {"replicas": 1, "resources": {"requests": {"cpu": "50m"}}}},
+    )
+    assert list(loki) == ["helm r: loki"]
+    assert loki["helm r: loki"].replicas == 1 and loki["helm r: loki"].stateful
+    # The chart's defaults run a gateway and two memcached caches (8 GiB for the chunks):
+    # values that keep them are not counted silently.
+    with pytest.raises(ValueError, match="gateway"):
+        _chart_groups("loki", {"singleBinary": {"replicas": 1}, "gateway": {"enabled": True}})
+    with pytest.raises(ValueError, match="deploymentMode 'Distributed'"):
+        _chart_groups("loki", {"deploymentMode": "Distributed"})
+    reloader = {"resources": {"requests": {"memory": "50Mi"}}}  # the chart's default
+    alloy = _chart_groups(
+        "alloy",
+        {"alloy": {"resources": {"requests": {"memory": "64Mi"}}}, "configReloader": reloader},
+    )
+    group = alloy["helm r: alloy"]
+    # A DaemonSet by default, with the config reloader's 50Mi unless it is switched off.
+    assert group.per_node and group.per_pod.memory == (64 + 50) * MIB
+    quiet = _chart_groups(
+        "alloy",
+        {
+            "alloy": {"resources": {"requests": {"memory": "64Mi"}}},
+            "configReloader": {"enabled": False},
+        },
+    )
+    assert quiet["helm r: alloy"].per_pod.memory == 64 * MIB
+
+
 def test_planned_stacks_count_every_pod_they_run(planned: Any) -> None:
     minikube = compute_footprint(
         planned("minikube").objects, planned("minikube").run.resources.values()

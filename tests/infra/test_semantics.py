@@ -14,6 +14,7 @@ import pytest
 
 from infra.tooling.plan.build import Plan
 from infra.tooling.plan.mocks import RecordedResource
+from infra.tooling.plan.objects import KubernetesObject
 from tests.infra.conftest import EPHEMERAL_STACK, STACKS
 from tests.infra.semantics import (
     cidr_problems,
@@ -290,3 +291,44 @@ def test_a_dangling_hpa_pdb_or_monitor_is_reported() -> None:
     elsewhere["spec"]["namespaceSelector"] = {"matchNames": ["other"]}
     [problem] = reference_problems([pods, service, _object(elsewhere)])
     assert problem == "ServiceMonitor todo/api: spec.selector: selects no Service in ['other']"
+
+
+def test_a_pdb_may_select_a_helm_releases_pods_by_its_standard_labels() -> None:
+    release = synthetic_object(
+        {
+            "apiVersion": "plan.todo.dev/v1",
+            "kind": "HelmRelease",
+            "metadata": {"name": "otel-collector", "namespace": "monitoring"},
+            "spec": {"chart": "opentelemetry-collector", "namespace": "monitoring", "values": {}},
+        }
+    )
+
+    def pdb(namespace: str, name: str, instance: str) -> KubernetesObject:
+        return _object(
+            {
+                "apiVersion": "policy/v1",
+                "kind": "PodDisruptionBudget",
+                "metadata": {"name": "collector", "namespace": namespace},
+                "spec": {
+                    "maxUnavailable": 1,
+                    "selector": {
+                        "matchLabels": {
+                            "app.kubernetes.io/name": name,
+                            "app.kubernetes.io/instance": instance,
+                        }
+                    },
+                },
+            }
+        )
+
+    assert release.is_helm_release
+    good = pdb("monitoring", "opentelemetry-collector", "otel-collector")
+    assert reference_problems([release, good]) == []
+    # Another release name, another chart, another namespace: nothing is selected.
+    for wrong in (
+        pdb("monitoring", "opentelemetry-collector", "otel"),
+        pdb("monitoring", "tempo", "otel-collector"),
+        pdb("todo", "opentelemetry-collector", "otel-collector"),
+    ):
+        [problem] = reference_problems([release, wrong])
+        assert "selects no pod template" in problem

@@ -432,3 +432,50 @@ def test_ephemeral_stacks_take_no_monitoring_or_edge() -> None:
     message = _error("pr-7", raw)
     assert "todo:observability: got an object; an ephemeral stack uses its base stack's" in message
     assert "todo:edge: got an object; an ephemeral stack uses its base stack's gateway" in message
+
+
+def test_tracing_per_stack() -> None:
+    minikube = parse_settings("minikube", _raw("minikube")).observability.tracing
+    assert (minikube.enabled, minikube.retention, minikube.storage_size) == (True, "24h", None)
+    staging = parse_settings("staging", _raw("staging")).observability.tracing
+    assert (staging.retention, staging.storage_size) == ("72h", "5Gi")
+    prod = parse_settings("prod", _raw("prod")).observability.tracing
+    assert (prod.retention, prod.storage_size, prod.collector_replicas) == ("168h", "10Gi", 2)
+
+
+def test_tracing_messages_name_the_key() -> None:
+    def tracing(**values: Any) -> str:
+        return _error("minikube", _minikube(observability={"tracing": values}))
+
+    message = tracing(retention="12h")
+    assert "todo:observability.tracing.retention: got '12h'" in message
+    assert "at least 24h" in message
+    assert "todo:observability.tracing.retention: got '3d'" in tracing(retention="3d")
+    assert "todo:observability.tracing.storageSize: got '10GB'" in tracing(storageSize="10GB")
+    assert "todo:observability.tracing.collectorReplicas: got 0" in tracing(collectorReplicas=0)
+    message = tracing(enabled=True, sampling="1")
+    assert "todo:observability.tracing.sampling: got '1'; unknown key" in message
+
+
+def test_logs_per_stack() -> None:
+    minikube = parse_settings("minikube", _raw("minikube")).observability.logs
+    assert minikube.enabled is False  # `kubectl logs` is at hand; the room stays
+    staging = parse_settings("staging", _raw("staging")).observability.logs
+    assert (staging.enabled, staging.retention, staging.storage_size) == (True, "72h", "5Gi")
+    prod = parse_settings("prod", _raw("prod")).observability.logs
+    assert (prod.enabled, prod.retention, prod.storage_size) == (True, "168h", "10Gi")
+
+
+def test_logs_messages_name_the_key() -> None:
+    def logs(**values: Any) -> str:
+        return _error("minikube", _minikube(observability={"logs": values}))
+
+    message = logs(enabled=True, retention="6h")
+    assert "todo:observability.logs.retention: got '6h'" in message
+    assert "at least 24h" in message
+    assert "todo:observability.logs.storageSize: got '5GB'" in logs(storageSize="5GB")
+    assert "todo:observability.logs.enabled: got 'sometimes'" in logs(enabled="sometimes")
+    message = logs(enabled=True, shipper="promtail")
+    assert "todo:observability.logs.shipper: got 'promtail'; unknown key" in message
+    message = logs(loki={"memoryLimit": "lots"})
+    assert "todo:observability.logs.loki.memoryLimit: got 'lots'" in message

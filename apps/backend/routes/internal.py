@@ -5,6 +5,7 @@ OpenAPI document: they are not part of the task API."""
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 
 from fastapi import APIRouter, Depends, Response, status
 
@@ -15,6 +16,7 @@ from apps.backend.schemas import NextOccurrenceRequest, ScanSummary, TaskPublic
 from apps.backend.workers.reminder_scan import scan
 from apps.contracts.services import NEXT_OCCURRENCE_PATH, REMINDER_SCAN
 from apps.shared.app_token import require_app_token
+from apps.shared.metrics import NEXT_OCCURRENCE_DELAY
 
 router = APIRouter(tags=["internal"], dependencies=[Depends(require_app_token)])
 
@@ -35,6 +37,13 @@ async def next_occurrence(
     task_id: uuid.UUID, body: NextOccurrenceRequest, session: SessionDep
 ) -> Response:
     """201 with the new occurrence, or 200 with the one an earlier call created."""
-    task, created = await store.create_next_occurrence(session, task_id=task_id, request=body)
+    result = await store.create_next_occurrence(session, task_id=task_id, request=body)
     await session.commit()
-    return task_response(task, status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+    if result.created and result.completed_at is not None:
+        # Committed, so readable: the end of the completion → next occurrence pipeline
+        # (both times from this service's side: completed_at was set by the backend).
+        delay = (datetime.now(UTC) - result.completed_at).total_seconds()
+        NEXT_OCCURRENCE_DELAY.observe(max(0.0, delay))
+    return task_response(
+        result.task, status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
+    )

@@ -15,7 +15,8 @@ reopened and completed again to a single successor.
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -80,9 +81,21 @@ async def _record_and_find_successor(
     return bool(row.first_delivery), row.successor_id
 
 
+@dataclass(frozen=True)
+class NextOccurrence:
+    """What one next-occurrence request came to."""
+
+    task: TaskPublic
+    """The successor: created now, or by an earlier delivery of the same completion."""
+    created: bool
+    """Whether this call created it (else it is the earlier one)."""
+    completed_at: datetime | None
+    """When the predecessor was completed: the start of the pipeline-freshness clock."""
+
+
 async def create_next_occurrence(
     session: AsyncSession, *, task_id: uuid.UUID, request: NextOccurrenceRequest
-) -> tuple[TaskPublic, bool]:
+) -> NextOccurrence:
     """The successor of `task_id` and whether this call created it; the caller commits."""
     current = await get_task(session, user_id=request.user_id, task_id=task_id, for_update=True)
     first_delivery, successor_id = await _record_and_find_successor(
@@ -90,7 +103,7 @@ async def create_next_occurrence(
     )
     if successor_id is not None:
         existing = await get_task(session, user_id=request.user_id, task_id=successor_id)
-        return existing, False
+        return NextOccurrence(existing, False, current.completed_at)
     if not first_delivery:
         # Handled before, and its successor has been deleted since: do not bring it back.
         raise ApiError(409, _TASK_LOC, "completion already handled", "completion_already_handled")
@@ -119,4 +132,4 @@ async def create_next_occurrence(
         series_id=current.series_id or current.id,
         previous_task_id=current.id,
     )
-    return created, True
+    return NextOccurrence(created, True, current.completed_at)

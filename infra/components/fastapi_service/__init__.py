@@ -16,13 +16,13 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from apps.contracts.services import APP_PORT
-from infra.components.fastapi_service.args import FastApiServiceArgs
+from infra.components.fastapi_service.args import FastApiServiceArgs, OtlpExport
 from infra.components.fastapi_service.pod import deployment_spec
 from infra.components.fastapi_service.policies import create_network_policies
 from infra.components.fastapi_service.shutdown import SHUTDOWN
 from infra.components.kube import KubernetesObject, child_of, labels
 
-__all__ = ["FastApiService", "FastApiServiceArgs"]
+__all__ = ["FastApiService", "FastApiServiceArgs", "OtlpExport"]
 
 
 class FastApiService(pulumi.ComponentResource):
@@ -60,6 +60,7 @@ class FastApiService(pulumi.ComponentResource):
                     "DB_POOL_SIZE": str(args.settings.db_pool_size),
                     **({"DB_TRANSACTION_POOLING": "true"} if args.transaction_pooling else {}),
                     **SHUTDOWN.app_env(),
+                    **(args.otlp.app_env(args.app_id) if args.otlp is not None else {}),
                     **args.extra_env,
                 },
             ),

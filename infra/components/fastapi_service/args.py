@@ -12,6 +12,36 @@ from infra.settings import Resources, ServiceSettings
 
 
 @dataclass(frozen=True)
+class OtlpExport:
+    """Where the app's OpenTelemetry SDK and its Dapr sidecar send traces."""
+
+    endpoint: str
+    """OTEL_EXPORTER_OTLP_ENDPOINT: the collector's OTLP/HTTP base URL (`http://host:4318`)."""
+    sampler_ratio: str
+    """OTEL_TRACES_SAMPLER_ARG of the parent-based trace-id ratio sampler (`0.05`)."""
+    collector_namespace: pulumi.Input[str]
+    """The collector's namespace, which the pod's egress policy opens."""
+    collector_pod_labels: Mapping[str, str]
+    """The collector pods' labels there."""
+    ports: Sequence[int]
+    """The collector's OTLP ports (gRPC for the sidecar, HTTP for the app)."""
+
+    def app_env(self, service_name: str) -> dict[str, str]:
+        """The OpenTelemetry SDK's standard variables (opentelemetry.io/docs/specs/otel/
+        configuration/sdk-environment-variables/), so the SDK needs no code to read them."""
+        return {
+            "OTEL_SERVICE_NAME": service_name,
+            "OTEL_EXPORTER_OTLP_ENDPOINT": self.endpoint,
+            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+            # The ratio of `parentbased_traceidratio`, the sampler the apps install
+            # (apps/shared/tracing.py; OTEL_TRACES_SAMPLER itself is not read): follow
+            # the caller's decision (the sidecar's or the gateway's) when there is one,
+            # else sample this ratio, the same as the sidecars' `samplingRate`.
+            "OTEL_TRACES_SAMPLER_ARG": self.sampler_ratio,
+        }
+
+
+@dataclass(frozen=True)
 class FastApiServiceArgs:
     """One service: image, scaling, Dapr wiring, secrets and network paths."""
 
@@ -55,6 +85,8 @@ class FastApiServiceArgs:
     """Ports the app may call on public addresses (webhooks); never private ranges."""
     extra_env: Mapping[str, str] = field(default_factory=dict)
     """More plain settings for the ConfigMap."""
+    otlp: OtlpExport | None = None
+    """Traces to the collector (env and an egress path); None: the stack runs no tracing."""
     transaction_pooling: bool = False
     """DATABASE_URL goes through a transaction-mode pool (DB_TRANSACTION_POOLING=true)."""
     database_direct_secret: pulumi.Input[str] | None = None

@@ -2,7 +2,8 @@
 
 Paths every app shares (DNS, sidecars, Kafka, the database) are the Namespaces
 component's; these are one service's: Prometheus scrapes of the app and its sidecar,
-the gateway's Envoy proxies for a public API, and public webhooks out.
+the gateway's Envoy proxies for a public API, public webhooks out, and traces (from the app
+and its sidecar) to the OpenTelemetry Collector.
 """
 
 from __future__ import annotations
@@ -49,6 +50,16 @@ def create_network_policies(
     if args.public_egress_ports:
         egress = [public_internet_rule(*args.public_egress_ports)]
         _network_policy(parent, name, args, labels, selector, "public-egress", "Egress", egress)
+    if args.otlp is not None:
+        # The app and its Dapr sidecar share the pod: one path covers both senders.
+        otlp = args.otlp
+        egress = [
+            {
+                "to": [namespace_peer(otlp.collector_namespace, otlp.collector_pod_labels)],
+                "ports": tcp_ports(*otlp.ports),
+            }
+        ]
+        _network_policy(parent, name, args, labels, selector, "otlp-egress", "Egress", egress)
 
 
 def _network_policy(

@@ -1,4 +1,6 @@
-"""Metrics, alerts and dashboards: kube-prometheus-stack plus the Todo system's own parts.
+"""Metrics, alerts, dashboards, traces and logs: kube-prometheus-stack plus the Todo system's
+own parts, and (where the stack runs them) the OpenTelemetry Collector and Tempo
+(tracing.py), Loki and Alloy (logs.py).
 
 One Helm release (`kube-prometheus-stack`, pinned) installs the Prometheus operator and its
 CRDs, Prometheus, Grafana, kube-state-metrics and (on cloud stacks) Alertmanager. Next to it
@@ -32,6 +34,7 @@ from infra.components.observability.datafiles import (
     NAMESPACES_PLACEHOLDER,
     namespaces_regex,
 )
+from infra.components.observability.logs import Logs, LogsArgs, loki_url
 from infra.components.observability.monitors import (
     create_dashboards,
     create_monitors,
@@ -40,6 +43,15 @@ from infra.components.observability.monitors import (
 )
 from infra.components.observability.policies import SCRAPE_PORTS, create_network_policies
 from infra.components.observability.slos import SLOS_FILE, load_slo_rules
+from infra.components.observability.tracing import (
+    COLLECTOR_POD_LABELS,
+    OTLP_GRPC_PORT,
+    OTLP_HTTP_PORT,
+    Tracing,
+    TracingArgs,
+    collector_endpoint,
+    tempo_url,
+)
 from infra.components.observability.values import (
     CHART,
     CHART_REPO,
@@ -56,6 +68,7 @@ from infra.components.observability.values import (
 
 __all__ = [
     "ALERT_RULES_FILE",
+    "COLLECTOR_POD_LABELS",
     "CHART",
     "CHART_REPO",
     "CHART_VERSION",
@@ -63,15 +76,22 @@ __all__ = [
     "DATA_DIR",
     "DEFAULT_GRAFANA_RESOURCES",
     "DEFAULT_PROMETHEUS_RESOURCES",
+    "Logs",
+    "LogsArgs",
     "GRAFANA_CONTAINER_PORT",
     "GRAFANA_POD_LABELS",
     "GRAFANA_SERVICE_PORT",
     "NAMESPACES_PLACEHOLDER",
+    "OTLP_GRPC_PORT",
+    "OTLP_HTTP_PORT",
     "PROMETHEUS_POD_LABELS",
     "SCRAPE_PORTS",
     "SLOS_FILE",
     "Observability",
     "ObservabilityArgs",
+    "Tracing",
+    "TracingArgs",
+    "collector_endpoint",
     "load_alert_rules",
     "load_slo_rules",
     "namespaces_regex",
@@ -98,6 +118,10 @@ class Observability(pulumi.ComponentResource):
     """Name of Grafana's Service (port `GRAFANA_SERVICE_PORT`) in `namespace`."""
     namespace: pulumi.Output[str]
     """The monitoring namespace."""
+    tracing: Tracing | None
+    """The collector and Tempo; None when the stack runs no tracing."""
+    logs: Logs | None
+    """Loki and Alloy; None when the stack runs no central logs."""
 
     def __init__(
         self, name: str, args: ObservabilityArgs, opts: pulumi.ResourceOptions | None = None
@@ -118,6 +142,42 @@ class Observability(pulumi.ComponentResource):
         create_rules(scope, self.release)
         create_dashboards(scope)
         create_network_policies(scope)
+        self.tracing = (
+            Tracing(
+                f"{name}-tracing",
+                TracingArgs(
+                    namespace=self.namespace,
+                    sender_namespaces=list(args.trace_sender_namespaces),
+                    retention=args.tracing.retention,
+                    storage_size=args.tracing.storage_size,
+                    collector_replicas=args.tracing.collector_replicas,
+                    collector_resources=args.tracing.collector.manifest(),
+                    tempo_resources=args.tracing.tempo.manifest(),
+                    # Both charts create ServiceMonitors: the release brings their CRD.
+                    after=[self.release],
+                ),
+                opts=child_of(self),
+            )
+            if args.tracing is not None
+            else None
+        )
+        self.logs = (
+            Logs(
+                f"{name}-logs",
+                LogsArgs(
+                    namespace=self.namespace,
+                    api_server=args.api_server,
+                    retention=args.logs.retention,
+                    storage_size=args.logs.storage_size,
+                    loki_resources=args.logs.loki.manifest(),
+                    alloy_resources=args.logs.alloy.manifest(),
+                    after=[self.release],
+                ),
+                opts=child_of(self),
+            )
+            if args.logs is not None
+            else None
+        )
 
         self.grafana_service = pulumi.Output.all(self.release.status, self.namespace).apply(
             lambda _: GRAFANA_SERVICE
@@ -176,6 +236,8 @@ class Observability(pulumi.ComponentResource):
                 grafana_url=v["grafana_url"],
                 prometheus_resources=v["prometheus_resources"],
                 grafana_resources=v["grafana_resources"],
+                tempo_url=tempo_url(v["namespace"]) if args.tracing is not None else None,
+                loki_url=loki_url(v["namespace"]) if args.logs is not None else None,
             )
         )
         return k8s.helm.v3.Release(

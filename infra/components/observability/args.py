@@ -9,6 +9,7 @@ from typing import Any
 import pulumi
 
 from infra.components.cluster import ApiServerAccess
+from infra.settings import LogsSettings, TracingSettings
 
 DEFAULT_PROMETHEUS_RESOURCES: Mapping[str, Any] = {
     "requests": {"cpu": "100m", "memory": "400Mi"},
@@ -55,6 +56,12 @@ class ObservabilityArgs:
         default_factory=lambda: DEFAULT_GRAFANA_RESOURCES
     )
     """Requests and limits of the Grafana container."""
+    tracing: TracingSettings | None = None
+    """The OpenTelemetry Collector and Tempo (tracing.py); None: no traces on this stack."""
+    trace_sender_namespaces: Sequence[pulumi.Input[str]] = ()
+    """Namespaces whose pods (apps, Dapr sidecars) may send OTLP to the collector."""
+    logs: LogsSettings | None = None
+    """Loki and Alloy (logs.py); None: no central logs on this stack."""
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,18 @@ from infra.components.namespaces import (
     STRIMZI_OPERATOR_METRICS_PORT,
 )
 from infra.components.observability.args import ObservabilityScope
+from infra.components.observability.logs import (
+    ALLOY_HTTP_PORT,
+    ALLOY_POD_LABELS,
+    LOKI_HTTP_PORT,
+    LOKI_POD_LABELS,
+)
+from infra.components.observability.tracing import (
+    COLLECTOR_METRICS_PORT,
+    COLLECTOR_POD_LABELS,
+    TEMPO_HTTP_PORT,
+    TEMPO_POD_LABELS,
+)
 from infra.components.observability.values import (
     ADMISSION_JOB_POD_LABELS,
     ALERTMANAGER_POD_LABELS,
@@ -99,6 +111,29 @@ def create_network_policies(scope: ObservabilityScope) -> None:
 
 def _create_role_egress(scope: ObservabilityScope) -> None:
     """Egress of each of the chart's pods, by the labels the chart and operator give them."""
+    tracing = scope.args.tracing is not None
+    # With tracing: Prometheus scrapes the collector's and Tempo's own metrics (their
+    # charts' ServiceMonitors), and Grafana queries Tempo.
+    tracing_scrapes = (
+        [(COLLECTOR_POD_LABELS, (COLLECTOR_METRICS_PORT,)), (TEMPO_POD_LABELS, (TEMPO_HTTP_PORT,))]
+        if tracing
+        else []
+    )
+    logs = scope.args.logs is not None
+    # With logs: Prometheus scrapes Loki's and Alloy's metrics, and Grafana queries Loki.
+    logs_scrapes = (
+        [(LOKI_POD_LABELS, (LOKI_HTTP_PORT,)), (ALLOY_POD_LABELS, (ALLOY_HTTP_PORT,))]
+        if logs
+        else []
+    )
+    grafana_stores = [
+        {"to": [{"podSelector": {"matchLabels": labels}}], "ports": tcp_ports(port)}
+        for labels, port, on in (
+            (TEMPO_POD_LABELS, TEMPO_HTTP_PORT, tracing),
+            (LOKI_POD_LABELS, LOKI_HTTP_PORT, logs),
+        )
+        if on
+    ]
     _role_egress(
         scope,
         "prometheus",
@@ -116,6 +151,8 @@ def _create_role_egress(scope: ObservabilityScope) -> None:
                     (ALERTMANAGER_POD_LABELS, (ALERTMANAGER_PORT,)),
                     (OPERATOR_POD_LABELS, (OPERATOR_HTTPS_PORT,)),
                     (GRAFANA_POD_LABELS, (GRAFANA_CONTAINER_PORT,)),
+                    *tracing_scrapes,
+                    *logs_scrapes,
                 )
             ),
             # CoreDNS (`coreDns.serviceMonitor`: a Service on kube-dns's pods, port 9153).
@@ -144,6 +181,7 @@ def _create_role_egress(scope: ObservabilityScope) -> None:
                 "to": [{"podSelector": {"matchLabels": ALERTMANAGER_POD_LABELS}}],
                 "ports": tcp_ports(ALERTMANAGER_PORT),
             },
+            *grafana_stores,
         ],
         # Not Grafana itself: its dashboard and datasource sidecars, which share its pod
         # (and so its network identity), watch ConfigMaps through the API server.

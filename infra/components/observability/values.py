@@ -48,6 +48,10 @@ _SIDECAR_RESOURCES = {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"
 _RELOADER_RESOURCES = {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "64Mi"}}
 """The operator's config-reloader next to Prometheus and Alertmanager (else the operator's
 own defaults apply, which no values file shows)."""
+PROMETHEUS_DATASOURCE_UID = "prometheus"
+"""The chart's Prometheus data source (`grafana.sidecar.datasources.uid`, its default)."""
+TEMPO_DATASOURCE_UID = "tempo"
+LOKI_DATASOURCE_UID = "loki"
 _ALERTMANAGER_RESOURCES = {
     "requests": {"cpu": "10m", "memory": "64Mi"},
     "limits": {"memory": "128Mi"},
@@ -66,8 +70,16 @@ def chart_values(
     grafana_url: str | None,
     prometheus_resources: Mapping[str, Any],
     grafana_resources: Mapping[str, Any],
+    tempo_url: str | None = None,
+    loki_url: str | None = None,
 ) -> dict[str, Any]:
-    """Values for kube-prometheus-stack. Every key exists in the chart's values file."""
+    """Values for kube-prometheus-stack. Every key exists in the chart's values file.
+
+    `tempo_url`: Tempo's query API when the stack runs tracing: Grafana gets a Tempo data
+    source, and Prometheus keeps exemplars that link its series to those traces.
+    `loki_url`: Loki's API when the stack runs central logs: Grafana gets a Loki data
+    source; with both, a span links to its logs and a log line to its trace.
+    """
     prometheus_spec: dict[str, Any] = {
         # Explicitly empty selectors, with the "nil uses Helm values" shortcut off, mean
         # "everything in every namespace": the apps' monitors need no release label.
@@ -88,6 +100,10 @@ def chart_values(
         "walCompression": True,
         "resources": dict(prometheus_resources),
     }
+    if tempo_url:
+        # Exemplars (the trace id on a histogram bucket sample) are kept only with the
+        # feature on (prometheus.io/docs/prometheus/latest/feature_flags/#exemplars-storage).
+        prometheus_spec["enableFeatures"] = ["exemplar-storage"]
     if storage_size:
         claim_spec: dict[str, Any] = {
             "accessModes": ["ReadWriteOnce"],
@@ -104,6 +120,23 @@ def chart_values(
     }
     if grafana_url:
         grafana_ini["server"] = {"root_url": grafana_url}
+
+    datasources_sidecar: dict[str, Any] = {}
+    if tempo_url:
+        # Metrics → traces: the Prometheus data source links an exemplar's `trace_id`
+        # label to Tempo (kube-prometheus-stack's
+        # `grafana.sidecar.datasources.exemplarTraceIdDestinations`).
+        datasources_sidecar["exemplarTraceIdDestinations"] = {
+            "datasourceUid": TEMPO_DATASOURCE_UID,
+            "traceIdLabelName": "trace_id",
+            "urlDisplayLabel": "View trace",
+        }
+    datasources: list[dict[str, Any]] = []
+    if tempo_url:
+        datasources.append(tempo_datasource(tempo_url, logs=loki_url is not None))
+    if loki_url:
+        datasources.append(loki_datasource(loki_url, traces=tempo_url is not None))
+    grafana_values: dict[str, Any] = {"additionalDataSources": datasources} if datasources else {}
 
     return {
         "crds": {
@@ -169,7 +202,9 @@ def chart_values(
                 "userKey": "admin-user",
                 "passwordKey": "admin-password",
             },
+            **grafana_values,
             "sidecar": {
+                **({"datasources": datasources_sidecar} if datasources_sidecar else {}),
                 "dashboards": {
                     "enabled": True,
                     "label": DASHBOARD_LABEL[0],
@@ -190,4 +225,63 @@ def chart_values(
             "testFramework": {"enabled": False},
             "grafana.ini": grafana_ini,
         },
+    }
+
+
+def tempo_datasource(url: str, *, logs: bool = False) -> dict[str, Any]:
+    """Grafana's Tempo data source (grafana.com/docs/grafana/latest/datasources/tempo/
+    configure-tempo-data-source/#provision-the-data-source): the service graph and
+    traces → metrics through Prometheus, and with `logs` traces → logs through Loki."""
+    json_data: dict[str, Any] = {
+        "serviceMap": {"datasourceUid": PROMETHEUS_DATASOURCE_UID},
+        "nodeGraph": {"enabled": True},
+        "tracesToMetrics": {"datasourceUid": PROMETHEUS_DATASOURCE_UID},
+    }
+    if logs:
+        # A span's logs: the lines of its service (Alloy's `app` label is the pod's
+        # app.kubernetes.io/name, the services' OpenTelemetry service.name) that carry
+        # its trace id, a minute either side of the span.
+        json_data["tracesToLogsV2"] = {
+            "datasourceUid": LOKI_DATASOURCE_UID,
+            "tags": [{"key": "service.name", "value": "app"}],
+            "filterByTraceID": True,
+            "filterBySpanID": False,
+            "spanStartTimeShift": "-1m",
+            "spanEndTimeShift": "1m",
+        }
+    return {
+        "name": "Tempo",
+        "uid": TEMPO_DATASOURCE_UID,
+        "type": "tempo",
+        "access": "proxy",
+        "url": url,
+        "editable": False,
+        "jsonData": json_data,
+    }
+
+
+def loki_datasource(url: str, *, traces: bool = False) -> dict[str, Any]:
+    """Grafana's Loki data source (grafana.com/docs/grafana/latest/datasources/loki/
+    configure-loki-data-source/#provision-the-data-source); with `traces`, a line's
+    `trace_id` links to the trace in Tempo (a derived field)."""
+    json_data: dict[str, Any] = {"maxLines": 1000}
+    if traces:
+        json_data["derivedFields"] = [
+            {
+                "name": "TraceID",
+                "datasourceUid": TEMPO_DATASOURCE_UID,
+                "matcherRegex": r'"trace_id":\s*"([0-9a-f]{32})"',
+                # `$$`: Grafana expands `$name` in provisioning files; `$$` is a literal.
+                "url": "$${__value.raw}",
+                "urlDisplayLabel": "View trace",
+            }
+        ]
+    return {
+        "name": "Loki",
+        "uid": LOKI_DATASOURCE_UID,
+        "type": "loki",
+        "access": "proxy",
+        "url": url,
+        "editable": False,
+        "jsonData": json_data,
     }

@@ -141,6 +141,7 @@ def pinned_sources() -> list[Source]:
     # Imported here: the components import the Pulumi SDKs, which `todo-infra` loads
     # only for the commands that need them.
     from infra.components import dapr, edge, kafka, observability
+    from infra.components.observability import logs, tracing
 
     gateway_api = gateway_api_version(edge.ENVOY_GATEWAY_VERSION)
     return [
@@ -155,6 +156,12 @@ def pinned_sources() -> list[Source]:
             # The Prometheus Operator's CRDs, from the chart's `crds` subchart.
             "prometheus-operator",
         ),
+        HelmChart(
+            tracing.COLLECTOR_CHART, tracing.COLLECTOR_CHART_VERSION, tracing.COLLECTOR_REPO, None
+        ),
+        HelmChart(tracing.TEMPO_CHART, tracing.TEMPO_CHART_VERSION, tracing.TEMPO_REPO, None),
+        HelmChart(logs.LOKI_CHART, logs.LOKI_CHART_VERSION, logs.LOKI_REPO, None),
+        HelmChart(logs.ALLOY_CHART, logs.ALLOY_CHART_VERSION, logs.ALLOY_REPO, None),
         HelmChart(edge.CERT_MANAGER_CHART, edge.CERT_MANAGER_VERSION, edge.CERT_MANAGER_REPO, None),
         Manifest(
             "cert-manager-crds",

@@ -3,7 +3,7 @@
 Found from the plan, not from a list: PersistentVolumeClaims, StatefulSets'
 `volumeClaimTemplates` × replicas, Strimzi node pools' persistent storage × replicas,
 and the Helm releases whose values ask for storage (Dapr's scheduler where it runs,
-Prometheus, Alertmanager, Grafana).
+Prometheus, Alertmanager, Grafana, Tempo, Loki).
 """
 
 from __future__ import annotations
@@ -87,6 +87,20 @@ def _helm_claims(obj: KubernetesObject) -> list[VolumeClaim]:
         if _get(values, "grafana.persistence.enabled", False):
             size = _gib(_get(values, "grafana.persistence.size", "10Gi"))
             claims.append(VolumeClaim(f"helm {obj.name}: grafana", 1, size))
+    if chart == "tempo" and _get(values, "persistence.enabled", False):
+        # The StatefulSet's `storage` claim template (templates/statefulset.yaml).
+        replicas = int(_get(values, "replicas", 1) or 1)
+        size = _gib(_get(values, "persistence.size", "10Gi"))
+        claims.append(VolumeClaim(f"helm {obj.name}: tempo", replicas, size))
+    if (
+        chart == "loki"
+        and _get(values, "singleBinary.persistence.enabled", False)
+        and int(_get(values, "singleBinary.replicas", 0) or 0) > 0
+    ):
+        # The single binary's StatefulSet `storage` claim template (templates/_workload.tpl).
+        replicas = int(_get(values, "singleBinary.replicas", 0))
+        size = _gib(_get(values, "singleBinary.persistence.size", "10Gi"))
+        claims.append(VolumeClaim(f"helm {obj.name}: loki", replicas, size))
     return claims
 
 

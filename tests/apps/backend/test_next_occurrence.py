@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
 
 from tests.apps.backend.conftest import APP_TOKEN
 
@@ -146,3 +148,34 @@ def test_the_completion_is_recorded_with_the_successor_and_never_redone(
     assert redelivered.status_code == 409
     assert redelivered.json()["detail"][0]["type"] == "completion_already_handled"
     assert client.get("/api/v1/tasks", headers=alice).json()["total"] == 1
+
+
+def _delay_samples() -> tuple[float, float]:
+    """(count, sum) of next_occurrence_delay_seconds in this process's registry."""
+    count = REGISTRY.get_sample_value("next_occurrence_delay_seconds_count") or 0.0
+    total = REGISTRY.get_sample_value("next_occurrence_delay_seconds_sum") or 0.0
+    return count, total
+
+
+def test_each_successor_created_records_the_pipelines_delay_once(
+    client: TestClient, alice: dict[str, str]
+) -> None:
+    """The pipeline-freshness SLI: completion → successor committed, once per successor
+    (a repeated delivery that returns the existing one adds nothing)."""
+    task = _completed_weekly_task(client, alice)
+    completed_at = datetime.fromisoformat(
+        client.get(f"/api/v1/tasks/{task['id']}", headers=alice).json()["completed_at"]
+    )
+    count, total = _delay_samples()
+    before = datetime.now(UTC)
+    assert _ask(client, task["id"]).status_code == 201
+    after = datetime.now(UTC)
+    assert _ask(client, task["id"], completion_event_id=str(uuid.uuid4())).status_code == 200
+    new_count, new_total = _delay_samples()
+    assert new_count == count + 1
+    observed = new_total - total
+    assert (before - completed_at).total_seconds() <= observed
+    assert observed <= (after - completed_at).total_seconds()
+    # Exposed on /metrics with the SLO's bucket boundary.
+    metrics = client.get("/metrics").text
+    assert 'next_occurrence_delay_seconds_bucket{le="5.0"}' in metrics

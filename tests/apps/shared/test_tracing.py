@@ -58,9 +58,9 @@ def test_tracing_is_off_without_somewhere_to_send_spans(monkeypatch: pytest.Monk
         monkeypatch.delenv(name, raising=False)
     assert not TracingSettings().enabled
     monkeypatch.setenv("TODO_TRACES_FILE", "/tmp/x.jsonl")
-    monkeypatch.setenv("OTEL_TRACES_SAMPLER_RATIO", "0.25")
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "0.25")
     settings = TracingSettings()
-    assert settings.enabled and settings.otel_traces_sampler_ratio == 0.25
+    assert settings.enabled and settings.otel_traces_sampler_arg == 0.25
 
 
 def test_root_client_spans_are_dropped_and_children_follow_their_parent() -> None:

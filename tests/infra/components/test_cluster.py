@@ -30,7 +30,7 @@ def test_prod_cluster_settings() -> None:
     assert inputs["maintenancePolicy"] == {"day": "sunday", "startTime": "02:00"}
     pool = inputs["nodePool"]
     assert pool["size"] == "s-2vcpu-4gb"
-    assert pool["autoScale"] is True and (pool["minNodes"], pool["maxNodes"]) == (5, 7)
+    assert pool["autoScale"] is True and (pool["minNodes"], pool["maxNodes"]) == (6, 8)
     assert vpc.urn in doks.dependencies and vpc.raw_inputs["ipRange"] == "10.120.0.0/20"
     assert doks.parent == one(run, "cluster").urn
 

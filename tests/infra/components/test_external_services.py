@@ -50,12 +50,14 @@ def test_no_in_cluster_kafka_or_database() -> None:
     assert not [r for r in run.resources.values() if "strimzi" in r.type]
     assert not by_type(run, "kubernetes:apps/v1:StatefulSet")
     releases = [r.raw_inputs["chart"] for r in helm_installs(run)]
-    # Monitoring and the edge stay; only the Strimzi operator is gone.
+    # Monitoring (with tracing) and the edge stay; only the Strimzi operator is gone.
     assert sorted(releases) == [
         "dapr",
         "kube-prometheus-stack",
         "oci://docker.io/envoyproxy/gateway-crds-helm",
         "oci://docker.io/envoyproxy/gateway-helm",
+        "opentelemetry-collector",
+        "tempo",
     ]
     namespaces = [
         r.raw_inputs["metadata"]["name"] for r in by_type(run, "kubernetes:core/v1:Namespace")

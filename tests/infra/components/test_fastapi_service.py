@@ -83,6 +83,11 @@ def test_environment_comes_from_secrets_and_a_configmap() -> None:
         "HTTP_MAX_BODY_BYTES": "1048576",
         "HTTP_MAX_HEADER_BYTES": "32768",
         "AUTH_MAX_TOKEN_BYTES": "8192",
+        # Traces to the collector (test_tracing.py), sampled like the sidecars.
+        "OTEL_SERVICE_NAME": "notification",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel-collector.monitoring.svc.cluster.local:4318",
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+        "OTEL_TRACES_SAMPLER_ARG": "0.05",
     }
 
 

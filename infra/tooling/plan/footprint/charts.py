@@ -151,6 +151,80 @@ def _envoy_gateway_model(release: str, values: Mapping[str, Any]) -> list[PodGro
     ]
 
 
+def _otel_collector_model(release: str, values: Mapping[str, Any]) -> list[PodGroup]:
+    """The collector in deployment mode (`replicaCount` pods), or once per node as a
+    DaemonSet."""
+    mode = str(values.get("mode") or "deployment")
+    return [
+        PodGroup(
+            f"helm {release}: otel-collector",
+            1 if mode == "daemonset" else int(values.get("replicaCount", 1) or 1),
+            resources_requests(values.get("resources"), "otel-collector"),
+            per_node=mode == "daemonset",
+            stateful=mode == "statefulset",
+        )
+    ]
+
+
+def _tempo_model(release: str, values: Mapping[str, Any]) -> list[PodGroup]:
+    """Tempo's single binary (a StatefulSet), with tempo-query where enabled."""
+    requests = resources_requests(at_path(values, "tempo.resources"), "tempo")
+    if at_path(values, "tempoQuery.enabled", False):
+        requests += resources_requests(at_path(values, "tempoQuery.resources"), "tempo-query")
+    return [
+        PodGroup(
+            f"helm {release}: tempo",
+            int(values.get("replicas", 1) or 1),
+            requests,
+            stateful=True,
+        )
+    ]
+
+
+def _loki_model(release: str, values: Mapping[str, Any]) -> list[PodGroup]:
+    """Loki's single binary (`singleBinary.replicas`, a StatefulSet) in the Monolithic
+    modes; the scalable targets, gateway and caches where enabled are not modelled and
+    are reported as such."""
+    mode = str(values.get("deploymentMode") or "Monolithic")
+    if mode not in ("Monolithic", "SingleBinary"):
+        raise ValueError(f"helm {release}: loki deploymentMode {mode!r} has no workload model")
+    unmodelled = [
+        part
+        for part in ("gateway", "chunksCache", "resultsCache", "lokiCanary")
+        if at_path(values, f"{part}.enabled", False)
+    ]
+    if unmodelled:
+        raise ValueError(f"helm {release}: loki parts without a workload model: {unmodelled}")
+    return [
+        PodGroup(
+            f"helm {release}: loki",
+            int(at_path(values, "singleBinary.replicas", 0) or 0),
+            resources_requests(at_path(values, "singleBinary.resources"), "loki"),
+            stateful=True,
+        )
+    ]
+
+
+def _alloy_model(release: str, values: Mapping[str, Any]) -> list[PodGroup]:
+    """Alloy (a DaemonSet by default: once per node), with its config-reloader sidecar
+    where enabled."""
+    kind = str(at_path(values, "controller.type", "daemonset"))
+    requests = resources_requests(at_path(values, "alloy.resources"), "alloy")
+    if at_path(values, "configReloader.enabled", True):
+        requests += resources_requests(
+            at_path(values, "configReloader.resources"), "alloy config-reloader"
+        )
+    return [
+        PodGroup(
+            f"helm {release}: alloy",
+            1 if kind == "daemonset" else int(at_path(values, "controller.replicas", 1) or 1),
+            requests,
+            per_node=kind == "daemonset",
+            stateful=kind == "statefulset",
+        )
+    ]
+
+
 CRD_ONLY_CHARTS = frozenset({"gateway-crds-helm"})
 """Charts that install CustomResourceDefinitions and nothing that runs."""
 
@@ -160,6 +234,10 @@ CHART_MODELS: dict[str, ChartModel] = {
     "kube-prometheus-stack": _kube_prometheus_model,
     "cert-manager": _cert_manager_model,
     "gateway-helm": _envoy_gateway_model,
+    "opentelemetry-collector": _otel_collector_model,
+    "tempo": _tempo_model,
+    "loki": _loki_model,
+    "alloy": _alloy_model,
 }
 
 
@@ -195,8 +273,12 @@ def helm_groups(objects: list[KubernetesObject], notes: list[str]) -> list[PodGr
             )
         # What is neither per node nor stateful is a Deployment (dapr's placement and
         # scheduler are StatefulSets without volumes: rolled like one here, harmlessly).
+        try:
+            modelled = model(obj.name, values)
+        except ValueError as error:  # values the model does not know how to count
+            notes.append(f"{error}; not counted")
+            continue
         groups.extend(
-            replace(group, rolling=not (group.per_node or group.stateful))
-            for group in model(obj.name, values)
+            replace(group, rolling=not (group.per_node or group.stateful)) for group in modelled
         )
     return groups
