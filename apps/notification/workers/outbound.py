@@ -19,6 +19,12 @@
 - The answer's body is read raw (never decompressed) up to `MAX_ANSWER_BYTES`, within
   the same deadline, then dropped: only the status counts, and a huge or endless body
   is never held in memory.
+- No trace context leaves with the call: the HTTP client instrumentation would add the
+  reminder's `traceparent`/`tracestate` to a request to a third party's server, handing
+  out our trace ids (and whatever a tracestate carries). The call is traced on our side
+  by the worker's `webhook deliver` span; the client instrumentation is suppressed for it
+  (opentelemetry-instrumentation's `suppress_http_instrumentation`, which the httpx
+  instrumentation checks before it injects or records anything).
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import ssl
 from collections.abc import Mapping
 
 import httpx
+from opentelemetry.instrumentation.utils import suppress_http_instrumentation
 
 from apps.notification.targets import Resolved
 
@@ -70,8 +77,9 @@ async def post(
         headers={**headers, "host": target.host_header},
         extensions=extensions,
     )
-    async with asyncio.timeout_at(deadline):
-        response = await client.send(request, stream=True)
+    with suppress_http_instrumentation():
+        async with asyncio.timeout_at(deadline):
+            response = await client.send(request, stream=True)
     try:
         async with asyncio.timeout_at(deadline):
             try:

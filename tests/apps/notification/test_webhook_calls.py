@@ -4,6 +4,7 @@ is bounded in time and size."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import ssl
 import time
@@ -15,9 +16,12 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI, Request, Response
+from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+from opentelemetry.sdk.trace import TracerProvider
 
 from apps.notification.settings import NotificationServiceSettings
-from apps.notification.targets import IPAddress
+from apps.notification.targets import IPAddress, parse_target, resolve
+from apps.notification.workers.outbound import new_client, post
 from apps.notification.workers.webhooks import WebhookWorker
 from tests.apps.local.probe_app import ProbeApp, ServerThread
 from tests.apps.notification.receivers import RawServer, read_request, write_certificates
@@ -232,3 +236,30 @@ def test_https_verifies_the_certificate_against_the_name(
         assert rows[delivery].status == "failed"
         assert "CERTIFICATE_VERIFY_FAILED" in (rows[delivery].last_error or "")
         assert calls == []
+
+
+def test_no_trace_context_leaves_with_a_webhook_call(probe: tuple[ProbeApp, str]) -> None:
+    """With the httpx instrumentation on and a span current, the webhook POST carries no
+    traceparent to the receiver; the same client's ordinary call does (the control)."""
+    app, url = probe
+    instrumentor = HTTPXClientInstrumentor()
+    instrumentor.instrument(tracer_provider=TracerProvider())
+    try:
+        tracer = TracerProvider().get_tracer("probe")
+
+        async def calls() -> None:
+            target = parse_target(url, allow_private=True)
+            resolved = await resolve(target, allow_private=True)
+            async with new_client(timeout=2.0) as client:
+                with tracer.start_as_current_span("reminder"):
+                    deadline = asyncio.get_running_loop().time() + 2.0
+                    status = await post(client, resolved, body=b"{}", headers={}, deadline=deadline)
+                    assert status == 200
+                    await client.get(url)  # the control: not a webhook call
+
+        asyncio.run(calls())
+    finally:
+        instrumentor.uninstrument()
+    webhook, control = app.received[-2:]
+    assert webhook.method == "POST" and "traceparent" not in webhook.headers
+    assert control.method == "GET" and "traceparent" in control.headers
