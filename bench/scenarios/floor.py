@@ -86,12 +86,14 @@ class Floor:
         connections, so that the database's connection limit holds the API's pool, one
         floor's and the baseline's, never all at once."""
         if self.pool is None:
-            # The same session settings as the API's engine (apps/shared/db.py).
+            # The same session settings as the API's engine (apps/shared/db.py), and
+            # like the API, one statement is its own transaction (autocommit) except
+            # in complete, which reads the task locked and changes it in one.
             self.pool = AsyncConnectionPool(
                 self.url,
                 min_size=self.pool_size,
                 max_size=self.pool_size,
-                kwargs={"options": "-c timezone=UTC"},
+                kwargs={"options": "-c timezone=UTC", "autocommit": True},
                 open=False,
             )
             await self.pool.open(wait=True)
@@ -183,7 +185,7 @@ class Floor:
 
     async def complete(self, user: str, task_id: str) -> Answer:
         key = uuid.UUID(task_id)
-        async with self.connection() as connection:
+        async with self.connection() as connection, connection.transaction():
             cursor = await connection.execute(self.by_id, {"task_id": key, "user_id": user})
             names = [column.name for column in cursor.description or ()]
             row = await cursor.fetchone()
