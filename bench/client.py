@@ -80,6 +80,15 @@ class Api:
 
         return closed_loop(concurrency, seconds, open_worker, close_worker, operation, self.meter)
 
+    async def status(self, method: str, target: str) -> int:
+        """The status of one request on a connection of its own."""
+        connection = await HttpConnection.open(self.port)
+        try:
+            status, _ = await connection.request(http_request(method, target, self.token))
+        finally:
+            await connection.close()
+        return status
+
     async def get_json(self, target: str) -> Any:
         connection = await HttpConnection.open(self.port)
         try:

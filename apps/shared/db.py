@@ -24,8 +24,10 @@ the outbox relay's LISTEN connects straight to the database (`database_direct_ur
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
+import psycopg
 from fastapi import Depends, Request
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
@@ -105,3 +107,36 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+@asynccontextmanager
+async def driver_connection(
+    engine: AsyncEngine, *, autocommit: bool = True
+) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    """A connection of the engine's pool as psycopg's own, for the hot paths that send
+    prebuilt SQL text (apps.backend.store.driver): SQLAlchemy's execution around each
+    statement (a greenlet switch, its execution context and result objects) cost more
+    CPU than the driver's own work for a list page.
+
+    In autocommit mode by default: each statement is its own transaction, and a
+    transaction is opened with `connection.transaction()`. The connection goes back to
+    the pool as it came (autocommit off), or is invalidated if the driver lost it, so
+    the pool never hands out a broken one.
+    """
+    async with engine.connect() as connection:
+        pooled = await connection.get_raw_connection()
+        driver = pooled.driver_connection
+        assert isinstance(driver, psycopg.AsyncConnection), "the engine's driver is psycopg"
+        if autocommit:
+            await driver.set_autocommit(True)
+        try:
+            yield driver
+        finally:
+            try:
+                if autocommit:
+                    await driver.set_autocommit(False)  # raises unless idle and alive
+            except psycopg.Error:
+                await connection.invalidate()
+            else:
+                if driver.broken:
+                    await connection.invalidate()

@@ -264,6 +264,22 @@ def tracer() -> trace.Tracer:
     return _tracer
 
 
+_NO_SPAN = contextlib.nullcontext()
+
+
+def traced_statement(statement: str) -> contextlib.AbstractContextManager[Any]:
+    """A client span around a statement sent without SQLAlchemy (which the SQLAlchemy
+    instrumentation cannot see), named and described like that instrumentation's; a
+    shared no-op when tracing is off."""
+    if _configured is None:
+        return _NO_SPAN
+    return _tracer.start_as_current_span(
+        statement.split(None, 1)[0],
+        kind=SpanKind.CLIENT,
+        attributes={"db.system": "postgresql", "db.statement": statement},
+    )
+
+
 def current_trace_headers() -> dict[str, str]:
     """`traceparent` (and `tracestate`) of the current span; empty outside any trace."""
     carrier: dict[str, str] = {}

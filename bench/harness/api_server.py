@@ -31,10 +31,18 @@ def _child_setup(cores: set[int] | None) -> Callable[[], None]:
 
 @contextmanager
 def uvicorn_server(
-    url: str, port: int, cores: set[int] | None, pool_size: int, log_dir: Path, jwt_secret: str
+    url: str,
+    port: int,
+    cores: set[int] | None,
+    pool_size: int,
+    log_dir: Path,
+    jwt_secret: str,
+    app: str = "apps.backend.main:app",
 ) -> Iterator[subprocess.Popen[bytes]]:
     """The backend as its image runs it (uvicorn's defaults pick uvloop and httptools),
-    without the access log, which repeats the app's own request log line."""
+    without the access log, which repeats the app's own request log line. `app` may
+    name another ASGI app served the same way and configured by the same variables
+    (the benchmark's floors, bench/scenarios/floor.py)."""
     env = {
         **os.environ,
         "DATABASE_URL": url,
@@ -46,14 +54,14 @@ def uvicorn_server(
         "DAPR_SIDECAR_REQUIRED": "false",
     }
     env["DB_POOL_SIZE"] = str(pool_size)
-    log_path = log_dir / "uvicorn.log"
+    log_path = log_dir / f"uvicorn-{app.replace(':', '-')}.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
                 "uvicorn",
-                "apps.backend.main:app",
+                app,
                 "--host",
                 "127.0.0.1",
                 "--port",

@@ -1,15 +1,18 @@
-"""The task API's scenarios (list, search, create, complete), each against its baseline.
+"""The task API's scenarios (list, search, create, complete), each against its baseline
+and its floors (bench/scenarios/floor.py: the same SQL behind a bare ASGI app and behind
+a bare FastAPI app).
 
-Each scenario alternates API and baseline phases (API, baseline, baseline, API) so that
-drift in the machine's load hits both alike.
+Each scenario alternates the sides' phases (API, floors, baseline, baseline, floors in
+reverse, API) so that drift in the machine's load hits all alike.
 """
 
 from __future__ import annotations
 
 import json
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -29,6 +32,7 @@ class Scenario:
     name: str
     api: Sample
     base: Sample
+    floors: dict[str, Sample] = field(default_factory=dict)  # by floor name, see Plan
 
 
 @dataclass
@@ -37,20 +41,41 @@ class Plan:
     seconds: float
     api: Api
     url: str
+    # The same requests served by the floors (bench/scenarios/floor.py), by name.
+    floors: dict[str, Api] = field(default_factory=dict)
+
+
+Phase = Callable[[float], Awaitable[Sample]]
 
 
 async def alternate(
     plan: Plan,
     name: str,
-    api_phase: Callable[[float], Awaitable[Sample]],
-    sql_phase_: Callable[[float], Awaitable[Sample]],
+    api_phase: Callable[[Api, float], Awaitable[Sample]],
+    sql_phase_: Phase,
 ) -> Scenario:
-    """API, baseline, baseline, API: each side gets half the time in two phases."""
+    """API, floors, baseline, baseline, floors reversed, API: each side gets half the
+    time in two phases, and the order around the middle evens out drift."""
     half = plan.seconds / 2
-    api_parts, base_parts = [await api_phase(half)], [await sql_phase_(half)]
-    base_parts.append(await sql_phase_(half))
-    api_parts.append(await api_phase(half))
-    return Scenario(name, Sample.merge(api_parts), Sample.merge(base_parts))
+
+    def floor_phase(server: Api) -> Phase:
+        async def phase(seconds: float) -> Sample:
+            async with floor_pool(server):
+                return await api_phase(server, seconds)
+
+        return phase
+
+    sides = [
+        ("API", lambda s: api_phase(plan.api, s)),
+        *((floor, floor_phase(server)) for floor, server in plan.floors.items()),
+        ("SQL", sql_phase_),
+    ]
+    parts: dict[str, list[Sample]] = {side: [] for side, _ in sides}
+    for side, phase in [*sides, *reversed(sides)]:
+        parts[side].append(await phase(half))
+    merged = {side: Sample.merge(samples) for side, samples in parts.items()}
+    api, base = merged.pop("API"), merged.pop("SQL")
+    return Scenario(name, api, base, merged)
 
 
 def create_body() -> dict[str, Any]:
@@ -74,8 +99,20 @@ def id_dispenser(ids: Sequence[str], quota: int) -> Callable[[], str | None]:
     return lambda: pool.popleft() if pool else None
 
 
+@asynccontextmanager
+async def floor_pool(floor: Api) -> AsyncIterator[None]:
+    """The floor's connections, for one phase (bench/scenarios/floor.py)."""
+    if await floor.status("POST", "/floor/pool") != 200:
+        raise RuntimeError("the floor did not connect its pool")
+    try:
+        yield
+    finally:
+        await floor.status("DELETE", "/floor/pool")
+
+
 async def run_scenarios(plan: Plan, scenarios: Sequence[str]) -> list[Scenario]:
     c, api, token = plan.concurrency, plan.api, plan.api.token
+    sides = 2 + len(plan.floors)
     results: list[Scenario] = []
 
     list_target = f"/api/v1/tasks?{urlencode(LIST_QUERY)}"
@@ -85,8 +122,13 @@ async def run_scenarios(plan: Plan, scenarios: Sequence[str]) -> list[Scenario]:
     list_sql = sql_list(TaskQuery.model_validate({**LIST_QUERY, "priority": ["high"]}))
     search_sql = sql_list(TaskQuery.model_validate(SEARCH_QUERY))
 
-    # Warm up both sides (the server's pool, caches and code paths) before measuring.
+    # Warm up every side (the servers' pools, caches and code paths) before measuring.
     await api.phase(c, min(2.0, plan.seconds), lambda: list_raw, 200)
+    await api.phase(c, min(1.0, plan.seconds), lambda: search_raw, 200)
+    for floor in plan.floors.values():
+        async with floor_pool(floor):
+            await floor.phase(c, min(2.0, plan.seconds), lambda: list_raw, 200)
+            await floor.phase(c, min(1.0, plan.seconds), lambda: search_raw, 200)
     await sql_phase(plan.url, c, min(1.0, plan.seconds), list_sql, api.meter)
 
     if "list" in scenarios:
@@ -94,7 +136,7 @@ async def run_scenarios(plan: Plan, scenarios: Sequence[str]) -> list[Scenario]:
             await alternate(
                 plan,
                 "list",
-                lambda s: api.phase(c, s, lambda: list_raw, 200),
+                lambda server, s: server.phase(c, s, lambda: list_raw, 200),
                 lambda s: sql_phase(plan.url, c, s, list_sql, api.meter),
             )
         )
@@ -103,7 +145,7 @@ async def run_scenarios(plan: Plan, scenarios: Sequence[str]) -> list[Scenario]:
             await alternate(
                 plan,
                 "search",
-                lambda s: api.phase(c, s, lambda: search_raw, 200),
+                lambda server, s: server.phase(c, s, lambda: search_raw, 200),
                 lambda s: sql_phase(plan.url, c, s, search_sql, api.meter),
             )
         )
@@ -114,17 +156,17 @@ async def run_scenarios(plan: Plan, scenarios: Sequence[str]) -> list[Scenario]:
             await alternate(
                 plan,
                 "create",
-                lambda s: api.phase(c, s, lambda: create_raw, 201),
+                lambda server, s: server.phase(c, s, lambda: create_raw, 201),
                 lambda s: sql_phase(plan.url, c, s, sql_create(body), api.meter),
             )
         )
     if "complete" in scenarios:
-        # Each phase gets its own quarter of the user's open tasks (seeded and created).
+        # Each phase gets its own share of the user's open tasks (seeded and created).
         ids = open_task_ids(plan.url)
-        quota = len(ids) // 4
-        phases = iter(ids[i * quota : (i + 1) * quota] for i in range(4))
+        quota = len(ids) // (2 * sides)
+        phases = iter(ids[i * quota : (i + 1) * quota] for i in range(2 * sides))
 
-        def api_complete(s: float) -> Awaitable[Sample]:
+        def api_complete(server: Api, s: float) -> Awaitable[Sample]:
             take = id_dispenser(next(phases), quota)
 
             def next_request() -> bytes | None:
@@ -133,7 +175,7 @@ async def run_scenarios(plan: Plan, scenarios: Sequence[str]) -> list[Scenario]:
                     return None
                 return http_request("POST", f"/api/v1/tasks/{task_id}/complete", token)
 
-            return api.phase(c, s, next_request, 200)
+            return server.phase(c, s, next_request, 200)
 
         def base_complete(s: float) -> Awaitable[Sample]:
             return sql_phase(
@@ -141,7 +183,7 @@ async def run_scenarios(plan: Plan, scenarios: Sequence[str]) -> list[Scenario]:
             )
 
         scenario = await alternate(plan, "complete", api_complete, base_complete)
-        for side in (scenario.api, scenario.base):
+        for side in (scenario.api, scenario.base, *scenario.floors.values()):
             if side.seconds < plan.seconds * 0.95:
                 side.notes.append(f"ran out of open tasks ({quota} per phase)")
         results.append(scenario)

@@ -8,11 +8,17 @@ defaults `--quick` picks.
 from __future__ import annotations
 
 import asyncio
+from urllib.parse import parse_qsl, urlencode
 
+from apps.backend.store.queries import task_list_params, task_list_statement
 from bench import api, pipeline
 from bench.client import HttpConnection, http_request
 from bench.harness.load import closed_loop
 from bench.harness.procstat import CpuMeter
+from bench.scenarios import floor
+from bench.scenarios.sql_baseline import compiled
+from bench.scenarios.task_api import LIST_QUERY, SEARCH_QUERY
+from bench.scenarios.task_sizes import task_query
 
 
 def test_a_closed_loop_counts_successes_errors_and_stops_when_work_runs_out() -> None:
@@ -86,3 +92,22 @@ def test_quick_runs_are_small_and_short() -> None:
     assert counts == (300, 200, 500)
     assert pipeline_args.skip == {"reminders"}
     assert pipeline_args.replicas == {"backend": 1, "notification": 1, "recurring": 1}
+
+
+def test_several_task_counts_ask_for_the_size_table() -> None:
+    args = api.parse_args(["--tasks", "1000,10_000,100000"])
+    assert (args.sizes, args.tasks) == ([1_000, 10_000, 100_000], 1_000)
+    assert api.parse_args([]).sizes == [10_000]
+
+
+def test_the_floor_fills_every_parameter_of_the_apis_list_and_search_statements() -> None:
+    for query in (LIST_QUERY, SEARCH_QUERY):
+        validated = task_query(query)
+        _, expected = compiled(
+            task_list_statement(validated), task_list_params(user_id="u", query=validated)
+        )
+        filled = floor._list_params(parse_qsl(urlencode(query)), "u")
+        assert filled == {
+            name: str(value) if name.startswith("priority") else value
+            for name, value in expected.items()
+        }

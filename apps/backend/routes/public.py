@@ -1,26 +1,30 @@
-"""The task API (/api/v1): thin wrappers that commit around the data-access calls."""
+"""The task API (/api/v1): thin wrappers that commit around the data-access calls.
+
+The hot paths (list, read, create, complete) send their prebuilt statements through the
+driver (apps.backend.store.driver) on a connection of the engine's pool; the others go
+through a SQLAlchemy session."""
 
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Request, Response, status
 from pydantic import TypeAdapter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps.backend import store
-from apps.backend.deps import CurrentUser, SessionDep
+from apps.backend.deps import TASK_QUERY_OPENAPI, CurrentUser, SessionDep, TaskQueryDep
 from apps.backend.schemas import (
     TASK_LIST_DATA,
     TagList,
     TaskCreate,
     TaskList,
     TaskPublic,
-    TaskQuery,
     TaskUpdate,
 )
+from apps.backend.store import driver
 from apps.contracts.services import API_V1
+from apps.shared.db import driver_connection
 from apps.shared.errors import error_responses
 
 
@@ -58,29 +62,35 @@ _ONE_TASK = error_responses(404)
     response_model=TaskPublic,
     summary="Create a task",
 )
-async def create_task(body: TaskCreate, session: SessionDep, user: CurrentUser) -> Response:
-    await autocommit(session)  # create_task writes everything in one statement
-    task = await store.create_task(session, user_id=user, data=body)
+async def create_task(body: TaskCreate, request: Request, user: CurrentUser) -> Response:
+    # One statement writes everything (atomic by itself): sent in autocommit mode.
+    async with driver_connection(request.app.state.engine) as connection:
+        task = await driver.create_task(connection, user_id=user, data=body)
     response = task_response(task, status.HTTP_201_CREATED)
     response.headers["Location"] = f"{router.prefix}/tasks/{task.id}"
     return response
 
 
-@router.get("/tasks", response_model=TaskList, summary="List, filter and search tasks")
-async def list_tasks(
-    query: Annotated[TaskQuery, Query()], session: SessionDep, user: CurrentUser
-) -> Response:
-    await autocommit(session)
-    page = await store.list_tasks(session, user_id=user, query=query)
+@router.get(
+    "/tasks",
+    response_model=TaskList,
+    summary="List, filter and search tasks",
+    openapi_extra=TASK_QUERY_OPENAPI,
+)
+async def list_tasks(request: Request, user: CurrentUser, query: TaskQueryDep) -> Response:
+    # Reads in autocommit mode: see `autocommit`.
+    async with driver_connection(request.app.state.engine) as connection:
+        page = await driver.list_tasks(connection, user_id=user, query=query)
     # Serialised here, as plain data: FastAPI would validate a TaskList (every field
     # validator of every task) before serialising it. The document is TaskList's.
     return Response(TASK_LIST_DATA.dump_json(page), media_type="application/json")
 
 
 @router.get("/tasks/{task_id}", response_model=TaskPublic, responses=_ONE_TASK)
-async def read_task(task_id: uuid.UUID, session: SessionDep, user: CurrentUser) -> Response:
-    await autocommit(session)
-    return task_response(await store.get_task(session, user_id=user, task_id=task_id))
+async def read_task(task_id: uuid.UUID, request: Request, user: CurrentUser) -> Response:
+    async with driver_connection(request.app.state.engine) as connection:
+        task = await driver.get_task(connection, user_id=user, task_id=task_id)
+    return task_response(task)
 
 
 @router.patch("/tasks/{task_id}", response_model=TaskPublic, responses=_ONE_TASK)
@@ -104,9 +114,10 @@ async def delete_task(task_id: uuid.UUID, session: SessionDep, user: CurrentUser
 
 
 @router.post("/tasks/{task_id}/complete", response_model=TaskPublic, responses=_ONE_TASK)
-async def complete_task(task_id: uuid.UUID, session: SessionDep, user: CurrentUser) -> Response:
-    task = await store.complete_task(session, user_id=user, task_id=task_id)
-    await session.commit()
+async def complete_task(task_id: uuid.UUID, request: Request, user: CurrentUser) -> Response:
+    # A transaction of its own (driver.complete_task): read locked, change, event.
+    async with driver_connection(request.app.state.engine) as connection:
+        task = await driver.complete_task(connection, user_id=user, task_id=task_id)
     return task_response(task)
 
 

@@ -55,6 +55,21 @@ async def create_task(
     Everything (task, tags, reminders, event) is one statement, so a caller may also run
     it outside a transaction: it is atomic by itself.
     """
+    public, params = creation(
+        user_id=user_id, data=data, series_id=series_id, previous_task_id=previous_task_id
+    )
+    await session.execute(CREATE_TASK, params)
+    return public
+
+
+def creation(
+    *,
+    user_id: str,
+    data: TaskCreate,
+    series_id: uuid.UUID | None = None,
+    previous_task_id: uuid.UUID | None = None,
+) -> tuple[TaskPublic, dict[str, Any]]:
+    """The task `create_task` creates, and the parameters of `CREATE_TASK` that write it."""
     now = utcnow()
     task_id = uuid.uuid4()
     if data.recurrence is not None and series_id is None:
@@ -98,8 +113,7 @@ async def create_task(
     for name in REMINDER_FIELDS:
         params[f"reminder_{name}"] = [getattr(reminder, name) for reminder in reminders]
     params.update(event_params(events.TASK_CREATED, public, user_id=user_id))
-    await session.execute(CREATE_TASK, params)
-    return public
+    return public, params
 
 
 async def update_task(
@@ -212,6 +226,13 @@ async def complete_task(session: AsyncSession, *, user_id: str, task_id: uuid.UU
     current = await get_task(session, user_id=user_id, task_id=task_id, for_update=True)
     if current.completed:
         return current
+    public, params = completion(current, user_id=user_id)
+    await session.execute(COMPLETE_TASK, params)
+    return public
+
+
+def completion(current: TaskPublic, *, user_id: str) -> tuple[TaskPublic, dict[str, Any]]:
+    """An open task as `complete_task` leaves it, and the parameters of `COMPLETE_TASK`."""
     now = utcnow()
     reminders = [
         reminder if reminder.fired_at else reminder.model_copy(update={"remind_at": None})
@@ -221,8 +242,7 @@ async def complete_task(session: AsyncSession, *, user_id: str, task_id: uuid.UU
         update={"completed": True, "completed_at": now, "updated_at": now, "reminders": reminders}
     )
     params = event_params(events.TASK_COMPLETED, public, user_id=user_id)
-    await session.execute(COMPLETE_TASK, {"task_key": task_id, "completed_at": now, **params})
-    return public
+    return public, {"task_key": current.id, "completed_at": now, **params}
 
 
 async def reopen_task(session: AsyncSession, *, user_id: str, task_id: uuid.UUID) -> TaskPublic:

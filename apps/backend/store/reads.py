@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -44,7 +45,7 @@ async def get_task(
     row = (await session.execute(statement, params)).mappings().first()
     if row is None:
         raise not_found(_ID_LOC, "task")
-    return _public_from_row(row)
+    return public_from_row(row)
 
 
 async def find_successor(
@@ -55,46 +56,83 @@ async def find_successor(
         _TASKS.c.previous_task_id == previous_task_id, _TASKS.c.user_id == user_id
     )
     row = (await session.execute(statement)).mappings().first()
-    return None if row is None else _public_from_row(row)
+    return None if row is None else public_from_row(row)
 
 
 async def list_tasks(session: AsyncSession, *, user_id: str, query: TaskQuery) -> TaskListData:
     """One page of tasks as plain data, to serialise with `TASK_LIST_DATA` (a `TaskList`)."""
     params = task_list_params(user_id=user_id, query=query)
-    rows = (await session.execute(task_list_statement(query), params)).mappings()
-    items: list[TaskData] = []
-    total: int | None = None
-    for row in rows:
-        total = row["total"]
-        items.append(_data_from_row(row))
-    if total is None:
+    statement = task_list_statement(query)
+    rows = (await session.execute(statement, params)).all()
+    at = positions(statement)
+    items = [data_from_row(row, at) for row in rows]
+    if rows:
+        total = int(rows[-1][at.total])
+    else:
         # An offset past the end returns no row to read the count from.
         total = await _count(session, params=params, query=query) if query.offset else 0
     return {"items": items, "total": total}
 
 
-def _data_from_row(row: Any) -> TaskData:
-    """A task as the API shows it, from a row of `public_task_select` (not re-validated:
-    the database holds only what validated input put there)."""
-    rrule = row["rrule"]
-    reminders = row["reminders"]
+class Positions(NamedTuple):
+    """Where each column of a list statement's rows is (rows are read by position: a
+    mapping per row cost more than the rest of turning the row into a task)."""
+
+    title: int
+    description: int
+    priority: int
+    due_at: int
+    timezone: int
+    id: int
+    tags: int
+    reminders: int
+    rrule: int
+    recurrence_anchor: int
+    completed: int
+    completed_at: int
+    series_id: int
+    created_at: int
+    updated_at: int
+    total: int
+
+
+def positions(statement: sa.Select[Any]) -> Positions:
+    """The `Positions` of a list statement's columns (cached per statement)."""
+    found = _POSITIONS.get(statement)
+    if found is None:
+        keys = [column.key for column in statement.selected_columns]
+        found = _POSITIONS[statement] = Positions(*(keys.index(f) for f in Positions._fields))
+    return found
+
+
+_POSITIONS: dict[sa.Select[Any], Positions] = {}
+# Priorities as the driver gives them (the enum's value) or SQLAlchemy does (the member).
+_PRIORITIES: dict[Any, Priority] = {**{p.value: p for p in Priority}, **{p: p for p in Priority}}
+
+
+def data_from_row(row: Sequence[Any], at: Positions) -> TaskData:
+    """A task as the API shows it, from a row of a list statement (not re-validated: the
+    database holds only what validated input put there), from SQLAlchemy or from the
+    driver (apps.backend.store.driver)."""
+    rrule = row[at.rrule]
+    reminders = row[at.reminders]
     return {
-        "title": row["title"],
-        "description": row["description"],
-        "priority": row["priority"],
-        "due_at": row["due_at"],
-        "timezone": row["timezone"],
-        "id": row["id"],
-        "tags": row["tags"],
+        "title": row[at.title],
+        "description": row[at.description],
+        "priority": _PRIORITIES[row[at.priority]],
+        "due_at": row[at.due_at],
+        "timezone": row[at.timezone],
+        "id": row[at.id],
+        "tags": row[at.tags],
         "reminders": REMINDER_DATA.validate_python(reminders) if reminders else [],
         "recurrence": (
-            None if rrule is None else {"rrule": rrule, "anchor": row["recurrence_anchor"]}
+            None if rrule is None else {"rrule": rrule, "anchor": row[at.recurrence_anchor]}
         ),
-        "completed": row["completed"],
-        "completed_at": row["completed_at"],
-        "series_id": row["series_id"],
-        "created_at": row["created_at"],
-        "updated_at": row["updated_at"],
+        "completed": row[at.completed],
+        "completed_at": row[at.completed_at],
+        "series_id": row[at.series_id],
+        "created_at": row[at.created_at],
+        "updated_at": row[at.updated_at],
     }
 
 
@@ -113,7 +151,7 @@ async def list_tags(session: AsyncSession, *, user_id: str) -> list[TagCount]:
     return [TagCount(name=name, count=count) for name, count in rows]
 
 
-def _public_from_row(row: Any) -> TaskPublic:
+def public_from_row(row: Any) -> TaskPublic:
     rrule = row["rrule"]
     return TaskPublic(
         id=row["id"],

@@ -25,6 +25,7 @@ from opentelemetry.trace import SpanKind
 from apps.contracts.events import REMINDER_DUE
 from apps.local.standin.cloudevents import build_envelope
 from apps.local.traces import read_spans, render
+from apps.shared import tracing
 from apps.shared.dapr import publish_metadata
 from apps.shared.events.outbox import outbox_values
 from apps.shared.logs import add_trace_ids
@@ -235,3 +236,22 @@ def test_a_traced_app_continues_the_callers_trace(tmp_path: Path) -> None:
         ("probe", "GET /hello", TRACE_ID)
     ]
     assert records[0]["parent_id"] == "b7ad6b7169203331"
+
+
+def test_statements_sent_through_the_driver_get_client_spans_only_when_tracing_is_on(
+    spans: tuple[trace.Tracer, InMemorySpanExporter], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tracer, exporter = spans
+    with tracing.traced_statement("SELECT 1"):
+        pass
+    assert exporter.get_finished_spans() == ()
+    monkeypatch.setattr(tracing, "_configured", "backend")
+    monkeypatch.setattr(tracing, "_tracer", tracer)
+    with tracer.start_as_current_span("request", context=context_from(TRACEPARENT)):
+        with tracing.traced_statement("WITH done AS (UPDATE tasks SET completed = true) SELECT 1"):
+            pass
+    statement, request = exporter.get_finished_spans()
+    assert (statement.name, statement.kind) == ("WITH", trace.SpanKind.CLIENT)
+    assert statement.parent is not None
+    assert statement.parent.span_id == request.context.span_id
+    assert statement.attributes is not None and statement.attributes["db.system"] == "postgresql"

@@ -4,7 +4,6 @@ source and the links between logs and traces."""
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import re
@@ -207,23 +206,21 @@ def test_grafana_links_traces_to_logs_and_logs_to_traces(stack: str) -> None:
 
 
 @pytest.fixture
-def app_log_lines() -> Iterator[io.StringIO]:
-    """The apps' logging, configured as in a service, writing into a buffer."""
+def app_logging() -> Iterator[None]:
+    """The apps' logging, configured as in a service (JSON lines on stdout), and put
+    back afterwards."""
     root = logging.getLogger()
     saved = (list(root.handlers), root.level)
     configure_logging("backend")
-    buffer = io.StringIO()
-    for handler in root.handlers:
-        if isinstance(handler, logging.StreamHandler):
-            handler.setStream(buffer)
-    yield buffer
+    yield
     root.handlers[:] = saved[0]
     root.setLevel(saved[1])
     structlog.reset_defaults()
 
 
+@pytest.mark.usefixtures("app_logging")
 def test_the_loki_data_sources_trace_link_matches_a_real_app_log_line(
-    app_log_lines: io.StringIO,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """The derived field's pattern against a line the apps' logging really writes inside
     a span: it must pick out that span's trace id (and Alloy's `trace_id` key too)."""
@@ -234,7 +231,7 @@ def test_the_loki_data_sources_trace_link_matches_a_real_app_log_line(
     with tracer.start_as_current_span("request") as span:
         structlog.get_logger("probe").info("task created", task_id=7)
         trace_id = f"{span.get_span_context().trace_id:032x}"
-    line = app_log_lines.getvalue().strip().splitlines()[-1]
+    line = capsys.readouterr().out.strip().splitlines()[-1]
     assert json.loads(line)["trace_id"] == trace_id  # the key Alloy's stage.json reads
     match = pattern.search(line)
     assert match is not None and match.group(1) == trace_id
