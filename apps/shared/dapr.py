@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -24,6 +24,7 @@ import aiohttp
 import grpc
 from dapr.aio.clients import DaprClient
 from dapr.aio.clients.health import DaprHealth
+from dapr.clients import BulkPublishEntry
 from dapr.clients.exceptions import DaprGrpcError, DaprHttpError
 from dapr.clients.http.helpers import get_api_url
 from opentelemetry.trace import SpanKind
@@ -121,6 +122,20 @@ def publish_metadata(
     return metadata
 
 
+@dataclass(frozen=True)
+class BulkEvent:
+    """One event of a bulk publish: its serialised envelope and what keys and traces it."""
+
+    entry_id: str
+    """Unique within one call; failures come back under it."""
+    event_id: str
+    event_type: str
+    envelope_json: bytes | str
+    """The envelope, already JSON (the relay sends the stored text as it is)."""
+    partition_key: str | None
+    trace_headers: Mapping[str, str]
+
+
 class DaprAccess:
     def __init__(self, *, ready_timeout_seconds: float = 2.0) -> None:
         self._ready_timeout = ready_timeout_seconds
@@ -162,34 +177,84 @@ class DaprAccess:
         self,
         *,
         topic: str,
-        envelope: Mapping[str, Any],
+        envelope_json: bytes | str,
+        event_id: str,
+        event_type: str,
         partition_key: str | None,
         pubsub_name: str = PUBSUB_NAME,
     ) -> None:
-        """Publish one event envelope; the CloudEvent id and type are the envelope's."""
+        """Publish one event envelope (already JSON) under its own CloudEvent id and type,
+        in the current span's trace."""
         client = await self._connected()
         try:
             await client.publish_event(
                 pubsub_name,
                 topic,
-                json.dumps(envelope, separators=(",", ":")),
+                envelope_json,
                 data_content_type=JSON_CONTENT_TYPE,
                 publish_metadata=publish_metadata(
-                    event_id=str(envelope["event_id"]),
-                    event_type=str(envelope["event_type"]),
+                    event_id=event_id,
+                    event_type=event_type,
                     partition_key=partition_key,
                     trace_headers=current_trace_headers(),
                 ),
             )
         except DaprGrpcError as exc:
-            code = exc.code()  # type: ignore[no-untyped-call]
-            reason = f"{code.name}: {exc.details()}"  # type: ignore[no-untyped-call]
-            if code in _REJECTED_CODES:
-                raise PublishRejected(reason) from exc
-            if code in _CONNECTION_CODES:
-                await self._drop_client()
-                raise SidecarUnavailable(f"publish failed: {reason}") from exc
-            raise PublishFailed(reason) from exc
+            raise await self._publish_error(exc) from exc
+
+    async def publish_bulk(
+        self,
+        *,
+        topic: str,
+        events: Sequence[BulkEvent],
+        pubsub_name: str = PUBSUB_NAME,
+    ) -> dict[str, str]:
+        """Publish several events to `topic` in one call; returns the failed ones
+        (entry id → error). Raises like `publish` when the call fails as a whole.
+
+        Dapr's bulk publish (gRPC `BulkPublishEvent`, HTTP
+        `POST /v1.0-alpha1/publish/bulk/<pubsub>/<topic>`; docs.dapr.io "Publish and
+        subscribe to bulk messages") is not transactional: some entries may fail while
+        others are published, each failure named by its `entryId` in `failedEntries`, and
+        it keeps no order among the entries of one call (dapr/dapr pkg/api/grpc/grpc.go
+        `bulkPublishEvent`). Each entry's metadata is its own (`partitionKey`,
+        `cloudevent.*`), merged over the request's (utils.PopulateMetadataForBulkPublishEntry),
+        so ids, types, keys and trace contexts stay per event; the Kafka component keys
+        each message by its entry's `partitionKey` (components-contrib
+        common/component/kafka/producer.go `BulkPublish`).
+        """
+        client = await self._connected()
+        entries = [
+            BulkPublishEntry(
+                event=event.envelope_json,
+                metadata=publish_metadata(
+                    event_id=event.event_id,
+                    event_type=event.event_type,
+                    partition_key=event.partition_key,
+                    trace_headers=event.trace_headers,
+                ),
+                content_type=JSON_CONTENT_TYPE,
+                entry_id=event.entry_id,
+            )
+            for event in events
+        ]
+        try:
+            response = await client.publish_events(
+                pubsub_name, topic, entries, data_content_type=JSON_CONTENT_TYPE
+            )
+        except DaprGrpcError as exc:
+            raise await self._publish_error(exc) from exc
+        return {entry.entry_id: entry.error or "failed" for entry in response.failed_entries}
+
+    async def _publish_error(self, exc: DaprGrpcError) -> Exception:
+        code = exc.code()  # type: ignore[no-untyped-call]
+        reason = f"{code.name}: {exc.details()}"  # type: ignore[no-untyped-call]
+        if code in _REJECTED_CODES:
+            return PublishRejected(reason)
+        if code in _CONNECTION_CODES:
+            await self._drop_client()
+            return SidecarUnavailable(f"publish failed: {reason}")
+        return PublishFailed(reason)
 
     async def invoke(
         self,
