@@ -1,7 +1,8 @@
 """The services' access to their Dapr sidecar, through the official `dapr` SDK.
 
-Publish goes over Dapr's gRPC API and service invocation over its HTTP API, both via
-`dapr.aio.clients.DaprClient`, configured by the standard `DAPR_*` variables.
+Publish goes over Dapr's gRPC API via `dapr.aio.clients.DaprClient`, service invocation
+over its HTTP API through one kept-alive aiohttp session, both configured by the
+standard `DAPR_*` variables.
 
 The SDK client checks `GET /v1.0/healthz/outbound` when it is built, with a blocking
 wait of up to `DAPR_HEALTH_TIMEOUT`. To keep the event loop free, `DaprAccess` first
@@ -25,8 +26,9 @@ import grpc
 from dapr.aio.clients import DaprClient
 from dapr.aio.clients.health import DaprHealth
 from dapr.clients import BulkPublishEntry
-from dapr.clients.exceptions import DaprGrpcError, DaprHttpError
+from dapr.clients.exceptions import DaprGrpcError
 from dapr.clients.http.helpers import get_api_url
+from dapr.conf import settings
 from opentelemetry.trace import SpanKind
 
 from apps.contracts.services import PUBSUB
@@ -35,6 +37,7 @@ from apps.shared.tracing import current_trace_headers, headers_with_trace, trace
 
 PUBSUB_NAME: Final = PUBSUB
 JSON_CONTENT_TYPE: Final = "application/json"
+_API_TOKEN_HEADER: Final = "dapr-api-token"
 
 _log = get_logger("apps.dapr")
 
@@ -140,6 +143,7 @@ class DaprAccess:
     def __init__(self, *, ready_timeout_seconds: float = 2.0) -> None:
         self._ready_timeout = ready_timeout_seconds
         self._client: DaprClient | None = None
+        self._session: aiohttp.ClientSession | None = None
         self._lock = asyncio.Lock()
 
     async def _connected(self) -> DaprClient:
@@ -289,6 +293,18 @@ class DaprAccess:
             span.set_attribute("http.response.status_code", result.status)
             return result
 
+    def _http(self) -> aiohttp.ClientSession:
+        """One session (and its kept-alive connections) to the sidecar's HTTP API for
+        every invocation: the SDK's `invoke_method` opens a new session, so a new TCP
+        connection, per call (dapr/aio/clients/http/client.py `send_bytes`)."""
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=64),
+                trust_env=False,
+                auto_decompress=False,
+            )
+        return self._session
+
     async def _invoke(
         self,
         app_id: str,
@@ -299,25 +315,31 @@ class DaprAccess:
         headers: Mapping[str, str],
         timeout_seconds: int,
     ) -> InvokeResult:
-        client = await self._connected()
-        data = json.dumps(body).encode() if body is not None else b""
+        """`<verb> /v1.0/invoke/<app-id>/method/<method>` on the sidecar's HTTP API, as the
+        SDK sends it (docs.dapr.io "Service invocation API reference"): the target's
+        status and body come back as they are; only an unreachable sidecar raises."""
+        await self._connected()
+        outgoing = {"content-type": JSON_CONTENT_TYPE, **headers}
+        if settings.DAPR_API_TOKEN:
+            outgoing[_API_TOKEN_HEADER] = settings.DAPR_API_TOKEN
+        data = json.dumps(body, separators=(",", ":")).encode() if body is not None else b""
+        url = f"{get_api_url()}/invoke/{app_id}/method/{method}"
         try:
-            response = await client.invoke_method(
-                app_id,
-                method,
-                data,
-                content_type=JSON_CONTENT_TYPE,
-                metadata=tuple(headers.items()),
-                http_verb=verb,
-                timeout=timeout_seconds,
-            )
-        except DaprHttpError as exc:
-            raw = exc.as_dict().get("raw_response_bytes") or b""  # type: ignore[no-untyped-call]
-            return InvokeResult(status=exc.status_code or 500, body=raw)
+            async with self._http().request(
+                verb,
+                url,
+                data=data,
+                headers=outgoing,
+                timeout=aiohttp.ClientTimeout(total=timeout_seconds),
+                allow_redirects=False,
+            ) as response:
+                return InvokeResult(status=response.status, body=await response.read())
         except (aiohttp.ClientError, TimeoutError) as exc:
             await self._drop_client()
             raise SidecarUnavailable(f"invocation of {app_id} failed: {exc!r}") from exc
-        return InvokeResult(status=response.status_code or 200, body=response.data)
 
     async def close(self) -> None:
         await self._drop_client()
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()

@@ -8,18 +8,26 @@ changes nothing.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
+from opentelemetry import trace
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from apps.contracts import events
 from apps.contracts.services import AppId
 from apps.notification import store
 from apps.notification.workers.webhooks import WebhookWorker
-from apps.shared.dapr_consumer import ReceivedEvent, consume
+from apps.shared.dapr_consumer import (
+    TRANSIENT_ERRORS,
+    BulkItem,
+    EntryResult,
+    ReceivedEvent,
+    consume,
+)
 from apps.shared.dapr_subscriptions import SubscriptionRegistry
 from apps.shared.idempotency import record_processed
 from apps.shared.metrics import NOTIFICATIONS_DELIVERED, REMINDER_LATENESS
@@ -43,13 +51,60 @@ class ReminderHandler:
             _, webhook_pending = await store.record_notification(
                 session, event_id=event.event_id, data=event.data
             )
+        self._delivered([event], webhook_pending=webhook_pending)
+        return True
+
+    async def batch(self, items: Sequence[BulkItem]) -> list[EntryResult]:
+        """A bulk delivery in one transaction: one commit for all its reminders.
+
+        A duplicate (delivered before, or twice in this batch) finds its record and
+        changes nothing. Should the transaction fail for a reason other than an
+        unreachable database, each entry is tried again on its own, so that one bad
+        entry cannot hold back the others (it alone is retried, then dead-lettered).
+        """
+        results: list[EntryResult] = []
+        webhook_pending = False
+        try:
+            async with self.session_factory() as session, session.begin():
+                for item in items:
+                    with trace.use_span(item.span, end_on_exit=False):
+                        event = item.event
+                        if not await record_processed(
+                            session, consumer=CONSUMER, event_id=event.event_id
+                        ):
+                            results.append(False)
+                            continue
+                        _, pending = await store.record_notification(
+                            session, event_id=event.event_id, data=event.data
+                        )
+                        webhook_pending = webhook_pending or pending
+                        results.append(True)
+        except TRANSIENT_ERRORS as exc:
+            return [exc] * len(items)
+        except Exception:
+            return [await self._alone(item) for item in items]
+        self._delivered(
+            [item.event for item, result in zip(items, results, strict=True) if result],
+            webhook_pending=webhook_pending,
+        )
+        return results
+
+    async def _alone(self, item: BulkItem) -> EntryResult:
+        with trace.use_span(item.span, end_on_exit=False):
+            try:
+                return await self(item.event)
+            except Exception as exc:
+                return exc
+
+    def _delivered(self, delivered: Sequence[ReceivedEvent], *, webhook_pending: bool) -> None:
         # What a user feels: from the reminder's fire time to its notification existing.
-        lateness = utcnow() - datetime.fromisoformat(event.data["remind_at"])
-        REMINDER_LATENESS.observe(max(0.0, lateness.total_seconds()))
-        NOTIFICATIONS_DELIVERED.labels("in_app", "delivered").inc()
+        now = utcnow()
+        for event in delivered:
+            lateness = now - datetime.fromisoformat(event.data["remind_at"])
+            REMINDER_LATENESS.observe(max(0.0, lateness.total_seconds()))
+            NOTIFICATIONS_DELIVERED.labels("in_app", "delivered").inc()
         if webhook_pending:
             self.webhooks.nudge()
-        return True
 
 
 @subscriptions.handler(events.NOTIFICATION_REMINDERS)
@@ -60,4 +115,5 @@ async def reminder_due(request: Request) -> JSONResponse:
         topic=events.NOTIFICATION_REMINDERS.topic,
         accepted_types=(events.REMINDER_DUE,),
         handler=request.app.state.reminder_handler,
+        batch_handler=request.app.state.reminder_handler.batch,
     )

@@ -110,7 +110,13 @@ async def task_completed(request: Request) -> JSONResponse:
         topic=events.RECURRING_TASK_EVENTS.topic,
         accepted_types=(events.TASK_COMPLETED,),
         handler=request.app.state.completion_handler,
+        # A bulk delivery's completions of different tasks go to the backend at once.
+        key=_task_of,
     )
+
+
+def _task_of(event: ReceivedEvent) -> object:
+    return event.data.get("id")
 
 
 @subscriptions.handler(events.RECURRING_TASK_EVENTS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -123,4 +124,90 @@ def test_rules_that_cannot_continue_are_dead_lettered(
     broken = completed_task(recurrence={"rrule": "FREQ=WEEKLY;BYDAY=XX", "anchor": "due"})
     assert _deliver(http, completion_event(never)[1]) == "DROP"
     assert _deliver(http, completion_event(broken)[1]) == "DROP"
+    assert _asks(backend) == []
+
+
+def _bulk(*events: bytes) -> bytes:
+    """A bulk delivery as daprd posts it (dapr/dapr pkg/runtime/pubsub/bulksubscribe_events.go)."""
+    return json.dumps(
+        {
+            "id": "bulk-1",
+            "type": "com.dapr.event.sent.bulk",
+            "topic": "task-events",
+            "pubsubname": "pubsub",
+            "metadata": {},
+            "entries": [
+                {
+                    "entryId": f"entry-{n}",
+                    "event": json.loads(event),
+                    "metadata": {},
+                    "contentType": "application/cloudevents+json",
+                }
+                for n, event in enumerate(events)
+            ],
+        }
+    ).encode()
+
+
+def _deliver_bulk(http: TestClient, body: bytes, route: str = "/events/task-completed") -> Any:
+    answer = http.post(
+        route, content=body, headers={"content-type": "application/json", **PLATFORM}
+    )
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def test_a_bulk_delivery_gets_a_status_per_entry(
+    client: tuple[TestClient, MeshThread], backend: ProbeApp
+) -> None:
+    """A poison entry among good ones alone is dropped; a completion delivered twice in
+    the batch asks twice, and the backend's answer (200: created before) makes it one
+    effect; backend trouble for one entry retries only that entry."""
+    http, _ = client
+    first, second, troubled = completed_task(), completed_task(), completed_task()
+    poison = completed_task(recurrence={"rrule": "FREQ=WEEKLY;BYDAY=XX", "anchor": "due"})
+    seen: set[str] = set()
+
+    def answer(received: Received) -> tuple[int, Any]:
+        if troubled["id"] in received.path:
+            return 503, {"detail": "busy"}
+        created = received.path not in seen
+        seen.add(received.path)
+        return (201 if created else 200), {"id": "successor"}
+
+    backend.answer = answer
+    duplicates = _consumed("duplicate")
+    events = [completion_event(task)[1] for task in (first, poison, second, troubled)]
+    body = _bulk(*events, events[0])
+
+    answered = _deliver_bulk(http, body)
+
+    assert answered == {
+        "statuses": [
+            {"entryId": "entry-0", "status": "SUCCESS"},
+            {"entryId": "entry-1", "status": "DROP"},
+            {"entryId": "entry-2", "status": "SUCCESS"},
+            {"entryId": "entry-3", "status": "RETRY"},
+            {"entryId": "entry-4", "status": "SUCCESS"},
+        ]
+    }
+    asked = [r.path for r in _asks(backend)]
+    assert sorted(asked) == sorted(
+        f"/internal/v1/tasks/{task['id']}/next-occurrence"
+        for task in (first, first, second, troubled)
+    )
+    assert _consumed("duplicate") == duplicates + 1
+
+
+def test_other_task_events_in_bulk_are_all_acknowledged(
+    client: tuple[TestClient, MeshThread], backend: ProbeApp
+) -> None:
+    http, _ = client
+    body = _bulk(b"{}", b'{"id": "x"}')
+    assert _deliver_bulk(http, body, route="/events/task-events") == {
+        "statuses": [
+            {"entryId": "entry-0", "status": "SUCCESS"},
+            {"entryId": "entry-1", "status": "SUCCESS"},
+        ]
+    }
     assert _asks(backend) == []
