@@ -23,7 +23,7 @@ from apps.backend.schemas import ScanSummary
 from apps.backend.settings import ReminderScanSettings
 from apps.contracts import events
 from apps.shared.events.envelope import rfc3339
-from apps.shared.events.outbox import write_event
+from apps.shared.events.outbox import outbox_values, write_events
 from apps.shared.logs import get_logger
 
 # The logger keeps the name it had before the scan moved here: its lines do not change.
@@ -66,15 +66,20 @@ def reminder_due_data(row: Any) -> dict[str, Any]:
 async def claim_due_reminders(session: AsyncSession, *, limit: int) -> int:
     """Claim up to `limit` due reminders and write their events; the caller commits."""
     rows = (await session.execute(_CLAIM, {"limit": limit})).mappings().all()
-    for row in rows:
-        write_event(
-            session,
-            event_type=events.REMINDER_DUE,
-            data=reminder_due_data(row),
-            # Keyed by task: a task's reminders reach the notification service in order.
-            partition_key=str(row["task_id"]),
-            event_id=uuid.uuid4(),
-        )
+    # One statement for the batch's events (each validated as `write_event` does).
+    await write_events(
+        session,
+        [
+            outbox_values(
+                event_type=events.REMINDER_DUE,
+                data=reminder_due_data(row),
+                # Keyed by task: a task's reminders reach the notification service in order.
+                partition_key=str(row["task_id"]),
+                event_id=uuid.uuid4(),
+            )
+            for row in rows
+        ],
+    )
     return len(rows)
 
 

@@ -30,10 +30,13 @@ from apps.shared.dapr_consumer import (
 )
 from apps.shared.dapr_subscriptions import SubscriptionRegistry
 from apps.shared.idempotency import record_processed
+from apps.shared.logs import get_logger
 from apps.shared.metrics import NOTIFICATIONS_DELIVERED, REMINDER_LATENESS
 from apps.shared.timeutil import utcnow
+from apps.shared.tracing import span_trace_headers
 
 CONSUMER = AppId.NOTIFICATION.value
+_log = get_logger("apps.notification.consumer")
 subscriptions = SubscriptionRegistry(AppId.NOTIFICATION)
 
 
@@ -55,39 +58,34 @@ class ReminderHandler:
         return True
 
     async def batch(self, items: Sequence[BulkItem]) -> list[EntryResult]:
-        """A bulk delivery in one transaction: one commit for all its reminders.
+        """A bulk delivery in one transaction of a few statements, whatever its size
+        (`store.record_notifications`): one commit for all its reminders.
 
         A duplicate (delivered before, or twice in this batch) finds its record and
         changes nothing. Should the transaction fail for a reason other than an
         unreachable database, each entry is tried again on its own, so that one bad
         entry cannot hold back the others (it alone is retried, then dead-lettered).
         """
-        results: list[EntryResult] = []
-        webhook_pending = False
         try:
             async with self.session_factory() as session, session.begin():
-                for item in items:
-                    with trace.use_span(item.span, end_on_exit=False):
-                        event = item.event
-                        if not await record_processed(
-                            session, consumer=CONSUMER, event_id=event.event_id
-                        ):
-                            results.append(False)
-                            continue
-                        _, pending = await store.record_notification(
-                            session, event_id=event.event_id, data=event.data
-                        )
-                        webhook_pending = webhook_pending or pending
-                        results.append(True)
+                fresh, webhook_pending = await store.record_notifications(
+                    session,
+                    consumer=CONSUMER,
+                    events=[
+                        (item.event.event_id, item.event.data, span_trace_headers(item.span))
+                        for item in items
+                    ],
+                )
         except TRANSIENT_ERRORS as exc:
             return [exc] * len(items)
-        except Exception:
+        except Exception as exc:
+            _log.warning("bulk delivery failed as a whole; entries go one by one", error=repr(exc))
             return [await self._alone(item) for item in items]
         self._delivered(
-            [item.event for item, result in zip(items, results, strict=True) if result],
+            [item.event for item, new in zip(items, fresh, strict=True) if new],
             webhook_pending=webhook_pending,
         )
-        return results
+        return list(fresh)
 
     async def _alone(self, item: BulkItem) -> EntryResult:
         with trace.use_span(item.span, end_on_exit=False):

@@ -15,6 +15,7 @@ from apps.notification.settings import NotificationServiceSettings
 from tests.apps.notification.conftest import (
     PLATFORM,
     bearer,
+    bulk_delivery,
     cloud_event,
     deliver,
     reminder_envelope,
@@ -110,35 +111,14 @@ def test_lateness_is_observed(client: TestClient) -> None:
     assert REGISTRY.get_sample_value("reminder_lateness_seconds_count") == before + 1
 
 
-def _bulk(*events: bytes) -> bytes:
-    """A bulk delivery as daprd posts it (dapr/dapr pkg/runtime/pubsub/bulksubscribe_events.go)."""
-    return json.dumps(
-        {
-            "id": "bulk-1",
-            "type": "com.dapr.event.sent.bulk",
-            "topic": "reminders",
-            "pubsubname": "pubsub",
-            "metadata": {},
-            "entries": [
-                {
-                    "entryId": str(n),
-                    "event": json.loads(event),
-                    "metadata": {},
-                    "contentType": "application/cloudevents+json",
-                }
-                for n, event in enumerate(events)
-            ],
-        }
-    ).encode()
-
-
 def test_a_bulk_delivery_is_answered_entry_by_entry(client: TestClient, database_url: str) -> None:
     """A poison entry among good ones is the only one dropped (to the dead-letter
     topic); an entry delivered twice in the batch, and again later, has one effect."""
     first, second = reminder_envelope(), reminder_envelope(user_id="bob")
     poison = reminder_envelope()
     del poison["data"]["remind_at"]
-    body = _bulk(cloud_event(first), cloud_event(poison), cloud_event(second), cloud_event(first))
+    events = [cloud_event(e) for e in (first, poison, second, first)]
+    body = bulk_delivery(*events)
     successes, duplicates, dead = (
         _consumed("success"),
         _consumed("duplicate"),
@@ -146,7 +126,7 @@ def test_a_bulk_delivery_is_answered_entry_by_entry(client: TestClient, database
     )
 
     answer = deliver(client, body, headers={**PLATFORM, "content-type": "application/json"})
-    again = deliver(client, _bulk(cloud_event(second)))
+    again = deliver(client, bulk_delivery(cloud_event(second)))
 
     assert answer.status_code == 200
     assert answer.json() == {
@@ -172,7 +152,7 @@ def test_database_trouble_retries_every_entry_of_a_bulk_delivery(
     broken = notification_settings.model_copy(
         update={"database_url": SecretStr(missing.render_as_string(hide_password=False))}
     )
-    body = _bulk(cloud_event(reminder_envelope()), cloud_event(reminder_envelope()))
+    body = bulk_delivery(cloud_event(reminder_envelope()), cloud_event(reminder_envelope()))
     with TestClient(create_app(broken), raise_server_exceptions=False) as client:
         answer = deliver(client, body)
     assert [s["status"] for s in answer.json()["statuses"]] == ["RETRY", "RETRY"]
