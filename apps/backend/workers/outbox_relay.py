@@ -80,6 +80,7 @@ _log = get_logger("apps.backend.outbox_relay")
 
 NOTIFY_CHANNEL = "outbox_new"
 _OUTAGE_PROBE_SECONDS = 2.0
+_SLOW_ROUND_SECONDS = 5.0
 
 
 def backoff_seconds(attempts: int, *, base: float, ceiling: float) -> float:
@@ -203,6 +204,7 @@ class OutboxRelay:
 
     async def run_once(self) -> int:
         """One round; returns how many rows were published."""
+        started = time.monotonic()
         async with self._engine.begin() as connection:
             by_key = await self._claim(connection)
             if not by_key:
@@ -210,13 +212,25 @@ class OutboxRelay:
             published, failed = await self._publish(by_key)
             if published:
                 await connection.execute(MARK_PUBLISHED, {"ids": published})
-            for row, error in failed:
+            if failed:
                 await connection.execute(
                     MARK_FAILED,
-                    {"id": row.id, "error": error[:2000], "delay": self._backoff(row.attempts + 1)},
+                    {
+                        "ids": [row.id for row, _ in failed],
+                        "errors": [error[:2000] for _, error in failed],
+                        "delays": [self._backoff(row.attempts + 1) for row, _ in failed],
+                    },
                 )
         if failed:
-            _log.warning("outbox rows failed to publish", failed=len(failed), ok=len(published))
+            _log.warning(
+                "outbox rows failed to publish",
+                failed=len(failed),
+                ok=len(published),
+                error=failed[0][1][:500],
+            )
+        took = time.monotonic() - started
+        if took > _SLOW_ROUND_SECONDS:
+            _log.warning("slow outbox relay round", seconds=round(took, 3), rows=len(published))
         return len(published)
 
     async def _claim(self, connection: AsyncConnection) -> OrderedDict[str, list[Row]]:

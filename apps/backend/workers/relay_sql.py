@@ -82,13 +82,16 @@ FOLLOWERS = sa.text(
 
 MARK_PUBLISHED = sa.text("UPDATE outbox SET published_at = now() WHERE id = ANY(:ids)")
 
+# One statement for all of a round's failures (a failed bulk call fails many rows).
 MARK_FAILED = sa.text(
     """
-    UPDATE outbox
-    SET attempts = attempts + 1,
-        last_error = :error,
-        next_attempt_at = now() + make_interval(secs => :delay)
-    WHERE id = :id
+    UPDATE outbox o
+    SET attempts = o.attempts + 1,
+        last_error = f.error,
+        next_attempt_at = now() + make_interval(secs => f.delay)
+    FROM unnest(CAST(:ids AS bigint[]), CAST(:errors AS text[]), CAST(:delays AS float8[]))
+         AS f(id, error, delay)
+    WHERE o.id = f.id
     """
 )
 
