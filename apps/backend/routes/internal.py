@@ -11,9 +11,16 @@ from fastapi import APIRouter, Depends, Response, status
 from apps.backend import store
 from apps.backend.deps import SessionDep, SettingsDep
 from apps.backend.routes.public import task_response
-from apps.backend.schemas import NextOccurrenceRequest, ScanSummary, TaskPublic
+from apps.backend.schemas import (
+    NextOccurrenceRequest,
+    NextOccurrenceResult,
+    NextOccurrencesAnswer,
+    NextOccurrencesRequest,
+    ScanSummary,
+    TaskPublic,
+)
 from apps.backend.workers.reminder_scan import scan
-from apps.contracts.services import NEXT_OCCURRENCE_PATH, REMINDER_SCAN
+from apps.contracts.services import NEXT_OCCURRENCE_PATH, NEXT_OCCURRENCES_PATH, REMINDER_SCAN
 from apps.shared.app_token import require_app_token
 
 router = APIRouter(tags=["internal"], dependencies=[Depends(require_app_token)])
@@ -38,3 +45,16 @@ async def next_occurrence(
     task, created = await store.create_next_occurrence(session, task_id=task_id, request=body)
     await session.commit()
     return task_response(task, status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+@router.post(NEXT_OCCURRENCES_PATH, response_model=NextOccurrencesAnswer, include_in_schema=False)
+async def next_occurrences(
+    body: NextOccurrencesRequest, session: SessionDep
+) -> NextOccurrencesAnswer:
+    """Many completions in one call and one commit; a result per item, as the single
+    route would answer it (an item's failure rolls back only its own savepoint)."""
+    results = await store.create_next_occurrences(session, items=body.items)
+    await session.commit()
+    return NextOccurrencesAnswer(
+        results=[NextOccurrenceResult(status=code, error=error) for code, error in results]
+    )

@@ -15,15 +15,18 @@ reopened and completed again to a single successor.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from opentelemetry.trace import SpanKind, Status, StatusCode
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps.backend.models import Task
 from apps.backend.schemas import (
+    NextOccurrenceItem,
     NextOccurrenceRequest,
     Recurrence,
     ReminderCreate,
@@ -36,6 +39,7 @@ from apps.backend.store.reads import get_task
 from apps.contracts.services import AppId
 from apps.shared.errors import ApiError, invalid
 from apps.shared.idempotency import RECORD_PROCESSED
+from apps.shared.tracing import context_from, tracer
 
 _TASK_LOC: list[str | int] = ["path", "task_id"]
 _TASKS = Task.__table__  # type: ignore[attr-defined]
@@ -120,3 +124,34 @@ async def create_next_occurrence(
         previous_task_id=current.id,
     )
     return created, True
+
+
+async def create_next_occurrences(
+    session: AsyncSession, *, items: Sequence[NextOccurrenceItem]
+) -> list[tuple[int, str | None]]:
+    """`create_next_occurrence` for many completions in the caller's transaction, each
+    under a savepoint (one that fails leaves the others be), in task order — so two
+    batches lock the tasks they share in the same order and cannot deadlock — and,
+    for one task, in the given order. Each item runs in its own trace (the recurring
+    service's call for it), so its successor's event carries that trace. One
+    (status, error type) per item, in the given order: 201 created, 200 created
+    before, or the single route's error status."""
+    results: list[tuple[int, str | None]] = [(500, None)] * len(items)
+    for index in sorted(range(len(items)), key=lambda i: items[i].task_id):
+        item = items[index]
+        with tracer().start_as_current_span(
+            "next-occurrence",
+            context=context_from(item.traceparent, item.tracestate),
+            kind=SpanKind.SERVER,
+            attributes={"todo.task_id": str(item.task_id)},
+        ) as span:
+            try:
+                async with session.begin_nested():
+                    _, created = await create_next_occurrence(
+                        session, task_id=item.task_id, request=item
+                    )
+                results[index] = (201 if created else 200, None)
+            except ApiError as exc:
+                span.set_status(Status(StatusCode.ERROR, exc.item.type))
+                results[index] = (exc.status_code, exc.item.type)
+    return results
