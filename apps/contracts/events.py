@@ -137,7 +137,7 @@ NOTIFICATION_REMINDERS: Final = Subscription(
     rules=(),
     default_route=REMINDER_DUE_ROUTE,
     dead_letter_topic=REMINDERS_DLQ_TOPIC,
-    bulk=BulkSubscribe(max_messages=200, max_await_ms=100),
+    bulk=BulkSubscribe(max_messages=200, max_await_ms=50),
 )
 SUBSCRIPTIONS: Final = (RECURRING_TASK_EVENTS, NOTIFICATION_REMINDERS)
 
