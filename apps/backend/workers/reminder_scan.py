@@ -12,6 +12,7 @@ replica: batch after batch, each committed, up to REMINDER_SCAN_MAX_BATCHES.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import datetime
 from typing import Any
@@ -83,9 +84,22 @@ async def claim_due_reminders(session: AsyncSession, *, limit: int) -> int:
     return len(rows)
 
 
+# One scan at a time in a replica: daprd's cron binding fires on schedule whether or not
+# the previous call has ended, and a scan still running claims what is due anyway; a
+# firing that finds one running returns at once instead of piling up on the pool.
+_RUNNING = asyncio.Lock()
+
+
 async def scan(session: AsyncSession, *, limits: ReminderScanSettings) -> ScanSummary:
     """Claim due reminders batch by batch, committing each, until a batch comes back short
-    or `limits.max_batches` have run."""
+    or `limits.max_batches` have run (nothing when this replica's scan is running)."""
+    if _RUNNING.locked():
+        return ScanSummary(emitted=0, batches=0)
+    async with _RUNNING:
+        return await _scan(session, limits=limits)
+
+
+async def _scan(session: AsyncSession, *, limits: ReminderScanSettings) -> ScanSummary:
     emitted = batches = 0
     while batches < limits.max_batches:
         claimed = await claim_due_reminders(session, limit=limits.batch_size)
