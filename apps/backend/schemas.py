@@ -254,6 +254,34 @@ class NextOccurrenceRequest(SQLModel):
     completion_event_id: uuid.UUID = Field(description="the task.completed.v1 event handled")
 
 
+class NextOccurrenceItem(NextOccurrenceRequest):
+    """One completion of a batch: which task, and the trace its handling belongs to."""
+
+    task_id: uuid.UUID = Field(description="the completed task")
+    traceparent: str | None = Field(default=None, max_length=64)
+    tracestate: str | None = Field(default=None, max_length=512)
+
+
+class NextOccurrencesRequest(SQLModel):
+    """What the recurring service sends for a bulk delivery's completions."""
+
+    model_config = _FORBID
+
+    items: list[NextOccurrenceItem] = Field(min_length=1, max_length=500)
+
+
+class NextOccurrenceResult(BaseModel):
+    """One item's outcome: the status the single route would answer, and the error's
+    type when it is one (e.g. `completion_already_handled`)."""
+
+    status: int
+    error: str | None = None
+
+
+class NextOccurrencesAnswer(BaseModel):
+    results: list[NextOccurrenceResult]
+
+
 class ScanSummary(BaseModel):
     """What one reminder scan did."""
 

@@ -100,6 +100,8 @@ class InvocationRule:
 INTERNAL_TASKS_PREFIX: Final = "/internal/v1/tasks/"
 NEXT_OCCURRENCE_PATH: Final = INTERNAL_TASKS_PREFIX + "{task_id}/next-occurrence"
 """The backend route the recurring service invokes when a recurring task completes."""
+NEXT_OCCURRENCES_PATH: Final = INTERNAL_TASKS_PREFIX + "next-occurrences"
+"""The same for many completions in one call (a bulk delivery's), one result each."""
 ACCESS_RULES: Final = (
     InvocationRule(AppId.RECURRING, AppId.BACKEND, "POST", INTERNAL_TASKS_PREFIX),
 )

@@ -4,7 +4,7 @@ commit, so the caller decides what goes into one transaction."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -107,6 +107,144 @@ async def record_notification(
     # executemany: every row must carry the same keys.
     await session.execute(sa.insert(_DELIVERIES), deliveries)
     return notification_id, bool(webhook_url)
+
+
+# A batch of reminder.due.v1 events in four statements whatever its size, each with a
+# fixed text (arrays, not one VALUES list per row count), so psycopg converts and the
+# server plans them once. Parameters are arrays, one element per event.
+_RECORD_BATCH = sa.text(
+    """
+    INSERT INTO processed_events (consumer, event_id)
+    SELECT :consumer, e FROM unnest(CAST(:event_ids AS uuid[])) AS e
+    ON CONFLICT (consumer, event_id) DO NOTHING
+    RETURNING event_id
+    """
+)
+_WEBHOOKS_OF = sa.text(
+    "SELECT user_id, webhook_url FROM notification_settings "
+    "WHERE user_id = ANY(CAST(:users AS text[])) AND webhook_url IS NOT NULL"
+)
+_INSERT_NOTIFICATIONS = sa.text(
+    """
+    INSERT INTO notifications
+        (id, user_id, event_id, reminder_id, task_id, title, due_at, remind_at, created_at)
+    SELECT * FROM unnest(
+        CAST(:ids AS uuid[]), CAST(:users AS text[]), CAST(:event_ids AS uuid[]),
+        CAST(:reminder_ids AS uuid[]), CAST(:task_ids AS uuid[]), CAST(:titles AS text[]),
+        CAST(:due_ats AS timestamptz[]), CAST(:remind_ats AS timestamptz[]),
+        CAST(:created_ats AS timestamptz[])
+    )
+    """
+)
+_INSERT_DELIVERIES = sa.text(
+    """
+    INSERT INTO notification_deliveries
+        (id, notification_id, channel, status, target, attempts, next_attempt_at,
+         delivered_at, created_at, updated_at, traceparent, tracestate)
+    SELECT * FROM unnest(
+        CAST(:ids AS uuid[]), CAST(:notification_ids AS uuid[]), CAST(:channels AS text[]),
+        CAST(:statuses AS text[]), CAST(:targets AS text[]), CAST(:attempts AS int[]),
+        CAST(:next_attempt_ats AS timestamptz[]), CAST(:delivered_ats AS timestamptz[]),
+        CAST(:created_ats AS timestamptz[]), CAST(:updated_ats AS timestamptz[]),
+        CAST(:traceparents AS text[]), CAST(:tracestates AS text[])
+    )
+    """
+)
+
+
+async def record_notifications(
+    session: AsyncSession,
+    *,
+    consumer: str,
+    events: Sequence[tuple[uuid.UUID, Mapping[str, Any], Mapping[str, str]]],
+) -> tuple[list[bool], bool]:
+    """`record_notification` for a batch of `(event id, data, trace headers)`, with the
+    consumer's processed-event records, in the caller's transaction: which events were
+    new (a repeated id, in the batch or from before, is not) and whether a webhook
+    delivery is pending. The trace headers go with each event's webhook delivery."""
+    recorded = await session.execute(
+        _RECORD_BATCH, {"consumer": consumer, "event_ids": [e[0] for e in events]}
+    )
+    fresh = {row[0] for row in recorded}
+    new: list[bool] = []
+    chosen: list[tuple[uuid.UUID, Mapping[str, Any], Mapping[str, str]]] = []
+    for event in events:
+        first = event[0] in fresh
+        new.append(first)
+        if first:
+            fresh.discard(event[0])
+            chosen.append(event)
+    if not chosen:
+        return new, False
+    users = sorted({str(data["user_id"]) for _, data, _ in chosen})
+    found = await session.execute(_WEBHOOKS_OF, {"users": users})
+    webhooks: dict[str, str] = {str(user): str(url) for user, url in found}
+    now = utcnow()
+    ids = [uuid.uuid4() for _ in chosen]
+    await session.execute(
+        _INSERT_NOTIFICATIONS,
+        {
+            "ids": ids,
+            "users": [data["user_id"] for _, data, _ in chosen],
+            "event_ids": [event_id for event_id, _, _ in chosen],
+            "reminder_ids": [uuid.UUID(data["reminder_id"]) for _, data, _ in chosen],
+            "task_ids": [uuid.UUID(data["task_id"]) for _, data, _ in chosen],
+            "titles": [data["title"] for _, data, _ in chosen],
+            "due_ats": [_moment(data.get("due_at")) for _, data, _ in chosen],
+            "remind_ats": [_moment(data["remind_at"]) for _, data, _ in chosen],
+            "created_ats": [now] * len(chosen),
+        },
+    )
+    rows: list[dict[str, Any]] = []
+    for notification_id, (_, data, trace_headers) in zip(ids, chosen, strict=True):
+        rows.append(_delivery_row(notification_id, Channel.in_app, None, now, {}))
+        target = webhooks.get(data["user_id"])
+        if target:
+            rows.append(_delivery_row(notification_id, Channel.webhook, target, now, trace_headers))
+    await session.execute(
+        _INSERT_DELIVERIES,
+        {
+            "ids": [r["id"] for r in rows],
+            "notification_ids": [r["notification_id"] for r in rows],
+            "channels": [r["channel"] for r in rows],
+            "statuses": [r["status"] for r in rows],
+            "targets": [r["target"] for r in rows],
+            "attempts": [r["attempts"] for r in rows],
+            "next_attempt_ats": [r["next_attempt_at"] for r in rows],
+            "delivered_ats": [r["delivered_at"] for r in rows],
+            "created_ats": [r["created_at"] for r in rows],
+            "updated_ats": [r["updated_at"] for r in rows],
+            "traceparents": [r["traceparent"] for r in rows],
+            "tracestates": [r["tracestate"] for r in rows],
+        },
+    )
+    return new, any(r["channel"] == Channel.webhook.value for r in rows)
+
+
+def _delivery_row(
+    notification_id: uuid.UUID,
+    channel: Channel,
+    target: str | None,
+    now: datetime,
+    trace_headers: Mapping[str, str],
+) -> dict[str, Any]:
+    """A delivery as `record_notification` writes it: in-app delivered at once, a webhook
+    pending and carrying the trace its worker's call continues."""
+    in_app = channel is Channel.in_app
+    return {
+        "id": uuid.uuid4(),
+        "notification_id": notification_id,
+        "channel": channel.value,
+        "status": (DeliveryStatus.delivered if in_app else DeliveryStatus.pending).value,
+        "target": target,
+        "attempts": 1 if in_app else 0,
+        "next_attempt_at": now,
+        "delivered_at": now if in_app else None,
+        "created_at": now,
+        "updated_at": now,
+        "traceparent": trace_headers.get(TRACEPARENT),
+        "tracestate": trace_headers.get(TRACESTATE),
+    }
 
 
 def _select_public() -> sa.Select[Any]:

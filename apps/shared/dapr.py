@@ -1,7 +1,8 @@
 """The services' access to their Dapr sidecar, through the official `dapr` SDK.
 
-Publish goes over Dapr's gRPC API and service invocation over its HTTP API, both via
-`dapr.aio.clients.DaprClient`, configured by the standard `DAPR_*` variables.
+Publish goes over Dapr's gRPC API via `dapr.aio.clients.DaprClient`, service invocation
+over its HTTP API through one kept-alive aiohttp session, both configured by the
+standard `DAPR_*` variables.
 
 The SDK client checks `GET /v1.0/healthz/outbound` when it is built, with a blocking
 wait of up to `DAPR_HEALTH_TIMEOUT`. To keep the event loop free, `DaprAccess` first
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -24,8 +25,10 @@ import aiohttp
 import grpc
 from dapr.aio.clients import DaprClient
 from dapr.aio.clients.health import DaprHealth
-from dapr.clients.exceptions import DaprGrpcError, DaprHttpError
+from dapr.clients import BulkPublishEntry
+from dapr.clients.exceptions import DaprGrpcError
 from dapr.clients.http.helpers import get_api_url
+from dapr.conf import settings
 from opentelemetry.trace import SpanKind
 
 from apps.contracts.services import PUBSUB
@@ -34,6 +37,7 @@ from apps.shared.tracing import current_trace_headers, headers_with_trace, trace
 
 PUBSUB_NAME: Final = PUBSUB
 JSON_CONTENT_TYPE: Final = "application/json"
+_API_TOKEN_HEADER: Final = "dapr-api-token"
 
 _log = get_logger("apps.dapr")
 
@@ -121,10 +125,25 @@ def publish_metadata(
     return metadata
 
 
+@dataclass(frozen=True)
+class BulkEvent:
+    """One event of a bulk publish: its serialised envelope and what keys and traces it."""
+
+    entry_id: str
+    """Unique within one call; failures come back under it."""
+    event_id: str
+    event_type: str
+    envelope_json: bytes | str
+    """The envelope, already JSON (the relay sends the stored text as it is)."""
+    partition_key: str | None
+    trace_headers: Mapping[str, str]
+
+
 class DaprAccess:
     def __init__(self, *, ready_timeout_seconds: float = 2.0) -> None:
         self._ready_timeout = ready_timeout_seconds
         self._client: DaprClient | None = None
+        self._session: aiohttp.ClientSession | None = None
         self._lock = asyncio.Lock()
 
     async def _connected(self) -> DaprClient:
@@ -162,34 +181,84 @@ class DaprAccess:
         self,
         *,
         topic: str,
-        envelope: Mapping[str, Any],
+        envelope_json: bytes | str,
+        event_id: str,
+        event_type: str,
         partition_key: str | None,
         pubsub_name: str = PUBSUB_NAME,
     ) -> None:
-        """Publish one event envelope; the CloudEvent id and type are the envelope's."""
+        """Publish one event envelope (already JSON) under its own CloudEvent id and type,
+        in the current span's trace."""
         client = await self._connected()
         try:
             await client.publish_event(
                 pubsub_name,
                 topic,
-                json.dumps(envelope, separators=(",", ":")),
+                envelope_json,
                 data_content_type=JSON_CONTENT_TYPE,
                 publish_metadata=publish_metadata(
-                    event_id=str(envelope["event_id"]),
-                    event_type=str(envelope["event_type"]),
+                    event_id=event_id,
+                    event_type=event_type,
                     partition_key=partition_key,
                     trace_headers=current_trace_headers(),
                 ),
             )
         except DaprGrpcError as exc:
-            code = exc.code()  # type: ignore[no-untyped-call]
-            reason = f"{code.name}: {exc.details()}"  # type: ignore[no-untyped-call]
-            if code in _REJECTED_CODES:
-                raise PublishRejected(reason) from exc
-            if code in _CONNECTION_CODES:
-                await self._drop_client()
-                raise SidecarUnavailable(f"publish failed: {reason}") from exc
-            raise PublishFailed(reason) from exc
+            raise await self._publish_error(exc) from exc
+
+    async def publish_bulk(
+        self,
+        *,
+        topic: str,
+        events: Sequence[BulkEvent],
+        pubsub_name: str = PUBSUB_NAME,
+    ) -> dict[str, str]:
+        """Publish several events to `topic` in one call; returns the failed ones
+        (entry id → error). Raises like `publish` when the call fails as a whole.
+
+        Dapr's bulk publish (gRPC `BulkPublishEvent`, HTTP
+        `POST /v1.0-alpha1/publish/bulk/<pubsub>/<topic>`; docs.dapr.io "Publish and
+        subscribe to bulk messages") is not transactional: some entries may fail while
+        others are published, each failure named by its `entryId` in `failedEntries`, and
+        it keeps no order among the entries of one call (dapr/dapr pkg/api/grpc/grpc.go
+        `bulkPublishEvent`). Each entry's metadata is its own (`partitionKey`,
+        `cloudevent.*`), merged over the request's (utils.PopulateMetadataForBulkPublishEntry),
+        so ids, types, keys and trace contexts stay per event; the Kafka component keys
+        each message by its entry's `partitionKey` (components-contrib
+        common/component/kafka/producer.go `BulkPublish`).
+        """
+        client = await self._connected()
+        entries = [
+            BulkPublishEntry(
+                event=event.envelope_json,
+                metadata=publish_metadata(
+                    event_id=event.event_id,
+                    event_type=event.event_type,
+                    partition_key=event.partition_key,
+                    trace_headers=event.trace_headers,
+                ),
+                content_type=JSON_CONTENT_TYPE,
+                entry_id=event.entry_id,
+            )
+            for event in events
+        ]
+        try:
+            response = await client.publish_events(
+                pubsub_name, topic, entries, data_content_type=JSON_CONTENT_TYPE
+            )
+        except DaprGrpcError as exc:
+            raise await self._publish_error(exc) from exc
+        return {entry.entry_id: entry.error or "failed" for entry in response.failed_entries}
+
+    async def _publish_error(self, exc: DaprGrpcError) -> Exception:
+        code = exc.code()  # type: ignore[no-untyped-call]
+        reason = f"{code.name}: {exc.details()}"  # type: ignore[no-untyped-call]
+        if code in _REJECTED_CODES:
+            return PublishRejected(reason)
+        if code in _CONNECTION_CODES:
+            await self._drop_client()
+            return SidecarUnavailable(f"publish failed: {reason}")
+        return PublishFailed(reason)
 
     async def invoke(
         self,
@@ -224,6 +293,18 @@ class DaprAccess:
             span.set_attribute("http.response.status_code", result.status)
             return result
 
+    def _http(self) -> aiohttp.ClientSession:
+        """One session (and its kept-alive connections) to the sidecar's HTTP API for
+        every invocation: the SDK's `invoke_method` opens a new session, so a new TCP
+        connection, per call (dapr/aio/clients/http/client.py `send_bytes`)."""
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=64),
+                trust_env=False,
+                auto_decompress=False,
+            )
+        return self._session
+
     async def _invoke(
         self,
         app_id: str,
@@ -234,25 +315,31 @@ class DaprAccess:
         headers: Mapping[str, str],
         timeout_seconds: int,
     ) -> InvokeResult:
-        client = await self._connected()
-        data = json.dumps(body).encode() if body is not None else b""
+        """`<verb> /v1.0/invoke/<app-id>/method/<method>` on the sidecar's HTTP API, as the
+        SDK sends it (docs.dapr.io "Service invocation API reference"): the target's
+        status and body come back as they are; only an unreachable sidecar raises."""
+        await self._connected()
+        outgoing = {"content-type": JSON_CONTENT_TYPE, **headers}
+        if settings.DAPR_API_TOKEN:
+            outgoing[_API_TOKEN_HEADER] = settings.DAPR_API_TOKEN
+        data = json.dumps(body, separators=(",", ":")).encode() if body is not None else b""
+        url = f"{get_api_url()}/invoke/{app_id}/method/{method}"
         try:
-            response = await client.invoke_method(
-                app_id,
-                method,
-                data,
-                content_type=JSON_CONTENT_TYPE,
-                metadata=tuple(headers.items()),
-                http_verb=verb,
-                timeout=timeout_seconds,
-            )
-        except DaprHttpError as exc:
-            raw = exc.as_dict().get("raw_response_bytes") or b""  # type: ignore[no-untyped-call]
-            return InvokeResult(status=exc.status_code or 500, body=raw)
+            async with self._http().request(
+                verb,
+                url,
+                data=data,
+                headers=outgoing,
+                timeout=aiohttp.ClientTimeout(total=timeout_seconds),
+                allow_redirects=False,
+            ) as response:
+                return InvokeResult(status=response.status, body=await response.read())
         except (aiohttp.ClientError, TimeoutError) as exc:
             await self._drop_client()
             raise SidecarUnavailable(f"invocation of {app_id} failed: {exc!r}") from exc
-        return InvokeResult(status=response.status_code or 200, body=response.data)
 
     async def close(self) -> None:
         await self._drop_client()
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()

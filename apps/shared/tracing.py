@@ -287,6 +287,13 @@ def current_trace_headers() -> dict[str, str]:
     return carrier
 
 
+def span_trace_headers(span: trace.Span) -> dict[str, str]:
+    """`traceparent` (and `tracestate`) naming `span`, without making it current."""
+    carrier: dict[str, str] = {}
+    _PROPAGATOR.inject(carrier, context=trace.set_span_in_context(span))
+    return carrier
+
+
 def context_from(traceparent: str | None, tracestate: str | None = None) -> otel_context.Context:
     """A context whose parent is the span named by a stored or received `traceparent`."""
     carrier = {TRACEPARENT: traceparent} if traceparent else {}

@@ -43,10 +43,13 @@ def serve(database_url: str, state_file: Path, replicas: dict[str, int], scan: f
     signal.signal(signal.SIGINT, request_stop)
     # The stand-in's own warnings (retries, dead letters) would drown the report.
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
+    kept = os.environ.get("BENCH_LOG_DIR")  # keep the services' logs for a look afterwards
     with tempfile.TemporaryDirectory(prefix="todo-bench-logs-") as logs:
+        if kept:
+            Path(kept).mkdir(parents=True, exist_ok=True)
         system = LocalSystem(
             database_url=database_url,
-            log_dir=Path(logs),
+            log_dir=Path(kept or logs),
             replicas=replicas,
             cron_every_seconds=scan,
             extra_env={"LOG_LEVEL": "WARNING", "DB_POOL_SIZE": "20"},

@@ -12,6 +12,8 @@ from typing import Any
 
 import psycopg
 
+from bench.harness.database import database_postmaster
+from bench.harness.local_system import SystemCpu
 from bench.harness.stats import percentile
 from bench.scenarios.recurring_load import USERS
 
@@ -37,9 +39,11 @@ def seed_reminders(url: str, count: int, *, start: datetime, window: float) -> N
                 copy.write_row(row)
 
 
-async def reminders(args: argparse.Namespace, url: str) -> None:
+async def reminders(args: argparse.Namespace, url: str, state: dict[str, Any]) -> None:
+    meter = SystemCpu(database_postmaster(url), state["pids"])
     start = datetime.now(UTC) + timedelta(seconds=15)
     seed_reminders(url, args.reminders, start=start, window=60.0)
+    cpu_before = meter.read()
     deadline = time.monotonic() + 15 + 60 + 120
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as connection:
         while True:
@@ -50,6 +54,7 @@ async def reminders(args: argparse.Namespace, url: str) -> None:
                 print(f"only {row[0] if row else 0} of {args.reminders} notifications arrived")
                 break
             await asyncio.sleep(0.5)
+        cpu_after = meter.read()
         rows = await (
             await connection.execute(
                 "SELECT EXTRACT(EPOCH FROM created_at - remind_at) FROM notifications"
@@ -60,6 +65,19 @@ async def reminders(args: argparse.Namespace, url: str) -> None:
                 "SELECT count(*) - count(DISTINCT reminder_id) FROM notifications"
             )
         ).fetchone()
+        stages = await (
+            await connection.execute(
+                """
+                SELECT EXTRACT(EPOCH FROM r.fired_at - r.remind_at),
+                       EXTRACT(EPOCH FROM o.published_at - r.fired_at),
+                       EXTRACT(EPOCH FROM n.created_at - o.published_at)
+                FROM notifications n
+                JOIN reminders r ON r.id = n.reminder_id
+                JOIN outbox o ON o.event_id = n.event_id
+                WHERE o.published_at IS NOT NULL
+                """
+            )
+        ).fetchall()
     lateness = sorted(float(r[0]) for r in rows)
     print()
     print(
@@ -71,3 +89,18 @@ async def reminders(args: argparse.Namespace, url: str) -> None:
         f"lateness p50 {percentile(lateness, 0.5):.3f}s  p99 {percentile(lateness, 0.99):.3f}s  "
         f"max {lateness[-1]:.3f}s"
     )
+    print("CPU per reminder (seeding to the last notification), by process:")
+    spent = {k: (cpu_after[k] - cpu_before[k]) * 1000 / args.reminders for k in cpu_after}
+    for name, milliseconds in sorted(spent.items(), key=lambda item: -item[1]):
+        print(f"  {name:<24} {milliseconds:6.2f} ms")
+    print(f"  {'total':<24} {sum(spent.values()):6.2f} ms")
+    print("where the time goes — p50 / p99 of each stage:")
+    for index, name in enumerate(
+        (
+            "due → claimed by the scan",
+            "claimed → published by the relay",
+            "published → notification committed",
+        )
+    ):
+        times = sorted(float(row[index]) for row in stages)
+        print(f"  {name:<38} {percentile(times, 0.5):6.3f}s {percentile(times, 0.99):6.3f}s")

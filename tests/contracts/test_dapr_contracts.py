@@ -136,3 +136,34 @@ def test_pubsub_settings_the_apps_rely_on() -> None:
     # Without a bounded inbound retry a RETRY answer would go to the dead-letter topic
     # at once (no policy: one attempt), or be retried forever (maxRetries -1).
     assert 0 < int(retry["maxRetries"])
+
+
+def test_the_served_subscriptions_are_valid_v2alpha1_subscriptions_with_bulk_limits(
+    apps: dict[str, TestClient],
+) -> None:
+    """Each entry of `GET /dapr/subscribe` is the spec of a dapr.io/v2alpha1 Subscription
+    (daprd's SubscriptionJSON: pubsubname, topic, routes, deadLetterTopic, metadata,
+    bulkSubscribe), so it must pass the vendored CRD's schema; and every subscription
+    asks for bulk delivery with limits the consumers are sized for."""
+    pytest.importorskip("jsonschema", reason="the infra dependency group is not installed")
+    from tests.infra.validation import validate_custom
+
+    for app_id, client in apps.items():
+        for entry in client.get("/dapr/subscribe").json():
+            spec = dict(entry)
+            if "route" in spec:  # the v1 form: daprd reads it as the default route
+                spec["routes"] = {"default": spec.pop("route")}
+            resource = {
+                "apiVersion": "dapr.io/v2alpha1",
+                "kind": "Subscription",
+                "metadata": {"name": f"{app_id}-{entry['topic']}"},
+                "spec": spec,
+                "scopes": [app_id],
+            }
+            assert validate_custom(resource) == [], (app_id, entry)
+            bulk = entry["bulkSubscribe"]
+            assert bulk["enabled"] is True, (app_id, entry["topic"])
+            # Below daprd's defaults (100 messages would be fine; 1 s of waiting is not
+            # on a completion's path), and a batch stays far below a request body limit.
+            assert 1 < bulk["maxMessagesCount"] <= 500, (app_id, bulk)
+            assert 0 < bulk["maxAwaitDurationMs"] <= 250, (app_id, bulk)

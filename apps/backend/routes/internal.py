@@ -12,9 +12,16 @@ from fastapi import APIRouter, Depends, Response, status
 from apps.backend import store
 from apps.backend.deps import SessionDep, SettingsDep
 from apps.backend.routes.public import task_response
-from apps.backend.schemas import NextOccurrenceRequest, ScanSummary, TaskPublic
+from apps.backend.schemas import (
+    NextOccurrenceRequest,
+    NextOccurrenceResult,
+    NextOccurrencesAnswer,
+    NextOccurrencesRequest,
+    ScanSummary,
+    TaskPublic,
+)
 from apps.backend.workers.reminder_scan import scan
-from apps.contracts.services import NEXT_OCCURRENCE_PATH, REMINDER_SCAN
+from apps.contracts.services import NEXT_OCCURRENCE_PATH, NEXT_OCCURRENCES_PATH, REMINDER_SCAN
 from apps.shared.app_token import require_app_token
 from apps.shared.metrics import NEXT_OCCURRENCE_DELAY
 
@@ -39,11 +46,31 @@ async def next_occurrence(
     """201 with the new occurrence, or 200 with the one an earlier call created."""
     result = await store.create_next_occurrence(session, task_id=task_id, request=body)
     await session.commit()
-    if result.created and result.completed_at is not None:
-        # Committed, so readable: the end of the completion → next occurrence pipeline
-        # (both times from this service's side: completed_at was set by the backend).
-        delay = (datetime.now(UTC) - result.completed_at).total_seconds()
-        NEXT_OCCURRENCE_DELAY.observe(max(0.0, delay))
+    observe_freshness(result.completed_at if result.created else None)
     return task_response(
         result.task, status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
     )
+
+
+@router.post(NEXT_OCCURRENCES_PATH, response_model=NextOccurrencesAnswer, include_in_schema=False)
+async def next_occurrences(
+    body: NextOccurrencesRequest, session: SessionDep
+) -> NextOccurrencesAnswer:
+    """Many completions in one call and one commit; a result per item, as the single
+    route would answer it (an item's failure rolls back only its own savepoint)."""
+    results = await store.create_next_occurrences(session, items=body.items)
+    await session.commit()
+    for outcome in results:
+        observe_freshness(outcome.completed_at)
+    return NextOccurrencesAnswer(
+        results=[NextOccurrenceResult(status=r.status, error=r.error) for r in results]
+    )
+
+
+def observe_freshness(completed_at: datetime | None) -> None:
+    """A successor was committed, so it is readable: the end of the completion → next
+    occurrence pipeline (both times from the backend's side: it set completed_at).
+    None: nothing was created by this call."""
+    if completed_at is not None:
+        delay = (datetime.now(UTC) - completed_at).total_seconds()
+        NEXT_OCCURRENCE_DELAY.observe(max(0.0, delay))

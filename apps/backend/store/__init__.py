@@ -19,12 +19,13 @@ from apps.backend.store.changes import (
     reopen_task,
     update_task,
 )
-from apps.backend.store.next_occurrence import create_next_occurrence
+from apps.backend.store.next_occurrence import create_next_occurrence, create_next_occurrences
 from apps.backend.store.reads import find_successor, get_task, list_tags, list_tasks
 
 __all__ = [
     "complete_task",
     "create_next_occurrence",
+    "create_next_occurrences",
     "create_task",
     "delete_task",
     "find_successor",

@@ -15,16 +15,19 @@ reopened and completed again to a single successor.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from opentelemetry.trace import SpanKind, Status, StatusCode
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps.backend.models import Task
 from apps.backend.schemas import (
+    NextOccurrenceItem,
     NextOccurrenceRequest,
     Recurrence,
     ReminderCreate,
@@ -37,6 +40,7 @@ from apps.backend.store.reads import get_task
 from apps.contracts.services import AppId
 from apps.shared.errors import ApiError, invalid
 from apps.shared.idempotency import RECORD_PROCESSED
+from apps.shared.tracing import context_from, tracer
 
 _TASK_LOC: list[str | int] = ["path", "task_id"]
 _TASKS = Task.__table__  # type: ignore[attr-defined]
@@ -133,3 +137,49 @@ async def create_next_occurrence(
         previous_task_id=current.id,
     )
     return NextOccurrence(created, True, current.completed_at)
+
+
+@dataclass(frozen=True)
+class ItemOutcome:
+    """What one item of a batch came to, as the single route would answer it."""
+
+    status: int
+    """201 created, 200 created before, or the single route's error status."""
+    error: str | None
+    """The error's type when it failed."""
+    completed_at: datetime | None = None
+    """When its predecessor was completed, for a successor created now (freshness)."""
+
+
+async def create_next_occurrences(
+    session: AsyncSession, *, items: Sequence[NextOccurrenceItem]
+) -> list[ItemOutcome]:
+    """`create_next_occurrence` for many completions in the caller's transaction, each
+    under a savepoint (one that fails leaves the others be), in task order — so two
+    batches lock the tasks they share in the same order and cannot deadlock — and,
+    for one task, in the given order. Each item runs in its own trace (the recurring
+    service's call for it), so its successor's event carries that trace. One outcome
+    per item, in the given order."""
+    results: list[ItemOutcome] = [ItemOutcome(500, None)] * len(items)
+    for index in sorted(range(len(items)), key=lambda i: items[i].task_id):
+        item = items[index]
+        with tracer().start_as_current_span(
+            "next-occurrence",
+            context=context_from(item.traceparent, item.tracestate),
+            kind=SpanKind.SERVER,
+            attributes={"todo.task_id": str(item.task_id)},
+        ) as span:
+            try:
+                async with session.begin_nested():
+                    outcome = await create_next_occurrence(
+                        session, task_id=item.task_id, request=item
+                    )
+                results[index] = (
+                    ItemOutcome(201, None, outcome.completed_at)
+                    if outcome.created
+                    else ItemOutcome(200, None)
+                )
+            except ApiError as exc:
+                span.set_status(Status(StatusCode.ERROR, exc.item.type))
+                results[index] = ItemOutcome(exc.status_code, exc.item.type)
+    return results

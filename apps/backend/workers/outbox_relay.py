@@ -7,8 +7,10 @@ One relay runs in each backend replica. A round, in one transaction:
    key — so while one replica holds a key's head, no other replica can publish any of
    that key's later rows, and order per key holds with any number of replicas);
 2. take the claimed keys' later rows too, in id order;
-3. publish keys concurrently, each key's rows one after another, stopping a key at its
-   first failure;
+3. publish with Dapr's bulk publish, one wave per position in the keys' queues (a
+   call holds at most one row of a key, and a key's next row goes only once its
+   previous one is published), stopping a key at its first failure; with
+   OUTBOX_RELAY_BULK_PUBLISH off, keys concurrently, each key's rows one call each;
 4. mark published rows, and give failed rows `attempts + 1`, `last_error` and a
    `next_attempt_at` with exponential backoff.
 
@@ -42,7 +44,8 @@ from datetime import timedelta
 
 import psycopg
 from fastapi import FastAPI
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from apps.backend.settings import BackendSettings, RelaySettings
@@ -57,20 +60,27 @@ from apps.backend.workers.relay_sql import (
     ROW_FIELDS,
     Row,
 )
-from apps.shared.dapr import DaprAccess, PublishFailed, PublishRejected, SidecarUnavailable
+from apps.shared.dapr import (
+    BulkEvent,
+    DaprAccess,
+    PublishFailed,
+    PublishRejected,
+    SidecarUnavailable,
+)
 from apps.shared.logs import get_logger
 from apps.shared.metrics import (
     OUTBOX_OLDEST_PENDING_AGE,
     OUTBOX_PENDING_EVENTS,
     OUTBOX_PUBLISH_FAILURES,
 )
-from apps.shared.tracing import context_from, tracer
+from apps.shared.tracing import context_from, span_trace_headers, tracer
 
 # The logger keeps the name it had before the relay moved here: its lines do not change.
 _log = get_logger("apps.backend.outbox_relay")
 
 NOTIFY_CHANNEL = "outbox_new"
 _OUTAGE_PROBE_SECONDS = 2.0
+_SLOW_ROUND_SECONDS = 5.0
 
 
 def backoff_seconds(attempts: int, *, base: float, ceiling: float) -> float:
@@ -194,6 +204,7 @@ class OutboxRelay:
 
     async def run_once(self) -> int:
         """One round; returns how many rows were published."""
+        started = time.monotonic()
         async with self._engine.begin() as connection:
             by_key = await self._claim(connection)
             if not by_key:
@@ -201,13 +212,25 @@ class OutboxRelay:
             published, failed = await self._publish(by_key)
             if published:
                 await connection.execute(MARK_PUBLISHED, {"ids": published})
-            for row, error in failed:
+            if failed:
                 await connection.execute(
                     MARK_FAILED,
-                    {"id": row.id, "error": error[:2000], "delay": self._backoff(row.attempts + 1)},
+                    {
+                        "ids": [row.id for row, _ in failed],
+                        "errors": [error[:2000] for _, error in failed],
+                        "delays": [self._backoff(row.attempts + 1) for row, _ in failed],
+                    },
                 )
         if failed:
-            _log.warning("outbox rows failed to publish", failed=len(failed), ok=len(published))
+            _log.warning(
+                "outbox rows failed to publish",
+                failed=len(failed),
+                ok=len(published),
+                error=failed[0][1][:500],
+            )
+        took = time.monotonic() - started
+        if took > _SLOW_ROUND_SECONDS:
+            _log.warning("slow outbox relay round", seconds=round(took, 3), rows=len(published))
         return len(published)
 
     async def _claim(self, connection: AsyncConnection) -> OrderedDict[str, list[Row]]:
@@ -237,6 +260,13 @@ class OutboxRelay:
     async def _publish(
         self, by_key: OrderedDict[str, list[Row]]
     ) -> tuple[list[int], list[tuple[Row, str]]]:
+        if self.settings.bulk_publish:
+            return await self._publish_in_waves(by_key)
+        return await self._publish_one_by_one(by_key)
+
+    async def _publish_one_by_one(
+        self, by_key: OrderedDict[str, list[Row]]
+    ) -> tuple[list[int], list[tuple[Row, str]]]:
         gate = asyncio.Semaphore(self.settings.concurrency)
         published: list[int] = []
         failed: list[tuple[Row, str]] = []
@@ -253,11 +283,60 @@ class OutboxRelay:
         await asyncio.gather(*(publish_key(rows) for rows in by_key.values()))
         return published, failed
 
-    async def _publish_row(self, row: Row) -> str | None:
+    async def _publish_in_waves(
+        self, by_key: OrderedDict[str, list[Row]]
+    ) -> tuple[list[int], list[tuple[Row, str]]]:
+        """Bulk publish, one wave per position in the keys' queues.
+
+        A bulk publish keeps no order among its entries, and some may fail while later
+        ones go out. So a call holds at most one row of any key: wave n is the n-th row
+        of every key whose earlier rows were all published; a key stops at its first
+        failure, as it does one row at a time. Most rounds are one wave (keys with more
+        than one pending row are rare), cut into calls of `bulk_max_entries` per topic.
+        """
+        published: list[int] = []
+        failed: list[tuple[Row, str]] = []
+        queues = [rows for rows in by_key.values() if rows]
+        position = 0
+        gate = asyncio.Semaphore(self.settings.concurrency)
+        while queues:
+            wave = [rows[position] for rows in queues]
+            by_topic: dict[str, list[Row]] = {}
+            for row in wave:
+                by_topic.setdefault(row.topic, []).append(row)
+            size = self.settings.bulk_max_entries
+            calls = [
+                rows[start : start + size]
+                for rows in by_topic.values()
+                for start in range(0, len(rows), size)
+            ]
+
+            async def call(rows: list[Row]) -> dict[int, str]:
+                async with gate:
+                    return await self._publish_rows(rows)
+
+            errors: dict[int, str] = {}
+            for outcome in await asyncio.gather(*(call(rows) for rows in calls)):
+                errors.update(outcome)
+            for row in wave:
+                if row.id in errors:
+                    failed.append((row, errors[row.id]))
+                else:
+                    published.append(row.id)
+            position += 1
+            queues = [
+                rows
+                for rows in queues
+                if rows[position - 1].id not in errors and position < len(rows)
+            ]
+        return published, failed
+
+    def _producer_span(self, row: Row) -> Span:
         # A producer span in the trace of the request that wrote the row (its stored
-        # context); the event goes out carrying this span's context (DaprAccess.publish).
-        # A row written outside any trace starts a new one, sampled by the ratio.
-        with tracer().start_as_current_span(
+        # context); the event goes out carrying this span's context (`cloudevent.`
+        # trace metadata). A row written outside any trace starts a new one, sampled by
+        # the ratio.
+        return tracer().start_span(
             f"{row.topic} publish",
             context=context_from(row.traceparent, row.tracestate),
             kind=SpanKind.PRODUCER,
@@ -265,13 +344,51 @@ class OutboxRelay:
                 "messaging.system": "dapr",
                 "messaging.operation.type": "send",
                 "messaging.destination.name": row.topic,
-                "messaging.message.id": str(row.payload.get("event_id")),
-                "cloudevents.event_type": str(row.payload.get("event_type")),
+                "messaging.message.id": row.event_id,
+                "cloudevents.event_type": row.event_type,
             },
-        ) as span:
+        )
+
+    async def _publish_rows(self, rows: Sequence[Row]) -> dict[int, str]:
+        """One bulk publish of rows of one topic (one row per key); failed row id → error."""
+        spans = [self._producer_span(row) for row in rows]
+        errors: dict[int, str] = {}
+        try:
+            failures = await self._dapr.publish_bulk(
+                topic=rows[0].topic,
+                events=[
+                    BulkEvent(
+                        entry_id=str(row.id),
+                        event_id=row.event_id,
+                        event_type=row.event_type,
+                        envelope_json=row.payload,
+                        partition_key=row.partition_key,
+                        trace_headers=span_trace_headers(span),
+                    )
+                    for row, span in zip(rows, spans, strict=True)
+                ],
+            )
+            errors = {int(entry_id): error for entry_id, error in failures.items()}
+        except (SidecarUnavailable, PublishFailed, PublishRejected) as exc:
+            if isinstance(exc, SidecarUnavailable):
+                self._sidecar_lost = True
+            errors = {row.id: str(exc) or type(exc).__name__ for row in rows}
+        for row, span in zip(rows, spans, strict=True):
+            if row.id in errors:
+                OUTBOX_PUBLISH_FAILURES.labels(self._service, row.topic).inc()
+                span.set_status(Status(StatusCode.ERROR, "PublishFailed"))
+            span.end()
+        return errors
+
+    async def _publish_row(self, row: Row) -> str | None:
+        with trace.use_span(self._producer_span(row), end_on_exit=True) as span:
             try:
                 await self._dapr.publish(
-                    topic=row.topic, envelope=row.payload, partition_key=row.partition_key
+                    topic=row.topic,
+                    envelope_json=row.payload,
+                    event_id=row.event_id,
+                    event_type=row.event_type,
+                    partition_key=row.partition_key,
                 )
             except (SidecarUnavailable, PublishFailed, PublishRejected) as exc:
                 if isinstance(exc, SidecarUnavailable):

@@ -4,7 +4,6 @@ or failed, releasing backoffs, the pending gauges and the purge of published row
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import sqlalchemy as sa
 
@@ -16,20 +15,34 @@ class Row:
     id: int
     topic: str
     partition_key: str
-    payload: dict[str, Any]
+    event_id: str
+    event_type: str
+    payload: str
+    """The envelope as JSON text (`payload::text`): published as it is, never decoded."""
     attempts: int
     traceparent: str | None = None
     tracestate: str | None = None
 
 
-ROW_FIELDS = ("id", "topic", "partition_key", "payload", "attempts", "traceparent", "tracestate")
+ROW_FIELDS = (
+    "id",
+    "topic",
+    "partition_key",
+    "event_id",
+    "event_type",
+    "payload",
+    "attempts",
+    "traceparent",
+    "tracestate",
+)
 
 
 # `followers`: whether the key has later unpublished rows, so that the second query
 # runs only for keys that have some (most keys have one pending row at a time).
 HEADS = sa.text(
     """
-    SELECT o.id, o.topic, o.partition_key, o.payload, o.attempts, o.traceparent, o.tracestate,
+    SELECT o.id, o.topic, o.partition_key, o.event_id::text AS event_id, o.event_type,
+           o.payload::text AS payload, o.attempts, o.traceparent, o.tracestate,
            EXISTS (
                SELECT 1 FROM outbox f
                WHERE f.partition_key = o.partition_key
@@ -55,7 +68,8 @@ HEADS = sa.text(
 # (their head is unpublished), so a plain lock is enough.
 FOLLOWERS = sa.text(
     """
-    SELECT id, topic, partition_key, payload, attempts, traceparent, tracestate
+    SELECT id, topic, partition_key, event_id::text AS event_id, event_type,
+           payload::text AS payload, attempts, traceparent, tracestate
     FROM outbox
     WHERE published_at IS NULL
       AND partition_key = ANY(:keys)
@@ -68,13 +82,16 @@ FOLLOWERS = sa.text(
 
 MARK_PUBLISHED = sa.text("UPDATE outbox SET published_at = now() WHERE id = ANY(:ids)")
 
+# One statement for all of a round's failures (a failed bulk call fails many rows).
 MARK_FAILED = sa.text(
     """
-    UPDATE outbox
-    SET attempts = attempts + 1,
-        last_error = :error,
-        next_attempt_at = now() + make_interval(secs => :delay)
-    WHERE id = :id
+    UPDATE outbox o
+    SET attempts = o.attempts + 1,
+        last_error = f.error,
+        next_attempt_at = now() + make_interval(secs => f.delay)
+    FROM unnest(CAST(:ids AS bigint[]), CAST(:errors AS text[]), CAST(:delays AS float8[]))
+         AS f(id, error, delay)
+    WHERE o.id = f.id
     """
 )
 

@@ -12,6 +12,7 @@ replica: batch after batch, each committed, up to REMINDER_SCAN_MAX_BATCHES.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import datetime
 from typing import Any
@@ -23,7 +24,7 @@ from apps.backend.schemas import ScanSummary
 from apps.backend.settings import ReminderScanSettings
 from apps.contracts import events
 from apps.shared.events.envelope import rfc3339
-from apps.shared.events.outbox import write_event
+from apps.shared.events.outbox import outbox_values, write_events
 from apps.shared.logs import get_logger
 
 # The logger keeps the name it had before the scan moved here: its lines do not change.
@@ -66,21 +67,39 @@ def reminder_due_data(row: Any) -> dict[str, Any]:
 async def claim_due_reminders(session: AsyncSession, *, limit: int) -> int:
     """Claim up to `limit` due reminders and write their events; the caller commits."""
     rows = (await session.execute(_CLAIM, {"limit": limit})).mappings().all()
-    for row in rows:
-        write_event(
-            session,
-            event_type=events.REMINDER_DUE,
-            data=reminder_due_data(row),
-            # Keyed by task: a task's reminders reach the notification service in order.
-            partition_key=str(row["task_id"]),
-            event_id=uuid.uuid4(),
-        )
+    # One statement for the batch's events (each validated as `write_event` does).
+    await write_events(
+        session,
+        [
+            outbox_values(
+                event_type=events.REMINDER_DUE,
+                data=reminder_due_data(row),
+                # Keyed by task: a task's reminders reach the notification service in order.
+                partition_key=str(row["task_id"]),
+                event_id=uuid.uuid4(),
+            )
+            for row in rows
+        ],
+    )
     return len(rows)
+
+
+# One scan at a time in a replica: daprd's cron binding fires on schedule whether or not
+# the previous call has ended, and a scan still running claims what is due anyway; a
+# firing that finds one running returns at once instead of piling up on the pool.
+_RUNNING = asyncio.Lock()
 
 
 async def scan(session: AsyncSession, *, limits: ReminderScanSettings) -> ScanSummary:
     """Claim due reminders batch by batch, committing each, until a batch comes back short
-    or `limits.max_batches` have run."""
+    or `limits.max_batches` have run (nothing when this replica's scan is running)."""
+    if _RUNNING.locked():
+        return ScanSummary(emitted=0, batches=0)
+    async with _RUNNING:
+        return await _scan(session, limits=limits)
+
+
+async def _scan(session: AsyncSession, *, limits: ReminderScanSettings) -> ScanSummary:
     emitted = batches = 0
     while batches < limits.max_batches:
         claimed = await claim_due_reminders(session, limit=limits.batch_size)

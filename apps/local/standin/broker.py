@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import fcntl
 import itertools
 import json
@@ -184,6 +185,20 @@ class Topic:
         async with self._grown:
             await self._grown.wait_for(lambda: offset < len(log))
         return log[offset]
+
+    async def read_batch(
+        self, partition: int, offset: int, *, max_count: int, max_wait: float
+    ) -> list[Message]:
+        """Messages from `offset` on: waits for the first, then up to `max_wait` seconds
+        for more, returning as soon as `max_count` are there (a consumer's batch)."""
+        log = self.partitions[partition]
+        await self.read(partition, offset)
+        wanted = offset + max_count
+        if len(log) < wanted and max_wait > 0:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max_wait), self._grown:
+                    await self._grown.wait_for(lambda: len(log) >= wanted)
+        return log[offset:wanted]
 
     def messages(self) -> list[Message]:
         """Every message of every partition, in publish order."""

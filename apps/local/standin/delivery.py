@@ -21,7 +21,9 @@ import asyncio
 import json
 import random
 import time
+import uuid
 from collections import deque
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -36,6 +38,8 @@ from apps.local.standin.routing import MatchError, Subscription
 log = structlog.get_logger("standin.delivery")
 
 CLOUDEVENT_CONTENT_TYPE = "application/cloudevents+json"
+# The `type` of a bulk delivery's envelope (components-contrib pubsub/envelope.go).
+BULK_EVENT_TYPE = "com.dapr.event.sent.bulk"
 
 
 class Outcome(StrEnum):
@@ -74,6 +78,28 @@ class JournalEntry:
     status: int | None
     attempt: int
     duplicate: bool
+    bulk: bool = False
+    """Delivered in a bulk request (one of its entries)."""
+
+
+def _bulk_statuses(status: int, body: bytes) -> dict[str, str] | None:
+    """The per-entry statuses of a 2xx answer to a bulk delivery (entry id → status);
+    None when there are none to read (a non-2xx, or a body that is not the expected
+    JSON, after which daprd retries every entry)."""
+    if not 200 <= status <= 299:
+        return None
+    try:
+        answer: Any = json.loads(body)
+    except ValueError:
+        return None
+    entries = answer.get("statuses") if isinstance(answer, dict) else None
+    if not isinstance(entries, list):
+        return {}
+    return {
+        str(entry.get("entryId")): str(entry.get("status") or "")
+        for entry in entries
+        if isinstance(entry, dict)
+    }
 
 
 def classify(status: int, body: bytes) -> Outcome:
@@ -118,18 +144,31 @@ class Deliverer:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _consume(self, group: ConsumerGroup[Member], partition: int) -> None:
-        """One partition of one group: strictly one message at a time, in offset order."""
+        """One partition of one group, in offset order: one message at a time, or a batch
+        at a time when the owning instance's subscription is a bulk one."""
         while True:
-            message = await group.topic.read(partition, group.committed[partition])
+            offset = group.committed[partition]
+            await group.topic.read(partition, offset)
             _, member = await group.owner(partition)
+            bulk = member.subscription.bulk
             try:
-                done = await self.process(group, member, message)
+                if bulk is None:
+                    message = await group.topic.read(partition, offset)
+                    done = 1 if await self.process(group, member, message) else 0
+                else:
+                    batch = await group.topic.read_batch(
+                        partition,
+                        offset,
+                        max_count=bulk.max_messages,
+                        max_wait=bulk.max_await_ms / 1000,
+                    )
+                    done = await self.process_bulk(group, member, batch)
             except Exception:  # a stand-in bug must not silently stall a partition forever
-                log.exception("delivery crashed", topic=message.topic, offset=message.offset)
-                done = False
+                log.exception("delivery crashed", topic=group.topic.name, offset=offset)
+                done = 0
                 await asyncio.sleep(1.0)
             if done:
-                group.commit(partition, message.offset + 1)
+                group.commit(partition, offset + done)
 
     async def process(
         self,
@@ -194,6 +233,214 @@ class Deliverer:
         if dead_letter and await self._dead_letter(member, message, dead_letter, event):
             return True
         return await self._give_back()
+
+    async def process_bulk(
+        self,
+        group: ConsumerGroup[Member],
+        member: Member,
+        messages: Sequence[Message],
+        *,
+        duplicate: bool = False,
+    ) -> int:
+        """Deliver a batch of one partition's messages as daprd's bulk subscriber does.
+
+        Returns how many messages, from the first, may be committed. As in dapr/dapr
+        pkg/runtime/subscription/bulksubscription.go and postman/http/http.go
+        `DeliverBulk`:
+
+        * an entry that does not parse, or whose routing rule fails, is an error; one
+          that matches no rule is dropped (and dead-lettered when a topic is set);
+        * entries are grouped by route, one POST per route, body
+          `{"id", "type": "com.dapr.event.sent.bulk", "topic", "pubsubname", "metadata",
+          "entries": [{"entryId", "event", "metadata", "contentType"}]}`;
+        * the answer `{"statuses": [{"entryId", "status"}]}`: SUCCESS is done, DROP is
+          done and dead-lettered, RETRY, an empty or unknown status, and an entry with no
+          status at all are errors; a 404 drops the whole request without dead letters,
+          any other non-2xx (or an unreachable app) makes every entry an error;
+        * errors are retried under the inbound policy, resending only the failed
+          entries (bulkresiliency.go); still failing, they go to the dead-letter topic
+          in one bulk publish, and the whole batch is done;
+        * without a dead-letter topic (or when it fails) the error goes back to the
+          Kafka component, which commits up to the first failed entry and delivers the
+          rest again (components-contrib common/component/kafka/consumer.go
+          `doBulkCallback`), so entries after it that had succeeded come again.
+        """
+        sidecar, subscription = member.sidecar, member.subscription
+        dead_letter = subscription.dead_letter_topic
+        errors: dict[int, str] = {}
+        events: dict[int, dict[str, Any]] = {}
+        by_path: dict[str, list[int]] = {}
+        for index, message in enumerate(messages):
+            try:
+                event = json.loads(message.data)
+                if not isinstance(event, dict):
+                    raise ValueError("not a JSON object")
+            except ValueError as exc:
+                log.error("cannot parse CloudEvent", topic=message.topic, error=str(exc))
+                self._note(member, message, None, Outcome.UNPARSEABLE, None, 0, duplicate)
+                errors[index] = "unparseable"
+                continue
+            try:
+                path = subscription.route_for(event)
+            except MatchError as exc:
+                log.error("routing rule failed", event_id=event.get("id"), error=str(exc))
+                errors[index] = "routing failed"
+                continue
+            if path is None:
+                self._note(member, message, event, Outcome.UNMATCHED, None, 0, duplicate)
+                if dead_letter:
+                    await self._dead_letter(member, message, dead_letter, event)
+                continue
+            events[index] = event
+            by_path.setdefault(path, []).append(index)
+
+        policy = self._mesh.config.pubsub_inbound_retry
+        for path, pending in by_path.items():
+            retries = 0
+            while pending:
+                if not sidecar.alive:
+                    return 0  # the instance went away: the partition moves, nothing commits
+                await self._pause()
+                failed = await self._attempt_bulk(
+                    member, path, messages, events, pending, retries + 1, duplicate
+                )
+                pending = [index for index in pending if index in failed]
+                if not pending or policy is None or not policy.allows(retries):
+                    errors.update({index: failed[index] for index in pending})
+                    break
+                await asyncio.sleep(policy.delay(retries, self._rng))
+                retries += 1
+
+        if errors and dead_letter:
+            lost = [
+                index
+                for index in sorted(errors)
+                if not await self._dead_letter(
+                    member, messages[index], dead_letter, events.get(index)
+                )
+            ]
+            errors = {index: errors[index] for index in lost}
+        if errors:
+            first = min(errors)
+            if first == 0:
+                await self._give_back()
+            return first
+        if not duplicate:
+            for message in messages:
+                self._maybe_duplicate(group, message)
+        return len(messages)
+
+    async def _attempt_bulk(
+        self,
+        member: Member,
+        path: str,
+        messages: Sequence[Message],
+        events: Mapping[int, dict[str, Any]],
+        indexes: Sequence[int],
+        attempt: int,
+        duplicate: bool,
+    ) -> dict[int, str]:
+        """One bulk POST of `indexes` to `path`; returns the entries that failed."""
+        sidecar = member.sidecar
+        topic = messages[0].topic
+        envelope = {
+            "id": str(uuid.uuid4()),
+            "type": BULK_EVENT_TYPE,
+            "topic": topic,
+            "pubsubname": member.subscription.pubsub_name,
+            "metadata": {},
+            "entries": [
+                {
+                    "entryId": str(index),
+                    "event": events[index],
+                    "metadata": dict(messages[index].metadata),
+                    "contentType": CLOUDEVENT_CONTENT_TYPE,
+                }
+                for index in indexes
+            ],
+        }
+        try:
+            response = await sidecar.channel.request(
+                "POST",
+                path,
+                content=json.dumps(envelope).encode("utf-8"),
+                headers={"content-type": "application/json"},
+            )
+        except ChannelError as exc:
+            if sidecar.alive:
+                log.warning("app unreachable", app_id=sidecar.app_id, error=str(exc))
+            for index in indexes:
+                self._note_bulk(
+                    member,
+                    messages[index],
+                    events[index],
+                    Outcome.UNREACHABLE,
+                    None,
+                    attempt,
+                    duplicate,
+                    path,
+                )
+            return dict.fromkeys(indexes, "app unreachable")
+        if response.status == 404:
+            log.error(
+                "non-retriable error returned from app while processing bulk pub/sub event",
+                app_id=sidecar.app_id,
+                path=path,
+                status=response.status,
+            )
+            for index in indexes:
+                self._note_bulk(
+                    member,
+                    messages[index],
+                    events[index],
+                    Outcome.NOT_FOUND,
+                    404,
+                    attempt,
+                    duplicate,
+                    path,
+                )
+            return {}
+        statuses = _bulk_statuses(response.status, response.content)
+        failed: dict[int, str] = {}
+        for index in indexes:
+            status = statuses.get(str(index)) if statuses is not None else None
+            if status == "SUCCESS":
+                outcome = Outcome.SUCCESS
+            elif status == "DROP":
+                outcome = Outcome.DROP
+            else:
+                outcome = Outcome.RETRY
+                failed[index] = f"status {status!r} (HTTP {response.status})"
+            self._note_bulk(
+                member,
+                messages[index],
+                events[index],
+                outcome,
+                response.status,
+                attempt,
+                duplicate,
+                path,
+            )
+            if outcome is Outcome.DROP:
+                log.warning("DROP status returned from app", event_id=events[index].get("id"))
+                dead_letter = member.subscription.dead_letter_topic
+                if dead_letter:
+                    # daprd sends it on its own, ignoring a failure (`_ = h.sendToDeadLetter`).
+                    await self._dead_letter(member, messages[index], dead_letter, events[index])
+        return failed
+
+    def _note_bulk(
+        self,
+        member: Member,
+        message: Message,
+        event: dict[str, Any],
+        outcome: Outcome,
+        status: int | None,
+        attempt: int,
+        duplicate: bool,
+        path: str,
+    ) -> None:
+        self._note(member, message, event, outcome, status, attempt, duplicate, path, bulk=True)
 
     async def _dead_letter_or_give_back(
         self, member: Member, message: Message, dead_letter: str | None
@@ -272,7 +519,11 @@ class Deliverer:
         await asyncio.sleep(delay)
         members = [m for m in group.members.values() if m.sidecar.alive]
         if members:
-            await self.process(group, self._rng.choice(members), message, duplicate=True)
+            member = self._rng.choice(members)
+            if member.subscription.bulk is not None:
+                await self.process_bulk(group, member, [message], duplicate=True)
+            else:
+                await self.process(group, member, message, duplicate=True)
 
     def _note(
         self,
@@ -284,6 +535,8 @@ class Deliverer:
         attempt: int,
         duplicate: bool,
         path: str | None = None,
+        *,
+        bulk: bool = False,
     ) -> None:
         self.journal.append(
             JournalEntry(
@@ -300,5 +553,6 @@ class Deliverer:
                 status=status,
                 attempt=attempt,
                 duplicate=duplicate,
+                bulk=bulk,
             )
         )

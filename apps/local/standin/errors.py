@@ -50,6 +50,24 @@ class DaprError(Exception):
         )
 
     @classmethod
+    def bad_bulk_entry(cls, topic: str) -> DaprError:
+        return cls(
+            "ERR_PUBSUB_EVENTS_SER",
+            f"error when publishing to topic {topic}: entryId is duplicated or not present",
+            400,
+            grpc.StatusCode.INVALID_ARGUMENT,
+        )
+
+    @classmethod
+    def bad_bulk_body(cls, topic: str, reason: str) -> DaprError:
+        return cls(
+            "ERR_PUBSUB_EVENTS_SER",
+            f"error when publishing to topic {topic}: cannot read the entries: {reason}",
+            400,
+            grpc.StatusCode.INVALID_ARGUMENT,
+        )
+
+    @classmethod
     def bad_cloudevent(cls, reason: str) -> DaprError:
         return cls("ERR_PUBSUB_CLOUD_EVENTS_SER", reason, 400, grpc.StatusCode.INVALID_ARGUMENT)
 

@@ -14,7 +14,7 @@ from dapr.proto import api_service_v1, api_v1, common_v1
 from google.protobuf import empty_pb2
 
 from apps.local.standin.errors import DaprError
-from apps.local.standin.protocols import Instance, MeshApi
+from apps.local.standin.protocols import BulkEntry, Instance, MeshApi
 from apps.local.standin.state import EtagMismatch, StateOperation, StateStore
 
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
@@ -58,26 +58,33 @@ class DaprApi(api_service_v1.DaprServicer):
     async def BulkPublishEvent(  # noqa: N802
         self, request: Any, context: Context
     ) -> Any:
+        """As daprd's `bulkPublishEvent` (dapr/dapr pkg/api/grpc/grpc.go): over gRPC a
+        call that failed for any entry answers with an error status (INTERNAL, like a
+        failed single publish) and no entries, so the caller cannot tell which entries
+        went out; `failedEntries` is only ever empty on success."""
         await self._authorize(context)
-        if request.pubsub_name != self._mesh.config.pubsub_name:
-            await self._fail(context, DaprError.pubsub_not_found(request.pubsub_name))
-        failed = []
-        for entry in request.entries:
-            try:
-                await self._mesh.publish(
-                    source=self._sidecar.app_id,
-                    pubsub_name=request.pubsub_name,
-                    topic=request.topic,
-                    data=bytes(entry.event),
-                    content_type=entry.content_type,
-                    metadata={**dict(request.metadata), **dict(entry.metadata)},
-                    call_trace=_trace_of(context),
-                )
-            except DaprError as error:
-                failed.append(
-                    api_v1.BulkPublishResponseFailedEntry(entry_id=entry.entry_id, error=str(error))
-                )
-        return api_v1.BulkPublishResponse(failedEntries=failed)
+        try:
+            failed = await self._mesh.publish_bulk(
+                source=self._sidecar.app_id,
+                pubsub_name=request.pubsub_name,
+                topic=request.topic,
+                entries=[
+                    BulkEntry(
+                        entry_id=entry.entry_id,
+                        data=bytes(entry.event),
+                        content_type=entry.content_type,
+                        metadata=dict(entry.metadata),
+                    )
+                    for entry in request.entries
+                ],
+                metadata=dict(request.metadata),
+                call_trace=_trace_of(context),
+            )
+        except DaprError as error:
+            await self._fail(context, error)
+        if failed:
+            await self._fail(context, next(iter(failed.values())))
+        return api_v1.BulkPublishResponse()
 
     BulkPublishEventAlpha1 = BulkPublishEvent
 

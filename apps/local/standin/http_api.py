@@ -19,8 +19,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from apps.local.standin.cloudevents import is_json_content_type
 from apps.local.standin.errors import DaprError
-from apps.local.standin.protocols import Instance, MeshApi
+from apps.local.standin.protocols import BulkEntry, Instance, MeshApi
 
 TOKEN_HEADER = "dapr-api-token"
 # Headers that belong to one hop and are not forwarded to the target app.
@@ -43,6 +44,15 @@ def _error(error: DaprError) -> JSONResponse:
     return JSONResponse(
         {"errorCode": error.code, "message": error.message}, status_code=error.http_status
     )
+
+
+def _event_bytes(event: object, content_type: str) -> bytes:
+    """An entry's event as the bytes daprd publishes: a string as it is, unless the
+    content type is JSON (then, like anything else, it is JSON-encoded)
+    (daprd's `ConvertEventToBytes`)."""
+    if isinstance(event, str) and not is_json_content_type(content_type):
+        return event.encode("utf-8")
+    return json.dumps(event, separators=(",", ":")).encode("utf-8")
 
 
 def build_http_api(sidecar: Instance, mesh: MeshApi) -> Starlette:
@@ -90,6 +100,59 @@ def build_http_api(sidecar: Instance, mesh: MeshApi) -> Starlette:
             return _error(error)
         return Response(status_code=204)
 
+    async def publish_bulk(request: Request) -> Response:
+        """`POST /v1.0-alpha1/publish/bulk/<pubsub>/<topic>`: a JSON array of entries
+        (`entryId`, `event`, `contentType`, `metadata`). 204 when all were published;
+        else 500 with `failedEntries` (`entryId`, `error`) and `errorCode`, as daprd's
+        `onBulkPublish` (dapr/dapr pkg/api/http/http.go) answers."""
+        if not authorized(request):
+            return _error(DaprError.unauthorized())
+        params = request.query_params
+        topic = request.path_params["topic"]
+        try:
+            incoming = json.loads(await request.body())
+            if not isinstance(incoming, list) or not all(isinstance(e, dict) for e in incoming):
+                raise ValueError("the body must be a JSON array of entries")
+            entries = [
+                BulkEntry(
+                    entry_id=str(entry.get("entryId") or ""),
+                    data=_event_bytes(entry.get("event"), str(entry.get("contentType") or "")),
+                    content_type=str(entry.get("contentType") or ""),
+                    metadata={str(k): str(v) for k, v in (entry.get("metadata") or {}).items()},
+                )
+                for entry in incoming
+            ]
+        except (ValueError, AttributeError) as exc:
+            return _error(DaprError.bad_bulk_body(topic, str(exc)))
+        try:
+            failed = await mesh.publish_bulk(
+                source=sidecar.app_id,
+                pubsub_name=request.path_params["pubsub"],
+                topic=topic,
+                entries=entries,
+                metadata={
+                    key.removeprefix("metadata."): value
+                    for key, value in params.items()
+                    if key.startswith("metadata.")
+                },
+                call_trace={
+                    name: request.headers[name]
+                    for name in ("traceparent", "tracestate")
+                    if name in request.headers
+                },
+            )
+        except DaprError as error:
+            return _error(error)
+        if not failed:
+            return Response(status_code=204)
+        body = {
+            "failedEntries": [
+                {"entryId": entry_id, "error": str(error)} for entry_id, error in failed.items()
+            ],
+            "errorCode": "ERR_PUBSUB_PUBLISH_MESSAGE",
+        }
+        return JSONResponse(body, status_code=500)
+
     async def invoke(request: Request) -> Response:
         if not authorized(request):
             return _error(DaprError.unauthorized())
@@ -125,6 +188,9 @@ def build_http_api(sidecar: Instance, mesh: MeshApi) -> Starlette:
             Route("/v1.0/healthz/outbound", outbound_healthz, methods=["GET"]),
             Route("/v1.0/metadata", metadata, methods=["GET"]),
             Route("/v1.0/publish/{pubsub}/{topic:path}", publish, methods=["POST"]),
+            Route(
+                "/v1.0-alpha1/publish/bulk/{pubsub}/{topic:path}", publish_bulk, methods=["POST"]
+            ),
             Route("/v1.0/invoke/{app_id}/method/{method:path}", invoke, methods=_VERBS),
         ],
         exception_handlers={404: not_found},

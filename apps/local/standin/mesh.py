@@ -14,7 +14,7 @@ import json
 import random
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +27,7 @@ from apps.local.standin.config import MeshConfig
 from apps.local.standin.delivery import Deliverer, JournalEntry, Member
 from apps.local.standin.errors import DaprError
 from apps.local.standin.faults import Faults
-from apps.local.standin.protocols import Instance
+from apps.local.standin.protocols import BulkEntry, Instance
 from apps.local.standin.routing import Subscription
 from apps.local.standin.state import StateStore
 
@@ -191,6 +191,49 @@ class Mesh:
             return message
         finally:
             self.in_flight["publish", source] -= 1
+
+    async def publish_bulk(
+        self,
+        *,
+        source: str,
+        pubsub_name: str,
+        topic: str,
+        entries: Sequence[BulkEntry],
+        metadata: Mapping[str, str],
+        call_trace: Mapping[str, str] | None = None,
+    ) -> dict[str, DaprError]:
+        """A bulk publish call: each entry published on its own, with the request's
+        metadata under its own (entry keys win, as in daprd's
+        `utils.PopulateMetadataForBulkPublishEntry`); returns the failed entries by id.
+
+        Raises before publishing anything when an entry id is empty or repeated (daprd
+        refuses the whole request). Faults are drawn per entry, so one call can fail
+        in part, as a Kafka bulk produce can.
+        """
+        if pubsub_name != self.config.pubsub_name:
+            raise DaprError.pubsub_not_found(pubsub_name)
+        if not topic:
+            raise DaprError.topic_empty(pubsub_name)
+        seen: set[str] = set()
+        for entry in entries:
+            if not entry.entry_id or entry.entry_id in seen:
+                raise DaprError.bad_bulk_entry(topic)
+            seen.add(entry.entry_id)
+        failed: dict[str, DaprError] = {}
+        for entry in entries:
+            try:
+                await self.publish(
+                    source=source,
+                    pubsub_name=pubsub_name,
+                    topic=topic,
+                    data=entry.data,
+                    content_type=entry.content_type,
+                    metadata={**metadata, **entry.metadata},
+                    call_trace=call_trace,
+                )
+            except DaprError as error:
+                failed[entry.entry_id] = error
+        return failed
 
     def _inject_publish_fault(self, topic: str) -> None:
         faults = self.faults

@@ -10,14 +10,26 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from apps.local.standin.broker import Message
 from apps.local.standin.channel import AppChannel, AppResponse
 from apps.local.standin.config import MeshConfig, SidecarSpec
+from apps.local.standin.errors import DaprError
 from apps.local.standin.faults import Faults
 from apps.local.standin.routing import Subscription
 from apps.local.standin.state import StateStore
+
+
+@dataclass(frozen=True)
+class BulkEntry:
+    """One entry of a bulk publish request."""
+
+    entry_id: str
+    data: bytes
+    content_type: str
+    metadata: Mapping[str, str]
 
 
 class Instance(Protocol):
@@ -71,6 +83,17 @@ class MeshApi(Protocol):
         metadata: Mapping[str, str],
         call_trace: Mapping[str, str] | None = None,
     ) -> Message: ...
+
+    async def publish_bulk(
+        self,
+        *,
+        source: str,
+        pubsub_name: str,
+        topic: str,
+        entries: Sequence[BulkEntry],
+        metadata: Mapping[str, str],
+        call_trace: Mapping[str, str] | None = None,
+    ) -> dict[str, DaprError]: ...
 
     async def invoke(
         self,

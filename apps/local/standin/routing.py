@@ -177,6 +177,18 @@ def compile_rule(match: str, path: str) -> Rule:
 
 
 @dataclass(frozen=True)
+class BulkSubscribe:
+    """A subscription's `bulkSubscribe` (daprd's `BulkSubscribeJSON`): up to
+    `max_messages` messages of one partition per delivery, waiting at most `max_await_ms`
+    for a batch to fill. daprd's defaults when a limit is left out: 100 and 1000 ms
+    (dapr/dapr pkg/runtime/pubsub/default_bulksub.go: defaultMaxMessagesCount,
+    defaultMaxAwaitDurationMs)."""
+
+    max_messages: int = 100
+    max_await_ms: int = 1000
+
+
+@dataclass(frozen=True)
 class Subscription:
     """One entry of `GET /dapr/subscribe`, normalised to ordered rules."""
 
@@ -185,6 +197,8 @@ class Subscription:
     rules: tuple[Rule, ...]
     dead_letter_topic: str | None
     metadata: Mapping[str, str]
+    bulk: BulkSubscribe | None = None
+    """Set when the app asked for bulk delivery (`bulkSubscribe.enabled`)."""
 
     def route_for(self, event: Mapping[str, Any]) -> str | None:
         """The path for this event, or None when no rule matches (daprd drops it)."""
@@ -198,6 +212,26 @@ def _path(value: object, where: str) -> str:
     if not isinstance(value, str) or not value:
         raise SubscriptionError(f"{where}: route must be a non-empty string")
     return value if value.startswith("/") else "/" + value
+
+
+def _bulk_subscribe(value: object, where: str) -> BulkSubscribe | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise SubscriptionError(f"{where}: bulkSubscribe must be an object")
+    if not value.get("enabled"):
+        return None
+    defaults = BulkSubscribe()
+    limits = []
+    for name, default in (
+        ("maxMessagesCount", defaults.max_messages),
+        ("maxAwaitDurationMs", defaults.max_await_ms),
+    ):
+        given = value.get(name) or default  # 0 or absent: daprd's default
+        if not isinstance(given, int) or isinstance(given, bool) or given < 0:
+            raise SubscriptionError(f"{where}: bulkSubscribe.{name} must be a positive integer")
+        limits.append(given)
+    return BulkSubscribe(max_messages=limits[0], max_await_ms=limits[1])
 
 
 def parse_subscriptions(payload: object) -> list[Subscription]:
@@ -243,6 +277,7 @@ def parse_subscriptions(payload: object) -> list[Subscription]:
                 rules=tuple(rules),
                 dead_letter_topic=str(dead_letter) if dead_letter else None,
                 metadata={str(k): str(v) for k, v in metadata.items()},
+                bulk=_bulk_subscribe(entry.get("bulkSubscribe"), where),
             )
         )
     return subscriptions

@@ -166,15 +166,32 @@ class Sidecar:
         return 200 <= response.status < 300 or response.status == 405
 
     async def _fire_cron(self, path: str, every: float) -> None:
-        """The cron input binding of this instance (each replica's sidecar fires its own)."""
+        """The cron input binding of this instance (each replica's sidecar fires its own).
+
+        On a fixed schedule, whatever each call takes: daprd's cron binding runs its
+        trigger as a cron job (components-contrib bindings/cron/cron.go, `AddFunc` on a
+        scheduler without a skip-if-still-running wrapper), so a slow call neither
+        delays the next firing nor stops it from overlapping (the reminder scan's claim
+        is safe under that: FOR UPDATE SKIP LOCKED). A firing missed entirely (the loop
+        was busy past it) is skipped, not caught up.
+        """
+        loop = asyncio.get_running_loop()
+        due = loop.time() + every
         while True:
-            await asyncio.sleep(every)
-            try:
-                response = await self.channel.request(
-                    "POST", path, headers={"content-type": "application/json"}
-                )
-                if not 200 <= response.status < 300:
-                    log.error("binding event failed", route=path, status=response.status)
-            except ChannelError as exc:
-                if self.alive:
-                    log.error("binding event failed", route=path, error=str(exc))
+            await asyncio.sleep(max(0.0, due - loop.time()))
+            self._spawn(self._fire_once(path))
+            due += every
+            behind = loop.time() - due
+            if behind > 0:
+                due += every * (int(behind // every) + 1)
+
+    async def _fire_once(self, path: str) -> None:
+        try:
+            response = await self.channel.request(
+                "POST", path, headers={"content-type": "application/json"}
+            )
+            if not 200 <= response.status < 300:
+                log.error("binding event failed", route=path, status=response.status)
+        except ChannelError as exc:
+            if self.alive:
+                log.error("binding event failed", route=path, error=str(exc))

@@ -11,19 +11,24 @@ no state per event; duplicates, reordering and several instances are all safe.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
 
 from apps.contracts import events
-from apps.contracts.services import NEXT_OCCURRENCE_PATH, AppId
+from apps.contracts.services import NEXT_OCCURRENCE_PATH, NEXT_OCCURRENCES_PATH, AppId
 from apps.recurring.recurrence import NextOccurrence, RecurrenceError, next_occurrence
 from apps.recurring.sandbox import RuleSandbox, RuleTimeout
 from apps.shared.dapr import DaprAccess
 from apps.shared.dapr_consumer import (
+    BulkItem,
+    EntryResult,
     PoisonEvent,
     ReceivedEvent,
     TransientError,
@@ -32,6 +37,7 @@ from apps.shared.dapr_consumer import (
 )
 from apps.shared.dapr_subscriptions import SubscriptionRegistry
 from apps.shared.logs import get_logger
+from apps.shared.tracing import TRACEPARENT, TRACESTATE, span_trace_headers, tracer
 
 # The logger keeps the name it had before the handler moved here: its lines do not change.
 _log = get_logger("apps.recurring.consumer")
@@ -80,26 +86,127 @@ class CompletionHandler:
         answer = await self.dapr.invoke(
             self.backend_app_id,
             NEXT_OCCURRENCE_PATH.format(task_id=task["id"]).lstrip("/"),
-            body={
-                "user_id": task["user_id"],
-                "due_at": following.due_at.isoformat(),
-                "rrule": following.rrule,
-                "completion_event_id": str(event_id),
-            },
+            body=_ask(task, following, event_id),
         )
-        if answer.status == 201:
-            return True
-        if answer.status == 200:
-            return False  # created by an earlier delivery of this completion
-        if answer.status == 409 and b"completion_already_handled" in answer.body:
-            return False  # handled by an earlier delivery (its occurrence deleted since)
-        if answer.status in (404, 409):
-            # Deleted, reopened or no longer recurring since: nothing to create.
-            _log.info("no next occurrence", task_id=task["id"], status=answer.status)
-            return True
+        error = b"completion_already_handled" in answer.body
+        return _settled(task, answer.status, "completion_already_handled" if error else None)
+
+    async def batch(self, items: Sequence[BulkItem]) -> list[EntryResult]:
+        """A bulk delivery's completions: their next occurrences computed here, then
+        created by the backend in one call and one transaction (NEXT_OCCURRENCES_PATH),
+        each item carrying its own trace; a result per entry, as `__call__` gives it.
+
+        One completion alone takes the single route. Should the backend refuse the
+        batch as a whole (400/422: one item it cannot read), each goes on its own, so
+        that only the bad one is dead-lettered."""
+        results: list[EntryResult] = [True] * len(items)
+        asks: list[tuple[int, Any, NextOccurrence]] = []
+        for index, item in enumerate(items):
+            task = item.event.data
+            if task.get("recurrence") is None:
+                continue
+            try:
+                with trace.use_span(item.span, end_on_exit=False):
+                    following = await self._next(task)
+            except Exception as exc:
+                results[index] = exc
+                continue
+            if following is None:
+                _log.info("series ended", task_id=task["id"])
+                continue
+            asks.append((index, task, following))
+        if len(asks) == 1:
+            index, task, following = asks[0]
+            results[index] = await self._alone(items[index], task, following)
+        elif asks:
+            for (index, _, _), result in zip(
+                asks, await self._ask_backend_many(items, asks), strict=True
+            ):
+                results[index] = result
+        return results
+
+    async def _alone(self, item: BulkItem, task: Any, following: NextOccurrence) -> EntryResult:
+        with trace.use_span(item.span, end_on_exit=False):
+            try:
+                return await self._ask_backend(task, following, item.event.event_id)
+            except Exception as exc:
+                return exc
+
+    async def _ask_backend_many(
+        self, items: Sequence[BulkItem], asks: Sequence[tuple[int, Any, NextOccurrence]]
+    ) -> list[EntryResult]:
+        spans = []
+        body_items = []
+        for index, task, following in asks:
+            span = tracer().start_span(
+                f"invoke {self.backend_app_id} POST",
+                context=trace.set_span_in_context(items[index].span),
+                kind=SpanKind.CLIENT,
+                attributes={"rpc.system": "dapr", "rpc.service": self.backend_app_id},
+            )
+            spans.append(span)
+            headers = span_trace_headers(span)
+            body_items.append(
+                {
+                    **_ask(task, following, items[index].event.event_id),
+                    "task_id": task["id"],
+                    "traceparent": headers.get(TRACEPARENT),
+                    "tracestate": headers.get(TRACESTATE),
+                }
+            )
+        try:
+            answer = await self.dapr.invoke(
+                self.backend_app_id,
+                NEXT_OCCURRENCES_PATH.lstrip("/"),
+                body={"items": body_items},
+            )
+        except Exception as exc:
+            answer = None
+            failure: BaseException = exc
+        for span in spans:
+            span.end()
+        if answer is None:
+            return [failure] * len(asks)
         if answer.status in (400, 422):
-            raise PoisonEvent(f"backend refused the next occurrence: {answer.body[:500]!r}")
-        raise TransientError(f"backend answered {answer.status}")
+            _log.warning("backend refused a batch; asking for each", status=answer.status)
+            return [await self._alone(items[index], task, f) for index, task, f in asks]
+        if answer.status != 200:
+            return [TransientError(f"backend answered {answer.status}")] * len(asks)
+        outcomes: list[EntryResult] = []
+        for (_, task, _), result in zip(asks, answer.json()["results"], strict=True):
+            try:
+                outcomes.append(_settled(task, int(result["status"]), result.get("error")))
+            except Exception as exc:
+                outcomes.append(exc)
+        return outcomes
+
+
+def _ask(task: Any, following: NextOccurrence, event_id: uuid.UUID) -> dict[str, Any]:
+    return {
+        "user_id": task["user_id"],
+        "due_at": following.due_at.isoformat(),
+        "rrule": following.rrule,
+        "completion_event_id": str(event_id),
+    }
+
+
+def _settled(task: Any, status: int, error: str | None) -> bool:
+    """What the backend's answer for one completion means: True when this delivery
+    created the next occurrence (or there is nothing to create), False when an earlier
+    delivery did; raises for a refusal (PoisonEvent) or trouble (TransientError)."""
+    if status == 201:
+        return True
+    if status == 200:
+        return False  # created by an earlier delivery of this completion
+    if status == 409 and error == "completion_already_handled":
+        return False  # handled by an earlier delivery (its occurrence deleted since)
+    if status in (404, 409):
+        # Deleted, reopened or no longer recurring since: nothing to create.
+        _log.info("no next occurrence", task_id=task["id"], status=status)
+        return True
+    if status in (400, 422):
+        raise PoisonEvent(f"backend refused the next occurrence ({status}: {error})")
+    raise TransientError(f"backend answered {status}")
 
 
 @subscriptions.handler(events.RECURRING_TASK_EVENTS, rule=events.TASK_COMPLETED_RULE)
@@ -110,6 +217,7 @@ async def task_completed(request: Request) -> JSONResponse:
         topic=events.RECURRING_TASK_EVENTS.topic,
         accepted_types=(events.TASK_COMPLETED,),
         handler=request.app.state.completion_handler,
+        batch_handler=request.app.state.completion_handler.batch,
     )
 
 

@@ -6,11 +6,13 @@ does, and disappears with it on rollback, which is what makes delivery lossless.
 
 from __future__ import annotations
 
+import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps.contracts.events import TOPIC_OF
@@ -91,3 +93,40 @@ def write_event(
     )
     session.add(row)
     return row
+
+
+# Many rows in one statement of a fixed text (arrays, not a VALUES list per row count),
+# so psycopg converts it and the server plans it once; ids follow the arrays' order.
+_INSERT_MANY = sa.text(
+    """
+    INSERT INTO outbox (event_id, event_type, topic, partition_key, payload, created_at,
+                        attempts, next_attempt_at, traceparent, tracestate)
+    SELECT e, t, tp, k, CAST(p AS jsonb), c, 0, c, tr, ts
+    FROM unnest(
+        CAST(:event_ids AS uuid[]), CAST(:event_types AS text[]), CAST(:topics AS text[]),
+        CAST(:keys AS text[]), CAST(:payloads AS text[]), CAST(:created AS timestamptz[]),
+        CAST(:traceparents AS text[]), CAST(:tracestates AS text[])
+    ) AS u(e, t, tp, k, p, c, tr, ts)
+    """
+)
+
+
+async def write_events(session: AsyncSession, events: Sequence[Mapping[str, Any]]) -> None:
+    """Add many validated rows (`outbox_values`) to `session`'s transaction in one
+    statement; the caller commits. For writers of many events at once (the reminder
+    scan): an ORM object per row costs more than the rest of the work."""
+    if not events:
+        return
+    await session.execute(
+        _INSERT_MANY,
+        {
+            "event_ids": [e["event_id"] for e in events],
+            "event_types": [e["event_type"] for e in events],
+            "topics": [e["topic"] for e in events],
+            "keys": [e["partition_key"] for e in events],
+            "payloads": [json.dumps(e["payload"], separators=(",", ":")) for e in events],
+            "created": [e["created_at"] for e in events],
+            "traceparents": [e["traceparent"] for e in events],
+            "tracestates": [e["tracestate"] for e in events],
+        },
+    )

@@ -17,9 +17,13 @@ read Secrets, `dapr_rbac/templates/operator.yaml`). With a named store every dap
 read them through the API server at start, tying sidecar start-up to that path.
 
 Subscriptions are programmatic only: each app serves `GET /dapr/subscribe` (routes, match
-rules, dead-letter topics from `apps.contracts.events.SUBSCRIPTIONS`,
-apps/shared/dapr_subscriptions.py), which daprd reads at start. A declarative
-Subscription for the same topic would be a second source of truth that could disagree.
+rules, dead-letter topics and `bulkSubscribe` limits from
+`apps.contracts.events.SUBSCRIPTIONS`, apps/shared/dapr_subscriptions.py), which daprd
+reads at start; its entries are v2alpha1 Subscription specs (daprd's SubscriptionJSON,
+checked against the vendored CRD in tests/contracts). A declarative Subscription for
+the same topic would be a second source of truth that could disagree. Bulk delivery
+needs nothing of the Kafka component: it implements BulkSubscribe natively, one batch
+per partition claim (components-contrib common/component/kafka/consumer.go).
 """
 
 from __future__ import annotations

@@ -179,3 +179,78 @@ def test_each_successor_created_records_the_pipelines_delay_once(
     # Exposed on /metrics with the SLO's bucket boundary.
     metrics = client.get("/metrics").text
     assert 'next_occurrence_delay_seconds_bucket{le="5.0"}' in metrics
+
+
+def _ask_many(client: TestClient, items: list[dict[str, Any]]) -> Any:
+    defaults = {
+        "user_id": "alice",
+        "due_at": "2030-03-11T08:00:00Z",
+        "rrule": "FREQ=WEEKLY;COUNT=3",
+    }
+    body = {"items": [{**defaults, **item} for item in items]}
+    return client.post("/internal/v1/tasks/next-occurrences", json=body, headers=PLATFORM)
+
+
+def test_a_batch_answers_each_completion_as_the_single_route_would(
+    client: TestClient, alice: dict[str, str], db: Any
+) -> None:
+    """One call and one transaction: a completion twice in the batch gets one successor
+    (201 then 200), a refused item rolls back alone, and the rest are committed."""
+    first, second = (_completed_weekly_task(client, alice) for _ in range(2))
+    open_task = client.post(
+        "/api/v1/tasks",
+        json={"title": "not done", "due_at": "2030-03-04T09:00:00Z"},
+        headers=alice,
+    ).json()
+    event = str(uuid.uuid4())
+    items = [
+        {"task_id": first["id"], "completion_event_id": event},
+        {"task_id": open_task["id"], "completion_event_id": str(uuid.uuid4())},
+        {"task_id": str(uuid.uuid4()), "completion_event_id": str(uuid.uuid4())},
+        {"task_id": second["id"], "completion_event_id": str(uuid.uuid4())},
+        {"task_id": first["id"], "completion_event_id": event},
+    ]
+
+    answer = _ask_many(client, items)
+
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["results"] == [
+        {"status": 201, "error": None},
+        {"status": 409, "error": "task_not_completed"},
+        {"status": 404, "error": "not_found"},
+        {"status": 201, "error": None},
+        {"status": 200, "error": None},
+    ]
+    for task in (first, second):
+        assert db("SELECT count(*) FROM tasks WHERE previous_task_id = %s", task["id"]) == [(1,)]
+    assert db("SELECT count(*) FROM tasks WHERE previous_task_id = %s", open_task["id"]) == [(0,)]
+    again = _ask_many(client, items[:1])
+    assert again.json()["results"] == [{"status": 200, "error": None}]
+
+
+def test_a_batch_records_the_pipelines_delay_once_per_successor_it_creates(
+    client: TestClient, alice: dict[str, str]
+) -> None:
+    first, second = (_completed_weekly_task(client, alice) for _ in range(2))
+    event = str(uuid.uuid4())
+    items = [
+        {"task_id": first["id"], "completion_event_id": event},
+        {"task_id": second["id"], "completion_event_id": str(uuid.uuid4())},
+        {"task_id": first["id"], "completion_event_id": event},  # the same: no second
+        {"task_id": str(uuid.uuid4()), "completion_event_id": str(uuid.uuid4())},  # 404
+    ]
+    count, _ = _delay_samples()
+    statuses = [r["status"] for r in _ask_many(client, items).json()["results"]]
+    assert statuses == [201, 201, 200, 404]
+    assert _delay_samples()[0] == count + 2
+
+
+def test_a_batch_is_for_the_platform_only_and_checked_whole(
+    client: TestClient, alice: dict[str, str]
+) -> None:
+    task = _completed_weekly_task(client, alice)
+    item = {"task_id": task["id"], "completion_event_id": str(uuid.uuid4())}
+    body = {"items": [{"user_id": "alice", "due_at": "2030-03-11T08:00:00Z", "rrule": "x", **item}]}
+    assert client.post("/internal/v1/tasks/next-occurrences", json=body).status_code == 401
+    assert _ask_many(client, [{**item, "rrule": "not a rule"}]).status_code == 422
+    assert _ask_many(client, []).status_code == 422

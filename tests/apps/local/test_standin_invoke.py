@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from dapr.clients import DaprClient
 from dapr.clients.exceptions import DaprHttpError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
-from apps.local.standin import AccessRule, CronBinding, MeshThread, Sidecar
-from tests.apps.local.probe_app import ProbeApp, Received, wait_until
+from apps.local.standin import AccessRule, CronBinding, MeshThread, Sidecar, SidecarSpec
+from tests.apps.local.probe_app import ProbeApp, Received, ServerThread, wait_until
 
 
 def test_invocation_reaches_the_target_with_its_app_token(
@@ -140,3 +145,35 @@ def test_api_token_is_required_when_the_sidecar_has_one(
         with pytest.raises(Exception, match="UNAUTHENTICATED|invalid api token"):
             client.publish_event("pubsub", "t", b"x")
     assert raised.value.status_code == 401
+
+
+def test_cron_binding_fires_again_while_a_call_is_still_running(standin: MeshThread) -> None:
+    """As daprd's cron binding: the next firing does not wait for the previous call. The
+    first call answers only once a second one has arrived, so a sidecar that waited for
+    each call to end would never make it."""
+    second_arrived = asyncio.Event()
+    calls: list[str] = []
+
+    async def scan(request: Request) -> Response:
+        calls.append(request.method)
+        if request.method == "POST":
+            if calls.count("POST") == 1:
+                await second_arrived.wait()
+            else:
+                second_arrived.set()
+        return Response(status_code=200)
+
+    app = Starlette(routes=[Route("/reminder-scan", scan, methods=["POST", "OPTIONS"])])
+    server = ServerThread(app).start()
+    try:
+        sidecar = standin.add_sidecar(
+            SidecarSpec(
+                app_id="backend",
+                app_port=server.port,
+                bindings=(CronBinding(name="reminder-scan", every_seconds=0.05),),
+            )
+        )
+        standin.call(sidecar.attached.wait)
+        wait_until(lambda: calls.count("POST") >= 3, what="firings past a running call")
+    finally:
+        server.stop()

@@ -64,6 +64,28 @@ def cloud_event(envelope: dict[str, Any], **overrides: Any) -> bytes:
     return json.dumps(event).encode()
 
 
+def bulk_delivery(*events: bytes) -> bytes:
+    """A bulk delivery as daprd posts it (dapr/dapr pkg/runtime/pubsub/bulksubscribe_events.go)."""
+    return json.dumps(
+        {
+            "id": "bulk-1",
+            "type": "com.dapr.event.sent.bulk",
+            "topic": "reminders",
+            "pubsubname": "pubsub",
+            "metadata": {},
+            "entries": [
+                {
+                    "entryId": str(n),
+                    "event": json.loads(event),
+                    "metadata": {},
+                    "contentType": "application/cloudevents+json",
+                }
+                for n, event in enumerate(events)
+            ],
+        }
+    ).encode()
+
+
 def deliver(client: TestClient, body: bytes, headers: dict[str, str] | None = None) -> Any:
     response = client.post(
         "/events/reminder-due",

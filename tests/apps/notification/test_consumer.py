@@ -13,7 +13,9 @@ from sqlalchemy.engine import make_url
 from apps.notification.main import create_app
 from apps.notification.settings import NotificationServiceSettings
 from tests.apps.notification.conftest import (
+    PLATFORM,
     bearer,
+    bulk_delivery,
     cloud_event,
     deliver,
     reminder_envelope,
@@ -107,3 +109,50 @@ def test_lateness_is_observed(client: TestClient) -> None:
     before = REGISTRY.get_sample_value("reminder_lateness_seconds_count") or 0.0
     deliver(client, cloud_event(reminder_envelope()))
     assert REGISTRY.get_sample_value("reminder_lateness_seconds_count") == before + 1
+
+
+def test_a_bulk_delivery_is_answered_entry_by_entry(client: TestClient, database_url: str) -> None:
+    """A poison entry among good ones is the only one dropped (to the dead-letter
+    topic); an entry delivered twice in the batch, and again later, has one effect."""
+    first, second = reminder_envelope(), reminder_envelope(user_id="bob")
+    poison = reminder_envelope()
+    del poison["data"]["remind_at"]
+    events = [cloud_event(e) for e in (first, poison, second, first)]
+    body = bulk_delivery(*events)
+    successes, duplicates, dead = (
+        _consumed("success"),
+        _consumed("duplicate"),
+        _consumed("deadletter"),
+    )
+
+    answer = deliver(client, body, headers={**PLATFORM, "content-type": "application/json"})
+    again = deliver(client, bulk_delivery(cloud_event(second)))
+
+    assert answer.status_code == 200
+    assert answer.json() == {
+        "statuses": [
+            {"entryId": "0", "status": "SUCCESS"},
+            {"entryId": "1", "status": "DROP"},
+            {"entryId": "2", "status": "SUCCESS"},
+            {"entryId": "3", "status": "SUCCESS"},
+        ]
+    }
+    assert again.json() == {"statuses": [{"entryId": "0", "status": "SUCCESS"}]}
+    assert _count(database_url, "notifications") == 2
+    assert _count(database_url, "processed_events") == 2
+    assert _consumed("success") == successes + 2
+    assert _consumed("duplicate") == duplicates + 2
+    assert _consumed("deadletter") == dead + 1
+
+
+def test_database_trouble_retries_every_entry_of_a_bulk_delivery(
+    notification_settings: NotificationServiceSettings, database_url: str
+) -> None:
+    missing = make_url(database_url).set(database="no_such_database")
+    broken = notification_settings.model_copy(
+        update={"database_url": SecretStr(missing.render_as_string(hide_password=False))}
+    )
+    body = bulk_delivery(cloud_event(reminder_envelope()), cloud_event(reminder_envelope()))
+    with TestClient(create_app(broken), raise_server_exceptions=False) as client:
+        answer = deliver(client, body)
+    assert [s["status"] for s in answer.json()["statuses"]] == ["RETRY", "RETRY"]

@@ -15,7 +15,13 @@ from apps.notification.main import create_app
 from apps.notification.settings import NotificationServiceSettings
 from apps.notification.signing import generate_secret
 from tests.apps.local.probe_app import ProbeApp, Received, wait_until
-from tests.apps.notification.conftest import bearer, cloud_event, deliver, reminder_envelope
+from tests.apps.notification.conftest import (
+    bearer,
+    bulk_delivery,
+    cloud_event,
+    deliver,
+    reminder_envelope,
+)
 
 
 def _subscribe(client: TestClient, url: str) -> str:
@@ -110,3 +116,23 @@ def test_two_replicas_deliver_each_webhook_once(
         time.sleep(0.3)  # a duplicate claim would show up by now
     ids = [call.headers["webhook-id"] for call in probe.calls("/hook")]
     assert len(ids) == len(set(ids)) == 40
+
+
+def test_a_bulk_delivery_queues_the_webhook_of_each_new_notification(
+    client: TestClient, receiver: tuple[ProbeApp, str]
+) -> None:
+    """Written in one transaction for the whole batch, each notification still gets its
+    in-app and webhook deliveries, and the worker sends the webhook."""
+    probe, url = receiver
+    _subscribe(client, url)
+    mine, theirs = reminder_envelope(), reminder_envelope(user_id="bob")
+    body = bulk_delivery(cloud_event(mine), cloud_event(theirs))
+
+    answer = deliver(client, body)
+
+    assert [s["status"] for s in answer.json()["statuses"]] == ["SUCCESS", "SUCCESS"]
+    wait_until(lambda: _webhook(client)["status"] == "delivered", what="delivered")
+    (call,) = probe.calls("/hook")
+    assert call.json()["notification"]["task_id"] == mine["data"]["task_id"]
+    (theirs_listed,) = client.get("/api/v1/notifications", headers=bearer("bob")).json()["items"]
+    assert [d["channel"] for d in theirs_listed["deliveries"]] == ["in_app"]

@@ -85,7 +85,7 @@ def test_the_relay_and_scan_groups_keep_their_variable_names(
     monkeypatch.setenv("REMINDER_SCAN_BATCH_SIZE", "7")
     settings = load_settings(BackendSettings)
     assert settings.outbox_relay.enabled is False and settings.outbox_relay.poll_seconds == 0.5
-    assert settings.outbox_relay.batch_size == 200  # the default
+    assert settings.outbox_relay.batch_size == 1000  # the default
     assert (settings.reminder_scan.batch_size, settings.reminder_scan.max_batches) == (7, 40)
 
 
