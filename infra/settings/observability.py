@@ -7,9 +7,9 @@ import re
 from typing import Annotated, Self
 
 from pydantic import (
+    AfterValidator,
     Field,
     StringConstraints,
-    field_validator,
     model_validator,
 )
 
@@ -27,8 +27,17 @@ period both read as a Go/Prometheus duration."""
 _MIN_RETENTION_HOURS = 24
 
 
-def _hours(duration: str) -> int:
-    return int(duration.removesuffix("h"))
+def _at_least_a_day(duration: str) -> str:
+    if int(duration.removesuffix("h")) < _MIN_RETENTION_HOURS:
+        raise ValueError(
+            f"must be at least {_MIN_RETENTION_HOURS}h: a shorter window loses the "
+            "traces and logs of an incident before anyone looks"
+        )
+    return duration
+
+
+RetentionHours = Annotated[HoursDuration, AfterValidator(_at_least_a_day)]
+"""How long traces or logs are kept: whole hours, at least a day."""
 
 
 class TracingSettings(SettingsModel):
@@ -40,7 +49,7 @@ class TracingSettings(SettingsModel):
 
     enabled: bool = True
     """Deploy the collector and Tempo, and point the apps and sidecars at them."""
-    retention: HoursDuration = "24h"
+    retention: RetentionHours = "24h"
     """How long Tempo keeps traces (`72h`); at least 24h."""
     storage_size: MemoryQuantity | None = None
     """Size of Tempo's volume (`10Gi`); unset keeps traces in an emptyDir."""
@@ -53,16 +62,6 @@ class TracingSettings(SettingsModel):
         cpu_request="50m", memory_request="128Mi", cpu_limit="1", memory_limit="512Mi"
     )
 
-    @field_validator("retention")
-    @classmethod
-    def _retention(cls, value: str) -> str:
-        if _hours(value) < _MIN_RETENTION_HOURS:
-            raise ValueError(
-                f"must be at least {_MIN_RETENTION_HOURS}h: a shorter window loses the "
-                "traces of an incident before anyone looks"
-            )
-        return value
-
 
 class LogsSettings(SettingsModel):
     """`todo:observability.logs`: central logs, Grafana Loki fed by Grafana Alloy.
@@ -74,7 +73,7 @@ class LogsSettings(SettingsModel):
 
     enabled: bool = False
     """Deploy Loki and Alloy, and give Grafana the Loki data source."""
-    retention: HoursDuration = "72h"
+    retention: RetentionHours = "72h"
     """How long Loki keeps logs (`168h`); at least 24h."""
     storage_size: MemoryQuantity | None = None
     """Size of Loki's volume (`10Gi`); unset keeps logs in an emptyDir."""
@@ -85,16 +84,6 @@ class LogsSettings(SettingsModel):
         cpu_request="20m", memory_request="64Mi", cpu_limit="250m", memory_limit="192Mi"
     )
     """Per node: Alloy runs on every node."""
-
-    @field_validator("retention")
-    @classmethod
-    def _retention(cls, value: str) -> str:
-        if _hours(value) < _MIN_RETENTION_HOURS:
-            raise ValueError(
-                f"must be at least {_MIN_RETENTION_HOURS}h: a shorter window loses the "
-                "logs of an incident before anyone looks"
-            )
-        return value
 
 
 def _byte_size(value: str) -> int:

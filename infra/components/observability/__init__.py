@@ -41,6 +41,7 @@ from infra.components.observability.monitors import (
     create_rules,
     load_alert_rules,
 )
+from infra.components.observability.objects import helm_release
 from infra.components.observability.policies import SCRAPE_PORTS, create_network_policies
 from infra.components.observability.slos import SLOS_FILE, load_slo_rules
 from infra.components.observability.tracing import (
@@ -240,19 +241,15 @@ class Observability(pulumi.ComponentResource):
                 loki_url=loki_url(v["namespace"]) if args.logs is not None else None,
             )
         )
-        return k8s.helm.v3.Release(
+        return helm_release(
+            self,
             f"{scope.name}-stack",
-            name=RELEASE_NAME,
+            release=RELEASE_NAME,
             chart=CHART,
             version=CHART_VERSION,
-            repository_opts={"repo": CHART_REPO},
+            repo=CHART_REPO,
             namespace=scope.namespace,
             values=values,
-            # The chart's admission webhook and CRDs come up through hooks; give them time,
-            # and roll back a failed upgrade rather than leave half a monitoring stack.
+            # The chart's admission webhook and CRDs come up through hooks: time.
             timeout=900,
-            atomic=True,
-            cleanup_on_fail=True,
-            max_history=5,
-            opts=child_of(self),
         )

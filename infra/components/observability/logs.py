@@ -25,13 +25,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from infra.components.cluster import ApiServerAccess
-from infra.components.kube import child_of
+from infra.components.kube import child_of, container_security_context, pod_security_context
+from infra.components.observability.objects import helm_release, network_policy
 from infra.components.platform_egress import api_server_egress, tcp_ports
 
 LOKI_CHART = "loki"
@@ -63,20 +64,8 @@ _ALLOY_USER = 473
 """The `alloy` user of the grafana/alloy image (its Dockerfile: `ARG UID="473"`); the
 image does not switch to it by itself."""
 
-_ALLOY_POD_SECURITY: dict[str, Any] = {
-    "runAsNonRoot": True,
-    "runAsUser": _ALLOY_USER,
-    "runAsGroup": _ALLOY_USER,
-    "fsGroup": _ALLOY_USER,
-    "seccompProfile": {"type": "RuntimeDefault"},
-}
-_CONTAINER_SECURITY: dict[str, Any] = {
-    "allowPrivilegeEscalation": False,
-    "readOnlyRootFilesystem": True,
-    "runAsNonRoot": True,
-    "capabilities": {"drop": ["ALL"]},
-    "seccompProfile": {"type": "RuntimeDefault"},
-}
+_ALLOY_POD_SECURITY: dict[str, Any] = {**pod_security_context(_ALLOY_USER), "fsGroup": _ALLOY_USER}
+_CONTAINER_SECURITY = container_security_context()
 DEFAULT_LOKI_RESOURCES: Mapping[str, Any] = {
     "requests": {"cpu": "50m", "memory": "128Mi"},
     "limits": {"cpu": "1", "memory": "512Mi"},
@@ -310,29 +299,28 @@ class Logs(pulumi.ComponentResource):
     ) -> None:
         super().__init__("todo:observability:Logs", name, None, opts)
         after = list(args.after)
-        self.loki_release = k8s.helm.v3.Release(
+        self.loki_release = helm_release(
+            self,
             f"{name}-loki",
-            name=LOKI_RELEASE,
+            release=LOKI_RELEASE,
             chart=LOKI_CHART,
             version=LOKI_CHART_VERSION,
-            repository_opts={"repo": LOKI_REPO},
+            repo=LOKI_REPO,
             namespace=args.namespace,
             values=loki_values(
                 retention=args.retention,
                 storage_size=args.storage_size,
                 resources=args.loki_resources or DEFAULT_LOKI_RESOURCES,
             ),
-            atomic=True,
-            cleanup_on_fail=True,
-            max_history=5,
-            opts=child_of(self, depends_on=after),
+            depends_on=after,
         )
-        self.alloy_release = k8s.helm.v3.Release(
+        self.alloy_release = helm_release(
+            self,
             f"{name}-alloy",
-            name=ALLOY_RELEASE,
+            release=ALLOY_RELEASE,
             chart=ALLOY_CHART,
             version=ALLOY_CHART_VERSION,
-            repository_opts={"repo": ALLOY_REPO},
+            repo=ALLOY_REPO,
             namespace=args.namespace,
             values=pulumi.Output.from_input(args.namespace).apply(
                 lambda ns: alloy_values(
@@ -340,11 +328,8 @@ class Logs(pulumi.ComponentResource):
                     resources=args.alloy_resources or DEFAULT_ALLOY_RESOURCES,
                 )
             ),
-            atomic=True,
-            cleanup_on_fail=True,
-            max_history=5,
             # Its first lines go to a Loki that is there.
-            opts=child_of(self, depends_on=[*after, self.loki_release]),
+            depends_on=[*after, self.loki_release],
         )
         self._create_network_policies(name, args)
         self.register_outputs(
@@ -364,29 +349,20 @@ class Logs(pulumi.ComponentResource):
             "pod_selector": {"matchLabels": ALLOY_POD_LABELS},
             "opts": child_of(self),
         }
-        k8s.networking.v1.NetworkPolicy(
+        network_policy(
+            self,
             f"{name}-alloy-egress",
-            metadata=cast(
-                k8s.meta.v1.ObjectMetaArgsDict,
-                {
-                    "name": "alloy-egress",
-                    "namespace": args.namespace,
-                    "labels": {"app.kubernetes.io/part-of": "todo"},
-                },
-            ),
-            spec=cast(
-                k8s.networking.v1.NetworkPolicySpecArgsDict,
-                {
-                    "podSelector": {"matchLabels": ALLOY_POD_LABELS},
-                    "policyTypes": ["Egress"],
-                    "egress": [
-                        {
-                            "to": [{"podSelector": {"matchLabels": LOKI_POD_LABELS}}],
-                            "ports": tcp_ports(LOKI_HTTP_PORT),
-                        },
-                        *api_server_egress(f"{name}-alloy-api-server", args.api_server, **common),
-                    ],
-                },
-            ),
-            opts=child_of(self),
+            policy_name="alloy-egress",
+            namespace=args.namespace,
+            spec={
+                "podSelector": {"matchLabels": ALLOY_POD_LABELS},
+                "policyTypes": ["Egress"],
+                "egress": [
+                    {
+                        "to": [{"podSelector": {"matchLabels": LOKI_POD_LABELS}}],
+                        "ports": tcp_ports(LOKI_HTTP_PORT),
+                    },
+                    *api_server_egress(f"{name}-alloy-api-server", args.api_server, **common),
+                ],
+            },
         )

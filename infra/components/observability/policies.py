@@ -3,9 +3,7 @@ of the chart's roles reaches only what it needs; the API server reaches the webh
 
 from __future__ import annotations
 
-from typing import Any, cast
-
-import pulumi_kubernetes as k8s
+from typing import Any
 
 from apps.contracts.services import APP_PORT
 from infra.components.edge import ENVOY_METRICS_PORT
@@ -22,6 +20,7 @@ from infra.components.observability.logs import (
     LOKI_HTTP_PORT,
     LOKI_POD_LABELS,
 )
+from infra.components.observability.objects import network_policy
 from infra.components.observability.tracing import (
     COLLECTOR_METRICS_PORT,
     COLLECTOR_POD_LABELS,
@@ -241,14 +240,10 @@ def _role_egress(
 def _network_policy(
     scope: ObservabilityScope, role: str, policy_name: str, spec: dict[str, Any]
 ) -> None:
-    metadata: dict[str, Any] = {
-        "name": policy_name,
-        "namespace": scope.namespace,
-        "labels": {"app.kubernetes.io/part-of": "todo"},
-    }
-    k8s.networking.v1.NetworkPolicy(
+    network_policy(
+        scope.parent,
         f"{scope.name}-{role}",
-        metadata=cast(k8s.meta.v1.ObjectMetaArgsDict, metadata),
-        spec=cast(k8s.networking.v1.NetworkPolicySpecArgsDict, spec),
-        opts=child_of(scope.parent),
+        policy_name=policy_name,
+        namespace=scope.namespace,
+        spec=spec,
     )

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from infra.components.kube import child_of
+from infra.components.kube import child_of, container_security_context, pod_security_context
+from infra.components.observability.objects import helm_release, network_policy
 from infra.components.platform_egress import namespace_peer, tcp_ports
 
 COLLECTOR_CHART = "opentelemetry-collector"
@@ -60,19 +61,10 @@ TEMPO_HTTP_PORT = 3200
 
 _NON_ROOT_USER = 10001
 _POD_SECURITY: dict[str, Any] = {
-    "runAsNonRoot": True,
-    "runAsUser": _NON_ROOT_USER,
-    "runAsGroup": _NON_ROOT_USER,
+    **pod_security_context(_NON_ROOT_USER),
     "fsGroup": _NON_ROOT_USER,
-    "seccompProfile": {"type": "RuntimeDefault"},
 }
-_CONTAINER_SECURITY: dict[str, Any] = {
-    "allowPrivilegeEscalation": False,
-    "readOnlyRootFilesystem": True,
-    "runAsNonRoot": True,
-    "capabilities": {"drop": ["ALL"]},
-    "seccompProfile": {"type": "RuntimeDefault"},
-}
+_CONTAINER_SECURITY = container_security_context()
 
 
 def collector_endpoint(namespace: str, port: int = OTLP_GRPC_PORT) -> str:
@@ -256,29 +248,28 @@ class Tracing(pulumi.ComponentResource):
     ) -> None:
         super().__init__("todo:observability:Tracing", name, None, opts)
         after = list(args.after)
-        self.tempo_release = k8s.helm.v3.Release(
+        self.tempo_release = helm_release(
+            self,
             f"{name}-tempo",
-            name=TEMPO_RELEASE,
+            release=TEMPO_RELEASE,
             chart=TEMPO_CHART,
             version=TEMPO_CHART_VERSION,
-            repository_opts={"repo": TEMPO_REPO},
+            repo=TEMPO_REPO,
             namespace=args.namespace,
             values=tempo_values(
                 retention=args.retention,
                 storage_size=args.storage_size,
                 resources=args.tempo_resources or DEFAULT_TEMPO_RESOURCES,
             ),
-            atomic=True,
-            cleanup_on_fail=True,
-            max_history=5,
-            opts=child_of(self, depends_on=after),
+            depends_on=after,
         )
-        self.collector_release = k8s.helm.v3.Release(
+        self.collector_release = helm_release(
+            self,
             f"{name}-collector",
-            name=COLLECTOR_RELEASE,
+            release=COLLECTOR_RELEASE,
             chart=COLLECTOR_CHART,
             version=COLLECTOR_CHART_VERSION,
-            repository_opts={"repo": COLLECTOR_REPO},
+            repo=COLLECTOR_REPO,
             namespace=args.namespace,
             values=pulumi.Output.from_input(args.namespace).apply(
                 lambda ns: collector_values(
@@ -287,10 +278,7 @@ class Tracing(pulumi.ComponentResource):
                     resources=args.collector_resources or DEFAULT_COLLECTOR_RESOURCES,
                 )
             ),
-            atomic=True,
-            cleanup_on_fail=True,
-            max_history=5,
-            opts=child_of(self, depends_on=after),
+            depends_on=after,
         )
         self._create_network_policies(name, args)
         if args.collector_replicas > 1:
@@ -323,11 +311,12 @@ class Tracing(pulumi.ComponentResource):
         """The collector admits OTLP from the senders' namespaces and reaches Tempo's OTLP
         port; nothing else is opened here (the namespace's own policy admits its pods,
         Prometheus and Grafana among them, and lets everything resolve names)."""
-        self._policy(
+        network_policy(
+            self,
             f"{name}-collector-ingress",
-            "allow-otlp-to-collector",
-            args.namespace,
-            {
+            policy_name="allow-otlp-to-collector",
+            namespace=args.namespace,
+            spec={
                 "podSelector": {"matchLabels": COLLECTOR_POD_LABELS},
                 "policyTypes": ["Ingress"],
                 "ingress": [
@@ -338,11 +327,12 @@ class Tracing(pulumi.ComponentResource):
                 ],
             },
         )
-        self._policy(
+        network_policy(
+            self,
             f"{name}-collector-egress",
-            "collector-egress",
-            args.namespace,
-            {
+            policy_name="collector-egress",
+            namespace=args.namespace,
+            spec={
                 "podSelector": {"matchLabels": COLLECTOR_POD_LABELS},
                 "policyTypes": ["Egress"],
                 "egress": [
@@ -352,21 +342,4 @@ class Tracing(pulumi.ComponentResource):
                     }
                 ],
             },
-        )
-
-    def _policy(
-        self, resource_name: str, policy_name: str, namespace: pulumi.Input[str], spec: Any
-    ) -> None:
-        k8s.networking.v1.NetworkPolicy(
-            resource_name,
-            metadata=cast(
-                k8s.meta.v1.ObjectMetaArgsDict,
-                {
-                    "name": policy_name,
-                    "namespace": namespace,
-                    "labels": {"app.kubernetes.io/part-of": "todo"},
-                },
-            ),
-            spec=cast(k8s.networking.v1.NetworkPolicySpecArgsDict, spec),
-            opts=child_of(self),
         )

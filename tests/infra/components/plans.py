@@ -53,6 +53,22 @@ def helm_installs(run: PlanRun) -> list[RecordedResource]:
     return by_type(run, HELM_RELEASE_TYPE) + by_type(run, HELM_CHART_V4_TYPE)
 
 
+RESTRICTED_CONTAINER: dict[str, Any] = {
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "runAsNonRoot": True,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+"""A container securityContext that passes the `restricted` Pod Security profile."""
+
+
+def release_values(run: PlanRun, name: str) -> dict[str, Any]:
+    """The values the program gives Helm release `name`."""
+    values: dict[str, Any] = one(run, name).raw_inputs["values"]
+    return values
+
+
 def one(run: PlanRun, name: str) -> RecordedResource:
     """The resource registered under `name`."""
     matches = [res for res in run.resources.values() if res.name == name]

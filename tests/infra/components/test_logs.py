@@ -8,16 +8,21 @@ import json
 import logging
 import re
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 import structlog
 from opentelemetry.sdk.trace import TracerProvider
 
 from apps.shared.logs import configure_logging
-from infra.tooling.plan.runner import PlanRun
 from tests.infra.components.obs_edge_checks import chart_defaults
-from tests.infra.components.plans import EPHEMERAL, depends_on, one, plan
+from tests.infra.components.plans import (
+    EPHEMERAL,
+    RESTRICTED_CONTAINER,
+    depends_on,
+    one,
+    plan,
+    release_values,
+)
 from tests.infra.validation import unknown_value_keys
 
 LOKI = "observability-logs-loki"
@@ -25,17 +30,8 @@ ALLOY = "observability-logs-alloy"
 LOGS_STACKS = ("staging", "prod")
 # Per stack: Loki's retention and volume (stacks/Pulumi.<stack>.yaml).
 EXPECTED = {"staging": ("72h", "5Gi"), "prod": ("168h", "10Gi")}
-RESTRICTED_CONTAINER = {
-    "allowPrivilegeEscalation": False,
-    "readOnlyRootFilesystem": True,
-    "capabilities": {"drop": ["ALL"]},
-    "seccompProfile": {"type": "RuntimeDefault"},
-}
-
-
-def _values(run: PlanRun, name: str) -> dict[str, Any]:
-    values: dict[str, Any] = one(run, name).raw_inputs["values"]
-    return values
+# The loki chart's container context: restricted, with runAsNonRoot left to the pod's.
+LOKI_CONTAINER = {k: v for k, v in RESTRICTED_CONTAINER.items() if k != "runAsNonRoot"}
 
 
 @pytest.mark.parametrize("stack", LOGS_STACKS)
@@ -61,7 +57,7 @@ def test_releases_are_pinned_in_the_monitoring_namespace(stack: str) -> None:
 def test_minikube_and_ephemeral_stacks_run_no_central_logs() -> None:
     for run in (plan("minikube"), plan(EPHEMERAL)):
         assert not [r for r in run.resources.values() if r.name.startswith("observability-logs")]
-    grafana = _values(plan("minikube"), "observability-stack")["grafana"]
+    grafana = release_values(plan("minikube"), "observability-stack")["grafana"]
     assert [d["type"] for d in grafana["additionalDataSources"]] == ["tempo"]
     tempo = grafana["additionalDataSources"][0]
     assert "tracesToLogsV2" not in tempo["jsonData"]  # no Loki to link to
@@ -69,7 +65,7 @@ def test_minikube_and_ephemeral_stacks_run_no_central_logs() -> None:
 
 @pytest.mark.parametrize("stack", LOGS_STACKS)
 def test_loki_is_one_binary_on_its_volume_with_the_stacks_retention(stack: str) -> None:
-    values = _values(plan(stack), LOKI)
+    values = release_values(plan(stack), LOKI)
     retention, storage = EXPECTED[stack]
     assert values["deploymentMode"] == "Monolithic"
     assert values["singleBinary"]["replicas"] == 1
@@ -101,7 +97,7 @@ def test_loki_is_one_binary_on_its_volume_with_the_stacks_retention(stack: str) 
 
 @pytest.mark.parametrize("stack", LOGS_STACKS)
 def test_loki_pods_pass_the_restricted_profile_by_the_charts_defaults(stack: str) -> None:
-    values = _values(plan(stack), LOKI)
+    values = release_values(plan(stack), LOKI)
     defaults = chart_defaults("loki", "18.11.0")
     # The program leaves the chart's security contexts alone: they must stay restricted.
     assert "podSecurityContext" not in values["loki"]
@@ -109,7 +105,7 @@ def test_loki_pods_pass_the_restricted_profile_by_the_charts_defaults(stack: str
     pod = defaults["loki"]["podSecurityContext"]
     assert pod["runAsNonRoot"] is True and pod["runAsUser"] != 0
     assert pod["seccompProfile"] == {"type": "RuntimeDefault"}
-    assert defaults["loki"]["containerSecurityContext"] == RESTRICTED_CONTAINER
+    assert defaults["loki"]["containerSecurityContext"] == LOKI_CONTAINER
     # Probes: the chart's own (readiness on /ready, liveness on buildinfo).
     assert defaults["loki"]["readinessProbe"]["httpGet"]["path"] == "/ready"
     assert defaults["loki"]["livenessProbe"]["httpGet"]
@@ -121,7 +117,7 @@ def test_loki_pods_pass_the_restricted_profile_by_the_charts_defaults(stack: str
 
 @pytest.mark.parametrize("stack", LOGS_STACKS)
 def test_alloy_runs_on_every_node_without_host_access(stack: str) -> None:
-    values = _values(plan(stack), ALLOY)
+    values = release_values(plan(stack), ALLOY)
     assert values["controller"]["type"] == "daemonset"
     alloy = values["alloy"]
     # No host paths: the logs come through the API server (loki.source.kubernetes), so
@@ -132,7 +128,6 @@ def test_alloy_runs_on_every_node_without_host_access(stack: str) -> None:
     assert {m["mountPath"] for m in alloy["mounts"]["extra"]} == {alloy["storagePath"]}
     assert alloy["securityContext"] == {
         **RESTRICTED_CONTAINER,
-        "runAsNonRoot": True,
         "runAsUser": 473,
         "runAsGroup": 473,
     }
@@ -167,7 +162,7 @@ def _blocks(config: str) -> list[str]:
 
 @pytest.mark.parametrize("stack", LOGS_STACKS)
 def test_alloy_ships_its_nodes_pod_logs_to_loki(stack: str) -> None:
-    config = _values(plan(stack), ALLOY)["alloy"]["configMap"]["content"]
+    config = release_values(plan(stack), ALLOY)["alloy"]["configMap"]["content"]
     assert _blocks(config) == [
         'discovery.kubernetes "pods"',
         'discovery.relabel "pods"',
@@ -190,7 +185,7 @@ def test_alloy_ships_its_nodes_pod_logs_to_loki(stack: str) -> None:
 
 @pytest.mark.parametrize("stack", LOGS_STACKS)
 def test_grafana_links_traces_to_logs_and_logs_to_traces(stack: str) -> None:
-    grafana = _values(plan(stack), "observability-stack")["grafana"]
+    grafana = release_values(plan(stack), "observability-stack")["grafana"]
     sources = {d["type"]: d for d in grafana["additionalDataSources"]}
     assert set(sources) == {"tempo", "loki"}
     loki = sources["loki"]
@@ -224,7 +219,7 @@ def test_the_loki_data_sources_trace_link_matches_a_real_app_log_line(
 ) -> None:
     """The derived field's pattern against a line the apps' logging really writes inside
     a span: it must pick out that span's trace id (and Alloy's `trace_id` key too)."""
-    grafana = _values(plan("prod"), "observability-stack")["grafana"]
+    grafana = release_values(plan("prod"), "observability-stack")["grafana"]
     (loki,) = [d for d in grafana["additionalDataSources"] if d["type"] == "loki"]
     pattern = re.compile(loki["jsonData"]["derivedFields"][0]["matcherRegex"])
     tracer = TracerProvider().get_tracer("probe")

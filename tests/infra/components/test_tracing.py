@@ -3,14 +3,19 @@ exporters, Grafana's Tempo data source and the exemplar link."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from apps.shared.tracing import TracingSettings as AppTracingSettings
-from infra.tooling.plan.runner import PlanRun
 from tests.infra.components.obs_edge_checks import chart_defaults
-from tests.infra.components.plans import EPHEMERAL, by_type, depends_on, one, plan
+from tests.infra.components.plans import (
+    EPHEMERAL,
+    RESTRICTED_CONTAINER,
+    by_type,
+    depends_on,
+    one,
+    plan,
+    release_values,
+)
 from tests.infra.conftest import STACKS
 from tests.infra.validation import unknown_value_keys
 
@@ -25,18 +30,6 @@ EXPECTED = {
     "staging": ("72h", "5Gi", 1, "0.1"),
     "prod": ("168h", "10Gi", 2, "0.05"),
 }
-RESTRICTED_CONTAINER = {
-    "allowPrivilegeEscalation": False,
-    "readOnlyRootFilesystem": True,
-    "runAsNonRoot": True,
-    "capabilities": {"drop": ["ALL"]},
-    "seccompProfile": {"type": "RuntimeDefault"},
-}
-
-
-def _values(run: PlanRun, name: str) -> dict[str, Any]:
-    values: dict[str, Any] = one(run, name).raw_inputs["values"]
-    return values
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -67,7 +60,7 @@ def test_releases_are_pinned_in_the_monitoring_namespace(stack: str) -> None:
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_collector_receives_otlp_and_exports_to_tempo_only(stack: str) -> None:
-    values = _values(plan(stack), COLLECTOR)
+    values = release_values(plan(stack), COLLECTOR)
     assert values["mode"] == "deployment"
     assert values["image"] == {
         "repository": "otel/opentelemetry-collector-k8s",
@@ -103,7 +96,7 @@ def test_collector_receives_otlp_and_exports_to_tempo_only(stack: str) -> None:
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_tempo_retention_and_storage_per_stack(stack: str) -> None:
-    values = _values(plan(stack), TEMPO)
+    values = release_values(plan(stack), TEMPO)
     retention, storage, _, _ = EXPECTED[stack]
     assert values["tempo"]["tag"] == "2.10.8"
     assert values["tempo"]["retention"] == retention
@@ -181,7 +174,7 @@ def test_an_ephemeral_stack_sends_no_traces() -> None:
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_grafana_gets_tempo_and_prometheus_links_exemplars_to_it(stack: str) -> None:
-    values = _values(plan(stack), "observability-stack")
+    values = release_values(plan(stack), "observability-stack")
     (tempo,) = [d for d in values["grafana"]["additionalDataSources"] if d["type"] == "tempo"]
     assert (tempo["type"], tempo["uid"], tempo["url"]) == (
         "tempo",
