@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import re
 from datetime import UTC, datetime
-from functools import cache
+from functools import cache, lru_cache
 from typing import Annotated
 from zoneinfo import available_timezones
 
@@ -72,6 +72,11 @@ def known_timezone(value: str) -> str:
     return value
 
 
+# Every task read or written with a recurrence validates its rule (a completion three
+# times over); dateutil's parse is most of that. A rule's verdict depends on its text
+# alone, so accepted rules are remembered (bounded: a client sending new rules only
+# evicts old ones); a refused rule raises, and lru_cache keeps no exceptions.
+@lru_cache(maxsize=4096)
 def valid_rrule(value: str) -> str:
     """Normalise an RFC 5545 RRULE value (no `RRULE:` prefix) after dateutil accepts it."""
     rule = _RRULE_PREFIX.sub("", value.strip())

@@ -29,6 +29,13 @@ class RelaySettings(SettingsGroup):
     bulk_publish: bool = Field(default=True, description="Dapr bulk publish, a call per wave")
     bulk_max_entries: int = Field(default=500, ge=1, le=1000, description="events per bulk call")
     poll_seconds: float = Field(default=1.0, gt=0, description="poll when no NOTIFY arrives")
+    # Every committed change wakes the relay (NOTIFY); under load a round per wake-up
+    # publishes a row or two at the cost of a whole round (a transaction, a claim, a
+    # bulk call). Spacing rounds by this much gathers what arrives meanwhile into one;
+    # a change arriving after a quiet spell waits for nothing.
+    round_interval_seconds: float = Field(
+        default=0.025, ge=0, le=1.0, description="least time between two rounds' starts"
+    )
     backoff_base_seconds: float = Field(default=0.5, gt=0)
     backoff_max_seconds: float = Field(default=60.0, gt=0)
     gauge_seconds: float = Field(default=5.0, gt=0, description="how often gauges refresh")

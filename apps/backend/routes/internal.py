@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import APIRouter, Depends, Request, Response, status
 
 from apps.backend import store
 from apps.backend.deps import SessionDep, SettingsDep
@@ -23,6 +23,7 @@ from apps.backend.schemas import (
 from apps.backend.workers.reminder_scan import scan
 from apps.contracts.services import NEXT_OCCURRENCE_PATH, NEXT_OCCURRENCES_PATH, REMINDER_SCAN
 from apps.shared.app_token import require_app_token
+from apps.shared.db import driver_connection
 from apps.shared.metrics import NEXT_OCCURRENCE_DELAY
 
 router = APIRouter(tags=["internal"], dependencies=[Depends(require_app_token)])
@@ -53,13 +54,12 @@ async def next_occurrence(
 
 
 @router.post(NEXT_OCCURRENCES_PATH, response_model=NextOccurrencesAnswer, include_in_schema=False)
-async def next_occurrences(
-    body: NextOccurrencesRequest, session: SessionDep
-) -> NextOccurrencesAnswer:
-    """Many completions in one call and one commit; a result per item, as the single
-    route would answer it (an item's failure rolls back only its own savepoint)."""
-    results = await store.create_next_occurrences(session, items=body.items)
-    await session.commit()
+async def next_occurrences(body: NextOccurrencesRequest, request: Request) -> NextOccurrencesAnswer:
+    """Many completions in one call and one transaction; a result per item, as the single
+    route would answer it (a refused item writes nothing). Over the driver
+    (apps.backend.store.driver): a handful of statements for the whole batch."""
+    async with driver_connection(request.app.state.engine) as connection:
+        results = await store.create_next_occurrences(connection, items=body.items)
     for outcome in results:
         observe_freshness(outcome.completed_at)
     return NextOccurrencesAnswer(

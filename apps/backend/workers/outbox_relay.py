@@ -109,6 +109,8 @@ class OutboxRelay:
         self._last_purge = 0.0
         self._sidecar_lost = False
         self._stopping = False
+        self._round_started = 0.0
+        """When the last round began (monotonic); 0: the next may start at once."""
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -162,12 +164,17 @@ class OutboxRelay:
                     # their backoff now that it answers (broker failures still do).
                     outage, self._sidecar_lost = 0, False
                     await self._retry_now()
+                await self._space_rounds()
+                if self._stopping:
+                    return
+                self._round_started = time.monotonic()
                 published = await self.run_once()
                 if self._stopping:
                     return
                 await self._purge_if_due()
                 if published >= self.settings.batch_size:
-                    continue  # more may be waiting: go again at once
+                    self._round_started = 0.0  # more may be waiting: go again at once
+                    continue
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the database may be down: keep trying, never die
@@ -176,6 +183,13 @@ class OutboxRelay:
                 await self._sleep(self._backoff(outage))
                 continue
             await self._sleep(self.settings.poll_seconds)
+
+    async def _space_rounds(self) -> None:
+        """Wait out what remains of `round_interval_seconds` since the last round began
+        (rows committed meanwhile go out together in the next round)."""
+        remaining = self._round_started + self.settings.round_interval_seconds - time.monotonic()
+        if remaining > 0:
+            await asyncio.sleep(remaining)
 
     async def _retry_now(self) -> None:
         """The sidecar is back: rows waiting out a backoff need not wait any longer."""

@@ -67,20 +67,33 @@ class CompletionHandler:
         return await self._ask_backend(task, following, event.event_id)
 
     async def _next(self, task: Any) -> NextOccurrence | None:
-        if task.get("due_at") is None or task.get("completed_at") is None:
-            raise PoisonEvent("a completed recurring task needs due_at and completed_at")
         try:
             result: NextOccurrence | None = await self.sandbox.run(
-                next_occurrence,
-                rule_text=task["recurrence"]["rrule"],
-                anchor=task["recurrence"]["anchor"],
-                due_at=datetime.fromisoformat(task["due_at"]),
-                completed_at=datetime.fromisoformat(task["completed_at"]),
-                timezone=task["timezone"],
+                next_occurrence, **_rule_call(task)
             )
         except (RecurrenceError, RuleTimeout) as exc:
             raise PoisonEvent(f"cannot compute the next occurrence: {exc}") from None
         return result
+
+    async def _next_each(self, tasks: Sequence[Any]) -> list[NextOccurrence | None | Exception]:
+        """`_next` for each task, in one call to the sandbox; an item's failure (a
+        PoisonEvent) is its result, the others go on."""
+        outcomes: list[NextOccurrence | None | Exception] = [None] * len(tasks)
+        calls: list[dict[str, Any]] = []
+        called: list[int] = []
+        for index, task in enumerate(tasks):
+            try:
+                calls.append(_rule_call(task))
+                called.append(index)
+            except Exception as exc:  # an event without what a rule needs: its own failure
+                outcomes[index] = exc
+        results = await self.sandbox.run_each(next_occurrence, calls) if calls else []
+        for index, result in zip(called, results, strict=True):
+            if isinstance(result, RecurrenceError | RuleTimeout):
+                outcomes[index] = PoisonEvent(f"cannot compute the next occurrence: {result}")
+            else:
+                outcomes[index] = result
+        return outcomes
 
     async def _ask_backend(self, task: Any, following: NextOccurrence, event_id: uuid.UUID) -> bool:
         answer = await self.dapr.invoke(
@@ -101,20 +114,17 @@ class CompletionHandler:
         that only the bad one is dead-lettered."""
         results: list[EntryResult] = [True] * len(items)
         asks: list[tuple[int, Any, NextOccurrence]] = []
-        for index, item in enumerate(items):
-            task = item.event.data
-            if task.get("recurrence") is None:
-                continue
-            try:
-                with trace.use_span(item.span, end_on_exit=False):
-                    following = await self._next(task)
-            except Exception as exc:
-                results[index] = exc
-                continue
-            if following is None:
-                _log.info("series ended", task_id=task["id"])
-                continue
-            asks.append((index, task, following))
+        recurring = [i for i, item in enumerate(items) if item.event.data.get("recurrence")]
+        nexts = await self._next_each([items[i].event.data for i in recurring])
+        for index, following in zip(recurring, nexts, strict=True):
+            task = items[index].event.data
+            if isinstance(following, Exception):
+                results[index] = following
+            elif following is None:
+                with trace.use_span(items[index].span, end_on_exit=False):
+                    _log.info("series ended", task_id=task["id"])
+            else:
+                asks.append((index, task, following))
         if len(asks) == 1:
             index, task, following = asks[0]
             results[index] = await self._alone(items[index], task, following)
@@ -179,6 +189,20 @@ class CompletionHandler:
             except Exception as exc:
                 outcomes.append(exc)
         return outcomes
+
+
+def _rule_call(task: Any) -> dict[str, Any]:
+    """The arguments of `next_occurrence` for a completed task (a PoisonEvent when the
+    event lacks what it needs)."""
+    if task.get("due_at") is None or task.get("completed_at") is None:
+        raise PoisonEvent("a completed recurring task needs due_at and completed_at")
+    return {
+        "rule_text": task["recurrence"]["rrule"],
+        "anchor": task["recurrence"]["anchor"],
+        "due_at": datetime.fromisoformat(task["due_at"]),
+        "completed_at": datetime.fromisoformat(task["completed_at"]),
+        "timezone": task["timezone"],
+    }
 
 
 def _ask(task: Any, following: NextOccurrence, event_id: uuid.UUID) -> dict[str, Any]:

@@ -254,3 +254,29 @@ def test_a_batch_is_for_the_platform_only_and_checked_whole(
     assert client.post("/internal/v1/tasks/next-occurrences", json=body).status_code == 401
     assert _ask_many(client, [{**item, "rrule": "not a rule"}]).status_code == 422
     assert _ask_many(client, []).status_code == 422
+
+
+def test_concurrent_batches_and_single_calls_create_exactly_one_successor(
+    client: TestClient, alice: dict[str, str], db: Any
+) -> None:
+    """Batches lock their tasks before they look for successors and handled completions,
+    as the single route does: racing deliveries of the same completions, through either
+    route, still come to one successor each."""
+    first, second = (_completed_weekly_task(client, alice) for _ in range(2))
+    events = {task["id"]: str(uuid.uuid4()) for task in (first, second)}
+    batch = [{"task_id": tid, "completion_event_id": ev} for tid, ev in events.items()]
+
+    def deliver(n: int) -> list[int]:
+        if n % 3 == 2:
+            answer = _ask(client, first["id"], completion_event_id=events[first["id"]])
+            return [answer.status_code]
+        ordered = batch if n % 2 else batch[::-1]
+        return [r["status"] for r in _ask_many(client, ordered).json()["results"]]
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        statuses = [s for answer in pool.map(deliver, range(9)) for s in answer]
+
+    assert sorted(statuses).count(201) == 2
+    assert set(statuses) == {200, 201}
+    for task in (first, second):
+        assert db("SELECT count(*) FROM tasks WHERE previous_task_id = %s", task["id"]) == [(1,)]

@@ -64,3 +64,29 @@ def test_a_rule_that_never_matches_is_stopped_and_the_sandbox_recovers(
         return stopped_after
 
     assert asyncio.run(scenario()) < 5.0  # dateutil alone would walk for half a minute
+
+
+def test_a_batch_answers_each_rule_and_only_the_runaway_one_times_out(
+    sandbox: RuleSandbox,
+) -> None:
+    """`run_each` sends the batch in one message; a rule error is that rule's result, and
+    a rule that never matches makes only itself time out (the rest are answered)."""
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def call(rule: str) -> dict[str, object]:
+        return {"rule_text": rule, "dtstart": start, "timezone": "UTC", "count": 2}
+
+    async def scenario() -> None:
+        quick = await sandbox.run_each(preview, [call("FREQ=DAILY"), call("FREQ=NEVER")])
+        assert quick[0] == [start, datetime(2026, 1, 2, tzinfo=UTC)]
+        assert isinstance(quick[1], RecurrenceError) and quick[1].field == "rrule"
+
+        mixed = await sandbox.run_each(
+            preview,
+            [call("FREQ=WEEKLY"), call("FREQ=HOURLY;BYMONTH=2;BYMONTHDAY=30"), call("FREQ=DAILY")],
+        )
+        assert isinstance(mixed[1], RuleTimeout)
+        assert mixed[0] == [start, datetime(2026, 1, 8, tzinfo=UTC)]
+        assert mixed[2] == [start, datetime(2026, 1, 2, tzinfo=UTC)]
+
+    asyncio.run(scenario())
