@@ -239,7 +239,7 @@ services = {
             dapr_sidecar=settings.dapr.sidecar,
             dapr_log_level=settings.dapr.log_level,
             # Through the connection pool where there is one; sessions of their own
-            # (the backend's LISTEN) and the migrations go straight to the database.
+            # (App.session_connections) and the migrations go straight to the database.
             database_secret=database.service_secret_name,
             transaction_pooling=database.transaction_pooling,
             database_direct_secret=(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
@@ -13,7 +14,15 @@ from apps.backend.settings import BackendSettings
 from apps.shared.auth import CurrentUser
 from apps.shared.db import SessionDep
 
-__all__ = ["CurrentUser", "SessionDep", "SettingsDep", "TaskQueryDep", "TASK_QUERY_OPENAPI"]
+__all__ = [
+    "CurrentUser",
+    "SessionDep",
+    "SettingsDep",
+    "TaskQueryDep",
+    "TASK_QUERY_OPENAPI",
+    "WakesRelay",
+    "wake_relay",
+]
 
 
 async def _settings(request: Request) -> BackendSettings:
@@ -25,6 +34,24 @@ async def _settings(request: Request) -> BackendSettings:
 
 SettingsDep = Annotated[BackendSettings, Depends(_settings)]
 """The settings the lifespan loaded (`app.state.settings`)."""
+
+
+def wake_relay(request: Request) -> None:
+    """Outbox rows were just committed: this replica's relay starts a round now rather
+    than on its next poll (apps.backend.workers.outbox_relay)."""
+    relay = getattr(request.app.state, "outbox_relay", None)
+    if relay is not None:
+        relay.nudge()
+
+
+async def _wake_relay_after(request: Request) -> AsyncIterator[None]:
+    yield  # an error raised by the route ends it here: nothing was committed
+    wake_relay(request)
+
+
+WakesRelay = Depends(_wake_relay_after)
+"""For the routes that commit outbox rows (`dependencies=[WakesRelay]`): once the route
+has returned, its change is committed and the relay is woken."""
 
 
 # GET /tasks's query parameters, read the way FastAPI reads a `Query()` model (fastapi/

@@ -53,7 +53,9 @@ class App:
     """Ports it may call on public addresses (webhook targets)."""
     session_connections: int = 0
     """Database connections per replica that need a session of their own, outside its
-    pool (LISTEN): never through a transaction pooler, given DATABASE_DIRECT_URL."""
+    pool (LISTEN, advisory locks held across transactions): never through a transaction
+    pooler, given DATABASE_DIRECT_URL. No service needs one now (the outbox relay's
+    LISTEN went with migration 0006)."""
 
 
 APPS: Final = (
@@ -63,7 +65,6 @@ APPS: Final = (
         "apps.backend.main:app",
         8000,
         (API_PREFIX,),
-        session_connections=1,  # the outbox relay's LISTEN (apps/backend/workers/outbox_relay.py)
     ),
     App(
         AppId.NOTIFICATION,

@@ -8,8 +8,8 @@ Per pod of a service:
 - its Dapr sidecar's state store, `maxConns` 1 (direct: pgx prepares and caches
   statements by default, which a transaction pooler breaks, Dapr's PostgreSQL state
   store docs, `queryExecMode`);
-- sessions of its own outside the pool (the backend's outbox LISTEN,
-  `apps.contracts.services.App.session_connections`), direct;
+- sessions of its own outside the pool (`apps.contracts.services.App.session_connections`:
+  none today; the backend's outbox LISTEN went with migration 0006), direct;
 
 and once, the migration Job and the grants Job (direct: a migration is one session).
 
@@ -52,7 +52,7 @@ class ServiceConnections:
     pool_size: int
     """DB_POOL_SIZE."""
     sessions: int
-    """Direct sessions per pod outside its pool (LISTEN)."""
+    """Direct sessions per pod outside its pool (LISTEN, session advisory locks)."""
 
     @property
     def pooled_per_pod(self) -> int:
@@ -126,7 +126,7 @@ class ConnectionBudget:
         if not self.enforced or self.limit is None or self.database <= self.limit:
             return errors
         direct = (
-            f"direct {self.direct}: sidecars' state stores and LISTEN sessions "
+            f"direct {self.direct}: sidecars' state stores and sessions "
             f"{self.direct - self.one_off}, jobs {self.one_off}"
         )
         if self.pool_size is not None:

@@ -45,7 +45,7 @@ def test_plan_writes_the_files_and_prints_the_figures(tmp_path: Path) -> None:
     assert "placeholders" not in result.output  # minikube names its images
     # In-cluster PostgreSQL, no pool: the budget is shown against PostgreSQL's defaults.
     text = " ".join(result.output.split())
-    assert "Database: pools 24 + direct 10 = 34 of 97" in text and "(shown, not checked)" in text
+    assert "Database: pools 24 + direct 8 = 32 of 97" in text and "(shown, not checked)" in text
     assert "Connection pool:" not in text
 
 
@@ -64,8 +64,8 @@ def test_a_cloud_plan_says_its_images_are_placeholders(tmp_path: Path) -> None:
     }
     assert images and all(i.startswith("release.invalid/todo/todo-") for i in images)
     assert "Connection pool: size 20; the services may open 20 through it." in text
-    assert "Database: pool 20 + direct 12 = 32 of 47 (DigitalOcean: 25 per GB of RAM" in text
-    assert "; 15 left." in text
+    assert "Database: pool 20 + direct 9 = 29 of 47 (DigitalOcean: 25 per GB of RAM" in text
+    assert "; 18 left." in text
 
 
 def test_a_budget_the_pool_cannot_hold_stops_the_plan_naming_the_keys(tmp_path: Path) -> None:

@@ -39,30 +39,30 @@ def _rows(text: str) -> dict[str, list[str]]:
 BUDGETS = {
     "prod": (
         {
-            "backend": ["4", "4", "16", "2", "8"],
+            "backend": ["4", "4", "16", "1", "4"],
             "notification": ["3", "2", "6", "1", "3"],
             "recurring": ["3", "2", "6", "1", "3"],
             "jobs": ["", "", "", "", "2"],
-            "total": ["", "", "28", "", "16"],
+            "total": ["", "", "28", "", "12"],
         },
         [
             "Connection pool: size 28; the services may open 28 through it.",
-            "Database: pool 28 + direct 16 = 44 of 47 (DigitalOcean: 25 per GB of RAM, 3 "
-            "reserved); 3 left.",
+            "Database: pool 28 + direct 12 = 40 of 47 (DigitalOcean: 25 per GB of RAM, 3 "
+            "reserved); 7 left.",
         ],
     ),
     "staging": (
         {
-            "backend": ["3", "4", "12", "2", "6"],
+            "backend": ["3", "4", "12", "1", "3"],
             "notification": ["2", "2", "4", "1", "2"],
             "recurring": ["2", "2", "4", "1", "2"],
             "jobs": ["", "", "", "", "2"],
-            "total": ["", "", "20", "", "12"],
+            "total": ["", "", "20", "", "9"],
         },
         [
             "Connection pool: size 20; the services may open 20 through it.",
-            "Database: pool 20 + direct 12 = 32 of 47 (DigitalOcean: 25 per GB of RAM, 3 "
-            "reserved); 15 left.",
+            "Database: pool 20 + direct 9 = 29 of 47 (DigitalOcean: 25 per GB of RAM, 3 "
+            "reserved); 18 left.",
         ],
     ),
 }

@@ -164,10 +164,10 @@ def test_the_pool_and_the_direct_connections_must_fit_the_database_plan() -> Non
     raw = _raw("prod")
     raw["database"] = {**raw["database"], "pool": {"size": 40}}
     message = _error("prod", raw)
-    # Pool 40 + direct 16 (sidecars 10, LISTEN 4, jobs 2) = 56 > 47.
+    # Pool 40 + direct 12 (sidecars 10, jobs 2) = 52 > 47.
     assert (
-        "todo:database.pool.size: got 40; with the direct 16: sidecars' state stores and LISTEN "
-        "sessions 14, jobs 2 the database would need 56 connections and database.size "
+        "todo:database.pool.size: got 40; with the direct 12: sidecars' state stores and "
+        "sessions 10, jobs 2 the database would need 52 connections and database.size "
         "'db-s-1vcpu-2gb' accepts 47 (DigitalOcean: 25 per GB of RAM, 3 reserved)"
     ) in message
     raw["database"] = {**raw["database"], "size": "db-s-2vcpu-4gb"}  # 97
@@ -179,11 +179,11 @@ def test_without_a_pool_every_connection_counts_against_the_plan() -> None:
     raw["database"] = {k: v for k, v in raw["database"].items() if k != "pool"}
     raw["apps"] = {**raw["apps"], "backend": {"minReplicas": 3, "maxReplicas": 8, "dbPoolSize": 4}}
     message = _error("prod", raw)
-    # Pools: backend 8 × 8 = 64, 6, 6 = 76; direct: sidecars 14 + LISTEN 8 + jobs 2 = 24.
+    # Pools: backend 8 × 8 = 64, 6, 6 = 76; direct: sidecars 14 + jobs 2 = 16.
     assert (
-        "todo:apps.*.maxReplicas/dbPoolSize: the services may open 100 database connections "
+        "todo:apps.*.maxReplicas/dbPoolSize: the services may open 92 database connections "
         "at max replicas (pools 76: backend 8 × 8 = 64, notification 3 × 2 = 6, recurring "
-        "3 × 2 = 6; direct 24: sidecars' state stores and LISTEN sessions 22, jobs 2); "
+        "3 × 2 = 6; direct 16: sidecars' state stores and sessions 14, jobs 2); "
         "database.size 'db-s-1vcpu-2gb' accepts 47"
     ) in message
 
@@ -204,7 +204,7 @@ def test_pool_keys_are_checked_and_named() -> None:
 
 @pytest.mark.parametrize(
     ("stack", "pool", "pooled", "direct", "limit"),
-    [("staging", 20, 20, 12, 47), ("prod", 28, 28, 16, 47)],
+    [("staging", 20, 20, 9, 47), ("prod", 28, 28, 12, 47)],
 )
 def test_committed_cloud_stacks_fit_their_pool_and_plan(
     stack: str, pool: int, pooled: int, direct: int, limit: int
@@ -218,7 +218,7 @@ def test_committed_cloud_stacks_fit_their_pool_and_plan(
     )
     assert budget.errors() == []
     backend = next(s for s in budget.services if s.app == "backend")
-    assert backend.direct_per_pod == 2  # the sidecar's state store and the outbox LISTEN
+    assert backend.direct_per_pod == 1  # the sidecar's state store (no LISTEN any more)
 
 
 def test_staging_leaves_room_for_a_developer_stack() -> None:
@@ -236,7 +236,7 @@ def test_staging_leaves_room_for_a_developer_stack() -> None:
     raw = {key.split(":", 1)[1]: value for key, value in config.items()}
     developer = connection_budget(parse_settings("dev-alice", raw))
     assert developer.pool_size is None and developer.limit is None  # staging's database
-    assert staging.headroom is not None and staging.headroom >= developer.database == 12
+    assert staging.headroom is not None and staging.headroom >= developer.database == 11
 
 
 def test_latest_tag_is_refused() -> None:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Depends, Request, Response, status
 
 from apps.backend import store
-from apps.backend.deps import SessionDep, SettingsDep
+from apps.backend.deps import SessionDep, SettingsDep, WakesRelay, wake_relay
 from apps.backend.routes.public import task_response
 from apps.backend.schemas import (
     NextOccurrenceRequest,
@@ -30,9 +30,12 @@ router = APIRouter(tags=["internal"], dependencies=[Depends(require_app_token)])
 
 
 @router.post(REMINDER_SCAN.route, response_model=ScanSummary, include_in_schema=False)
-async def reminder_scan(session: SessionDep, settings: SettingsDep) -> ScanSummary:
-    """Called by the `reminder-scan` cron binding on every replica; each batch commits."""
-    return await scan(session, limits=settings.reminder_scan)
+async def reminder_scan(
+    session: SessionDep, settings: SettingsDep, request: Request
+) -> ScanSummary:
+    """Called by the `reminder-scan` cron binding on every replica; each batch commits,
+    and wakes the relay for its events."""
+    return await scan(session, limits=settings.reminder_scan, committed=lambda: wake_relay(request))
 
 
 @router.post(
@@ -40,6 +43,7 @@ async def reminder_scan(session: SessionDep, settings: SettingsDep) -> ScanSumma
     status_code=status.HTTP_201_CREATED,
     response_model=TaskPublic,
     include_in_schema=False,
+    dependencies=[WakesRelay],
 )
 async def next_occurrence(
     task_id: uuid.UUID, body: NextOccurrenceRequest, session: SessionDep
@@ -53,7 +57,12 @@ async def next_occurrence(
     )
 
 
-@router.post(NEXT_OCCURRENCES_PATH, response_model=NextOccurrencesAnswer, include_in_schema=False)
+@router.post(
+    NEXT_OCCURRENCES_PATH,
+    response_model=NextOccurrencesAnswer,
+    include_in_schema=False,
+    dependencies=[WakesRelay],
+)
 async def next_occurrences(body: NextOccurrencesRequest, request: Request) -> NextOccurrencesAnswer:
     """Many completions in one call and one transaction; a result per item, as the single
     route would answer it (a refused item writes nothing). Over the driver

@@ -13,7 +13,13 @@ from pydantic import TypeAdapter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps.backend import store
-from apps.backend.deps import TASK_QUERY_OPENAPI, CurrentUser, SessionDep, TaskQueryDep
+from apps.backend.deps import (
+    TASK_QUERY_OPENAPI,
+    CurrentUser,
+    SessionDep,
+    TaskQueryDep,
+    WakesRelay,
+)
 from apps.backend.schemas import (
     TASK_LIST_DATA,
     TagList,
@@ -61,6 +67,7 @@ _ONE_TASK = error_responses(404)
     status_code=status.HTTP_201_CREATED,
     response_model=TaskPublic,
     summary="Create a task",
+    dependencies=[WakesRelay],
 )
 async def create_task(body: TaskCreate, request: Request, user: CurrentUser) -> Response:
     # One statement writes everything (atomic by itself): sent in autocommit mode.
@@ -93,7 +100,9 @@ async def read_task(task_id: uuid.UUID, request: Request, user: CurrentUser) -> 
     return task_response(task)
 
 
-@router.patch("/tasks/{task_id}", response_model=TaskPublic, responses=_ONE_TASK)
+@router.patch(
+    "/tasks/{task_id}", response_model=TaskPublic, responses=_ONE_TASK, dependencies=[WakesRelay]
+)
 async def update_task(
     task_id: uuid.UUID, body: TaskUpdate, session: SessionDep, user: CurrentUser
 ) -> Response:
@@ -107,13 +116,19 @@ async def update_task(
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     responses=_ONE_TASK,
+    dependencies=[WakesRelay],
 )
 async def delete_task(task_id: uuid.UUID, session: SessionDep, user: CurrentUser) -> None:
     await store.delete_task(session, user_id=user, task_id=task_id)
     await session.commit()
 
 
-@router.post("/tasks/{task_id}/complete", response_model=TaskPublic, responses=_ONE_TASK)
+@router.post(
+    "/tasks/{task_id}/complete",
+    response_model=TaskPublic,
+    responses=_ONE_TASK,
+    dependencies=[WakesRelay],
+)
 async def complete_task(task_id: uuid.UUID, request: Request, user: CurrentUser) -> Response:
     # A transaction of its own (driver.complete_task): read locked, change, event.
     async with driver_connection(request.app.state.engine) as connection:
@@ -121,7 +136,12 @@ async def complete_task(task_id: uuid.UUID, request: Request, user: CurrentUser)
     return task_response(task)
 
 
-@router.post("/tasks/{task_id}/reopen", response_model=TaskPublic, responses=_ONE_TASK)
+@router.post(
+    "/tasks/{task_id}/reopen",
+    response_model=TaskPublic,
+    responses=_ONE_TASK,
+    dependencies=[WakesRelay],
+)
 async def reopen_task(task_id: uuid.UUID, session: SessionDep, user: CurrentUser) -> Response:
     task = await store.reopen_task(session, user_id=user, task_id=task_id)
     await session.commit()

@@ -14,10 +14,13 @@ One relay runs in each backend replica. A round, in one transaction:
 4. mark published rows, and give failed rows `attempts + 1`, `last_error` and a
    `next_attempt_at` with exponential backoff.
 
-The relay wakes on `NOTIFY outbox_new` (a trigger on the outbox, migration 0002) and
-polls as a fallback. LISTEN holds a session of its own, which a transaction-pooling
-PgBouncer does not keep (https://www.pgbouncer.org/features.html): with a pooled
-DATABASE_URL the relay listens on DATABASE_DIRECT_URL, and without one it only polls.
+The replica that commits a change wakes its own relay (`nudge`: the write routes through
+`apps.backend.deps.WakesRelay`, the reminder scan after each batch), and every relay
+polls as a fallback, which publishes a row whose replica died right after committing it.
+(A NOTIFY trigger on the outbox used to wake the relays, but a transaction that notifies
+takes one cluster-wide lock from before its commit until the commit is flushed, so all
+changes committed one at a time; migration 0006 dropped it.) Rounds are spaced by
+`round_interval_seconds`, so under load one round takes what a burst of commits wrote.
 While the sidecar does not answer it claims nothing and probes it every couple of
 seconds, so a long outage costs no row attempts; the API keeps accepting changes
 meanwhile, and when the sidecar is back, rows still waiting out a backoff are released
@@ -42,7 +45,6 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
-import psycopg
 from fastapi import FastAPI
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
@@ -78,7 +80,6 @@ from apps.shared.tracing import context_from, span_trace_headers, tracer
 # The logger keeps the name it had before the relay moved here: its lines do not change.
 _log = get_logger("apps.backend.outbox_relay")
 
-NOTIFY_CHANNEL = "outbox_new"
 _OUTAGE_PROBE_SECONDS = 2.0
 _SLOW_ROUND_SECONDS = 5.0
 
@@ -94,14 +95,11 @@ class OutboxRelay:
         *,
         engine: AsyncEngine,
         dapr: DaprAccess,
-        listen_url: str | None,
         service: str,
         settings: RelaySettings | None = None,
     ) -> None:
         self._engine = engine
         self._dapr = dapr
-        self._listen_url = listen_url
-        """Where LISTEN connects (straight to the database); None: poll only."""
         self._service = service
         self.settings = settings or RelaySettings()
         self._wake = asyncio.Event()
@@ -119,14 +117,6 @@ class OutboxRelay:
             asyncio.create_task(self._run(), name="outbox-relay"),
             asyncio.create_task(self._report(), name="outbox-gauges"),
         ]
-        if self._listen_url is not None:
-            self._tasks.append(asyncio.create_task(self._listen(), name="outbox-listen"))
-        else:
-            _log.warning(
-                "outbox LISTEN off: DATABASE_URL is transaction-pooled and "
-                "DATABASE_DIRECT_URL is unset; polling only",
-                poll_seconds=self.settings.poll_seconds,
-            )
 
     async def stop(self, *, drain_seconds: float = 0.0) -> None:
         """End the loop after the round in progress (cancelled after `drain_seconds`)."""
@@ -422,27 +412,6 @@ class OutboxRelay:
 
     # -- wake-ups and gauges -------------------------------------------------------------
 
-    async def _listen(self) -> None:
-        """LISTEN for new outbox rows; reconnects with backoff, polling covers the gaps."""
-        assert self._listen_url is not None
-        failures = 0
-        while True:
-            try:
-                async with await psycopg.AsyncConnection.connect(
-                    self._listen_url, autocommit=True
-                ) as connection:
-                    await connection.execute(f"LISTEN {NOTIFY_CHANNEL}")
-                    failures = 0
-                    self._wake.set()  # rows may have arrived while not listening
-                    async for _ in connection.notifies():
-                        self._wake.set()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                failures += 1
-                _log.warning("outbox LISTEN connection lost", error=repr(exc))
-                await asyncio.sleep(self._backoff(failures))
-
     async def _report(self) -> None:
         while True:
             try:
@@ -472,7 +441,6 @@ async def open_outbox_relay(
         relay = OutboxRelay(
             engine=app.state.engine,
             dapr=dapr,
-            listen_url=settings.session_database_url(),
             service=service,
             settings=relay_settings,
         )

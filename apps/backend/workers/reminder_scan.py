@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -90,20 +91,30 @@ async def claim_due_reminders(session: AsyncSession, *, limit: int) -> int:
 _RUNNING = asyncio.Lock()
 
 
-async def scan(session: AsyncSession, *, limits: ReminderScanSettings) -> ScanSummary:
+async def scan(
+    session: AsyncSession,
+    *,
+    limits: ReminderScanSettings,
+    committed: Callable[[], None] = lambda: None,
+) -> ScanSummary:
     """Claim due reminders batch by batch, committing each, until a batch comes back short
-    or `limits.max_batches` have run (nothing when this replica's scan is running)."""
+    or `limits.max_batches` have run (nothing when this replica's scan is running).
+    `committed` is called after each batch that wrote events (to wake the relay)."""
     if _RUNNING.locked():
         return ScanSummary(emitted=0, batches=0)
     async with _RUNNING:
-        return await _scan(session, limits=limits)
+        return await _scan(session, limits=limits, committed=committed)
 
 
-async def _scan(session: AsyncSession, *, limits: ReminderScanSettings) -> ScanSummary:
+async def _scan(
+    session: AsyncSession, *, limits: ReminderScanSettings, committed: Callable[[], None]
+) -> ScanSummary:
     emitted = batches = 0
     while batches < limits.max_batches:
         claimed = await claim_due_reminders(session, limit=limits.batch_size)
         await session.commit()
+        if claimed:
+            committed()
         batches += 1
         emitted += claimed
         if claimed < limits.batch_size:

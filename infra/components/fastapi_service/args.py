@@ -91,7 +91,8 @@ class FastApiServiceArgs:
     """DATABASE_URL goes through a transaction-mode pool (DB_TRANSACTION_POOLING=true)."""
     database_direct_secret: pulumi.Input[str] | None = None
     """Secret with key `url` straight to the database (DATABASE_DIRECT_URL), for a service
-    with sessions of its own (LISTEN) when DATABASE_URL is pooled; None: not set."""
+    with sessions of its own (App.session_connections) when DATABASE_URL is pooled;
+    None: not set."""
     image_pull_secret: pulumi.Input[str] | None = None
     """Secret for a private registry (`imagePullSecrets`); None for public images."""
     service_monitor_after: Sequence[pulumi.Resource] | None = None

@@ -211,8 +211,8 @@ def print_connections(console: Console, budget: ConnectionBudget) -> None:
     console.print(
         "Pooled per pod: the SQLAlchemy pool (dbPoolSize) and as many again as overflow"
         + (", through the connection pool" if pooled else "")
-        + "; direct: the Dapr sidecar's state store (1) and sessions of its own (the "
-        "backend's LISTEN); jobs: migrations and grants."
+        + "; direct: the Dapr sidecar's state store (1) and sessions of its own, if any "
+        "(App.session_connections); jobs: migrations and grants."
     )
     if budget.pool_size is not None:
         console.print(

@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -13,12 +14,18 @@ import psycopg
 import pytest
 from prometheus_client import REGISTRY
 
-from apps.backend.settings import RelaySettings
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # Starlette's TestClient nudges towards httpx2
+    from fastapi.testclient import TestClient
+
+from apps.backend.main import create_app
+from apps.backend.settings import BackendSettings, RelaySettings
 from apps.backend.workers.outbox_relay import OutboxRelay
 from apps.local.standin import MeshThread, Sidecar, SidecarSpec
 from apps.shared.dapr import DaprAccess
 from apps.shared.db import create_db_engine
 from apps.shared.events.outbox import outbox_row
+from tests.apps.backend.conftest import APP_TOKEN, JWT_SECRET, bearer
 from tests.apps.local.conftest import fast_config
 from tests.apps.local.probe_app import ProbeApp, ServerThread
 
@@ -91,13 +98,13 @@ def _relay_until(
     replicas: int = 1,
     settings: RelaySettings = FAST,
     timeout: float = 20.0,
-    meanwhile: Callable[[], None] | None = None,
+    meanwhile: Callable[[list[OutboxRelay]], None] | None = None,
     pooled: bool = False,
 ) -> None:
-    """Run `replicas` relays (each with its own engine) until `done()` or the timeout.
+    """Run `replicas` relays (each with its own engine) until `done()` or the timeout;
+    `meanwhile(relays)` is called on every turn of the wait.
 
-    `pooled`: as behind a transaction-pooling PgBouncer without DATABASE_DIRECT_URL (the
-    engine prepares nothing and the relay has no connection to LISTEN on)."""
+    `pooled`: as behind a transaction-pooling PgBouncer (the engine prepares nothing)."""
 
     async def scenario() -> None:
         engines = [
@@ -109,7 +116,6 @@ def _relay_until(
             OutboxRelay(
                 engine=engine,
                 dapr=access,
-                listen_url=None if pooled else database_url,
                 service="backend",
                 settings=settings,
             )
@@ -121,7 +127,7 @@ def _relay_until(
             deadline = time.monotonic() + timeout
             while not done():
                 if meanwhile is not None:
-                    meanwhile()
+                    meanwhile(relays)
                 if time.monotonic() > deadline:
                     raise AssertionError("relay did not get there in time")
                 await asyncio.sleep(0.05)
@@ -209,7 +215,7 @@ def test_sidecar_absent_for_a_while_loses_nothing(
     first = _insert(database_url, [("task.created.v1", task)])
     state = {"rounds": 0}
 
-    def bring_back_later() -> None:
+    def bring_back_later(_relays: list[OutboxRelay]) -> None:
         state["rounds"] += 1
         if state["rounds"] == 20:  # ~1 s of relay rounds against an absent sidecar
             assert _published(database_url) == [(first[0], False, 0)]  # no attempts burnt
@@ -254,37 +260,42 @@ def test_broker_failures_are_retried_with_backoff_and_counted(
     assert after == failures + 3
 
 
-def test_a_new_row_wakes_the_relay_without_waiting_for_the_poll(
+def test_a_nudge_wakes_the_relay_without_waiting_for_the_poll(
     database_url: str, sidecar: tuple[MeshThread, Sidecar]
 ) -> None:
+    """What a write route does once its change is committed (`wake_relay`)."""
     standin, _ = sidecar
     slow_poll = FAST.model_copy(update={"poll_seconds": 60.0})
     state = {"inserted": False}
 
-    def insert_once_relay_idles() -> None:
+    def insert_and_nudge_once_relay_idles(relays: list[OutboxRelay]) -> None:
         if not state["inserted"]:
             time.sleep(0.5)  # let the relay finish its first (empty) round and wait
             _insert(database_url, [("task.created.v1", str(uuid.uuid4()))])
+            relays[0].nudge()
             state["inserted"] = True
 
+    began = time.monotonic()
     _relay_until(
         database_url,
         lambda: len(standin.mesh.messages("task-events")) == 1,
         settings=slow_poll,
         timeout=10.0,
-        meanwhile=insert_once_relay_idles,
+        meanwhile=insert_and_nudge_once_relay_idles,
     )
+    assert time.monotonic() - began < 10.0  # not the 60 s poll
 
 
-def test_without_a_direct_url_a_pooled_relay_polls_and_publishes(
-    database_url: str, sidecar: tuple[MeshThread, Sidecar]
+@pytest.mark.parametrize("pooled", [False, True], ids=["direct", "transaction-pooled"])
+def test_a_row_no_relay_was_woken_for_goes_out_on_the_next_poll(
+    database_url: str, sidecar: tuple[MeshThread, Sidecar], pooled: bool
 ) -> None:
-    """LISTEN through a transaction pooler would silently hear nothing: the relay does not
-    try, and a row still goes out on the next poll."""
+    """A row whose replica died right after committing it (nobody nudged a relay) is
+    published by the next poll, directly connected or behind a transaction pooler."""
     standin, _ = sidecar
     state = {"inserted": False}
 
-    def insert_once() -> None:
+    def insert_once(_relays: list[OutboxRelay]) -> None:
         if not state["inserted"]:
             time.sleep(0.3)
             _insert(database_url, [("task.created.v1", str(uuid.uuid4()))])
@@ -295,7 +306,7 @@ def test_without_a_direct_url_a_pooled_relay_polls_and_publishes(
         lambda: len(standin.mesh.messages("task-events")) == 1,
         timeout=10.0,
         meanwhile=insert_once,
-        pooled=True,
+        pooled=pooled,
     )
     assert [published for _, published, _ in _published(database_url)] == [True]
 
@@ -327,7 +338,7 @@ def test_rows_backed_off_during_an_outage_go_as_soon_as_the_sidecar_is_back(
     ids = _insert(database_url, [("task.created.v1", task)])
     state = {"step": 0}
 
-    def outage_then_return() -> None:
+    def outage_then_return(_relays: list[OutboxRelay]) -> None:
         if state["step"] == 0 and _published(database_url)[0][1]:
             # The relay is connected and published the first row: the sidecar goes away.
             standin.call(standin.mesh.take_down, backend)
@@ -346,3 +357,38 @@ def test_rows_backed_off_during_an_outage_go_as_soon_as_the_sidecar_is_back(
         meanwhile=outage_then_return,
     )
     assert [e["id"] for e in standin.mesh.events("task-events")] == ids
+
+
+def test_the_write_routes_wake_their_replicas_relay(
+    database_url: str, sidecar: tuple[MeshThread, Sidecar]
+) -> None:
+    """The backend itself, relay on and polling only once a minute: a task created, then
+    completed, through the API is published within moments — the routes woke the relay
+    once their change was committed — and a read wakes nothing."""
+    standin, _ = sidecar
+    settings = BackendSettings(
+        database_url=database_url,
+        auth_jwt_secret=JWT_SECRET,
+        app_api_token=APP_TOKEN,
+        log_level="WARNING",
+        db_pool_size=2,
+        outbox_relay=FAST.model_copy(update={"poll_seconds": 60.0}),
+    )
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        time.sleep(0.3)  # the relay's first round (at start) finds nothing and waits
+        created = client.post("/api/v1/tasks", json={"title": "nudged"}, headers=bearer("al"))
+        assert created.status_code == 201
+        task_id = created.json()["id"]
+        _wait_for(lambda: len(standin.mesh.messages("task-events")) == 1, seconds=5.0)
+        client.get("/api/v1/tasks", headers=bearer("al")).raise_for_status()
+        client.post(f"/api/v1/tasks/{task_id}/complete", headers=bearer("al")).raise_for_status()
+        _wait_for(lambda: len(standin.mesh.messages("task-events")) == 2, seconds=5.0)
+    types = [event["type"] for event in standin.mesh.events("task-events")]
+    assert types == ["task.created.v1", "task.completed.v1"]
+
+
+def _wait_for(condition: Callable[[], bool], *, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "not published: the relay was not woken"
+        time.sleep(0.02)
