@@ -12,9 +12,10 @@ database, whose commits wait for network storage (and a standby, with HA), the l
 all writers at one commit per flush.
 
 The only writer of outbox rows is the backend, and the replica that commits a change
-wakes its own relay in-process (`apps.backend.deps.WakesRelay` on the write routes, the
-reminder scan after each batch); a row no relay was woken for (its replica died right
-after the commit) goes out on another replica's next poll.
+wakes its own relay in-process (`apps.backend.deps.wake_relay`, called by the write
+routes after their commits and by the reminder scan after each batch); a row no relay
+was woken for (its replica died right after the commit) goes out on another replica's
+next poll.
 
 During a rolling upgrade, backends still on the previous release hear no NOTIFY any
 more and publish on their poll (OUTBOX_RELAY_POLL_SECONDS, 1 s) until they are replaced.

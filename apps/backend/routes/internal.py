@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Depends, Request, Response, status
 
 from apps.backend import store
-from apps.backend.deps import SessionDep, SettingsDep, WakesRelay, wake_relay
+from apps.backend.deps import SessionDep, SettingsDep, wake_relay
 from apps.backend.routes.public import task_response
 from apps.backend.schemas import (
     NextOccurrenceRequest,
@@ -43,14 +43,14 @@ async def reminder_scan(
     status_code=status.HTTP_201_CREATED,
     response_model=TaskPublic,
     include_in_schema=False,
-    dependencies=[WakesRelay],
 )
 async def next_occurrence(
-    task_id: uuid.UUID, body: NextOccurrenceRequest, session: SessionDep
+    task_id: uuid.UUID, body: NextOccurrenceRequest, session: SessionDep, request: Request
 ) -> Response:
     """201 with the new occurrence, or 200 with the one an earlier call created."""
     result = await store.create_next_occurrence(session, task_id=task_id, request=body)
     await session.commit()
+    wake_relay(request)
     observe_freshness(result.completed_at if result.created else None)
     return task_response(
         result.task, status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
@@ -61,7 +61,6 @@ async def next_occurrence(
     NEXT_OCCURRENCES_PATH,
     response_model=NextOccurrencesAnswer,
     include_in_schema=False,
-    dependencies=[WakesRelay],
 )
 async def next_occurrences(body: NextOccurrencesRequest, request: Request) -> NextOccurrencesAnswer:
     """Many completions in one call and one transaction; a result per item, as the single
@@ -69,6 +68,7 @@ async def next_occurrences(body: NextOccurrencesRequest, request: Request) -> Ne
     (apps.backend.store.driver): a handful of statements for the whole batch."""
     async with driver_connection(request.app.state.engine) as connection:
         results = await store.create_next_occurrences(connection, items=body.items)
+    wake_relay(request)
     for outcome in results:
         observe_freshness(outcome.completed_at)
     return NextOccurrencesAnswer(

@@ -18,7 +18,7 @@ from apps.backend.deps import (
     CurrentUser,
     SessionDep,
     TaskQueryDep,
-    WakesRelay,
+    wake_relay,
 )
 from apps.backend.schemas import (
     TASK_LIST_DATA,
@@ -67,12 +67,12 @@ _ONE_TASK = error_responses(404)
     status_code=status.HTTP_201_CREATED,
     response_model=TaskPublic,
     summary="Create a task",
-    dependencies=[WakesRelay],
 )
 async def create_task(body: TaskCreate, request: Request, user: CurrentUser) -> Response:
     # One statement writes everything (atomic by itself): sent in autocommit mode.
     async with driver_connection(request.app.state.engine) as connection:
         task = await driver.create_task(connection, user_id=user, data=body)
+    wake_relay(request)
     response = task_response(task, status.HTTP_201_CREATED)
     response.headers["Location"] = f"{router.prefix}/tasks/{task.id}"
     return response
@@ -100,14 +100,13 @@ async def read_task(task_id: uuid.UUID, request: Request, user: CurrentUser) -> 
     return task_response(task)
 
 
-@router.patch(
-    "/tasks/{task_id}", response_model=TaskPublic, responses=_ONE_TASK, dependencies=[WakesRelay]
-)
+@router.patch("/tasks/{task_id}", response_model=TaskPublic, responses=_ONE_TASK)
 async def update_task(
-    task_id: uuid.UUID, body: TaskUpdate, session: SessionDep, user: CurrentUser
+    task_id: uuid.UUID, body: TaskUpdate, session: SessionDep, user: CurrentUser, request: Request
 ) -> Response:
     task = await store.update_task(session, user_id=user, task_id=task_id, changes=body)
     await session.commit()
+    wake_relay(request)
     return task_response(task)
 
 
@@ -116,35 +115,31 @@ async def update_task(
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     responses=_ONE_TASK,
-    dependencies=[WakesRelay],
 )
-async def delete_task(task_id: uuid.UUID, session: SessionDep, user: CurrentUser) -> None:
+async def delete_task(
+    task_id: uuid.UUID, session: SessionDep, user: CurrentUser, request: Request
+) -> None:
     await store.delete_task(session, user_id=user, task_id=task_id)
     await session.commit()
+    wake_relay(request)
 
 
-@router.post(
-    "/tasks/{task_id}/complete",
-    response_model=TaskPublic,
-    responses=_ONE_TASK,
-    dependencies=[WakesRelay],
-)
+@router.post("/tasks/{task_id}/complete", response_model=TaskPublic, responses=_ONE_TASK)
 async def complete_task(task_id: uuid.UUID, request: Request, user: CurrentUser) -> Response:
     # A transaction of its own (driver.complete_task): read locked, change, event.
     async with driver_connection(request.app.state.engine) as connection:
         task = await driver.complete_task(connection, user_id=user, task_id=task_id)
+    wake_relay(request)
     return task_response(task)
 
 
-@router.post(
-    "/tasks/{task_id}/reopen",
-    response_model=TaskPublic,
-    responses=_ONE_TASK,
-    dependencies=[WakesRelay],
-)
-async def reopen_task(task_id: uuid.UUID, session: SessionDep, user: CurrentUser) -> Response:
+@router.post("/tasks/{task_id}/reopen", response_model=TaskPublic, responses=_ONE_TASK)
+async def reopen_task(
+    task_id: uuid.UUID, session: SessionDep, user: CurrentUser, request: Request
+) -> Response:
     task = await store.reopen_task(session, user_id=user, task_id=task_id)
     await session.commit()
+    wake_relay(request)
     return task_response(task)
 
 

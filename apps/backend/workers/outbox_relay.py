@@ -15,7 +15,7 @@ One relay runs in each backend replica. A round, in one transaction:
    `next_attempt_at` with exponential backoff.
 
 The replica that commits a change wakes its own relay (`nudge`: the write routes through
-`apps.backend.deps.WakesRelay`, the reminder scan after each batch), and every relay
+`apps.backend.deps.wake_relay`, the reminder scan after each batch), and every relay
 polls as a fallback, which publishes a row whose replica died right after committing it.
 (A NOTIFY trigger on the outbox used to wake the relays, but a transaction that notifies
 takes one cluster-wide lock from before its commit until the commit is flushed, so all

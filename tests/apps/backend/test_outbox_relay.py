@@ -362,9 +362,9 @@ def test_rows_backed_off_during_an_outage_go_as_soon_as_the_sidecar_is_back(
 def test_the_write_routes_wake_their_replicas_relay(
     database_url: str, sidecar: tuple[MeshThread, Sidecar]
 ) -> None:
-    """The backend itself, relay on and polling only once a minute: a task created, then
-    completed, through the API is published within moments — the routes woke the relay
-    once their change was committed — and a read wakes nothing."""
+    """The backend itself, relay on and polling only once a minute: each change through
+    the API (and the recurring service's next-occurrence call) is published within
+    moments, because the route woke the relay once its change was committed."""
     standin, _ = sidecar
     settings = BackendSettings(
         database_url=database_url,
@@ -374,21 +374,43 @@ def test_the_write_routes_wake_their_replicas_relay(
         db_pool_size=2,
         outbox_relay=FAST.model_copy(update={"poll_seconds": 60.0}),
     )
+    alice = bearer("al")
+    published: list[str] = []
+
+    def then_published(answer: Any, event_type: str) -> Any:
+        assert answer.status_code < 300, answer.text
+        published.append(event_type)
+        deadline = time.monotonic() + 5.0
+        while len(standin.mesh.messages("task-events")) < len(published):
+            assert time.monotonic() < deadline, f"{event_type} not published: relay not woken"
+            time.sleep(0.02)
+        return answer.json() if answer.content else None
+
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         time.sleep(0.3)  # the relay's first round (at start) finds nothing and waits
-        created = client.post("/api/v1/tasks", json={"title": "nudged"}, headers=bearer("al"))
-        assert created.status_code == 201
-        task_id = created.json()["id"]
-        _wait_for(lambda: len(standin.mesh.messages("task-events")) == 1, seconds=5.0)
-        client.get("/api/v1/tasks", headers=bearer("al")).raise_for_status()
-        client.post(f"/api/v1/tasks/{task_id}/complete", headers=bearer("al")).raise_for_status()
-        _wait_for(lambda: len(standin.mesh.messages("task-events")) == 2, seconds=5.0)
+        weekly = {
+            "title": "w",
+            "due_at": "2030-01-07T09:00:00Z",
+            "recurrence": {"rrule": "FREQ=WEEKLY"},
+        }
+        task = then_published(client.post("/api/v1/tasks", json=weekly, headers=alice), "created")
+        url = f"/api/v1/tasks/{task['id']}"
+        then_published(client.post(f"{url}/complete", headers=alice), "completed")
+        item = {
+            "task_id": task["id"],
+            "user_id": "al",
+            "due_at": "2030-01-14T09:00:00Z",
+            "rrule": "FREQ=WEEKLY",
+            "completion_event_id": str(uuid.uuid4()),
+        }
+        batch = client.post(
+            "/internal/v1/tasks/next-occurrences",
+            json={"items": [item]},
+            headers={"dapr-api-token": APP_TOKEN},
+        )
+        then_published(batch, "created")
+        then_published(client.post(f"{url}/reopen", headers=alice), "reopened")
+        then_published(client.patch(url, json={"title": "x"}, headers=alice), "updated")
+        then_published(client.delete(url, headers=alice), "deleted")
     types = [event["type"] for event in standin.mesh.events("task-events")]
-    assert types == ["task.created.v1", "task.completed.v1"]
-
-
-def _wait_for(condition: Callable[[], bool], *, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "not published: the relay was not woken"
-        time.sleep(0.02)
+    assert types == [f"task.{name}.v1" for name in published]
