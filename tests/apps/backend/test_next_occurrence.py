@@ -280,3 +280,25 @@ def test_concurrent_batches_and_single_calls_create_exactly_one_successor(
     assert set(statuses) == {200, 201}
     for task in (first, second):
         assert db("SELECT count(*) FROM tasks WHERE previous_task_id = %s", task["id"]) == [(1,)]
+
+
+def test_a_batch_item_for_someone_elses_task_is_not_found_and_changes_nothing(
+    client: TestClient, alice: dict[str, str], bob: dict[str, str], db: Any
+) -> None:
+    """The batch reads its tasks by id alone (one statement for all of them): an item
+    naming a user other than the task's owner must still be a 404, as in the single
+    route, and leave the task and the processed-event records as they were."""
+    alices = _completed_weekly_task(client, alice)
+    event = str(uuid.uuid4())
+    items = [
+        {"task_id": alices["id"], "user_id": "bob", "completion_event_id": event},
+        {"task_id": alices["id"], "user_id": "alice", "completion_event_id": str(uuid.uuid4())},
+    ]
+    answer = _ask_many(client, items)
+    assert answer.json()["results"] == [
+        {"status": 404, "error": "not_found"},
+        {"status": 201, "error": None},
+    ]
+    assert db("SELECT count(*) FROM processed_events WHERE event_id = %s", event) == [(0,)]
+    assert client.get("/api/v1/tasks", headers=bob).json()["total"] == 0
+    assert db("SELECT user_id FROM tasks WHERE previous_task_id = %s", alices["id"]) == [("alice",)]
