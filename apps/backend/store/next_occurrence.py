@@ -242,32 +242,47 @@ async def create_next_occurrences(
                 attributes={"todo.task_id": str(item.task_id)},
             ) as span:
                 try:
-                    row = tasks.get(item.task_id)
-                    if row is None or row["owner_id"] != item.user_id:
-                        raise not_found(_TASK_LOC, "task")
-                    current = public_from_row(row)
-                    if item.task_id in with_successor:
-                        results[index] = ItemOutcome(200, None)
-                    elif item.completion_event_id in handled:
-                        raise _already_handled()
-                    else:
-                        _, values = creation(
-                            user_id=item.user_id,
-                            data=successor_data(current, item),
-                            series_id=current.series_id or current.id,
-                            previous_task_id=current.id,
-                        )
-                        creations.append(driver.bind(_CREATE, values))
-                        with_successor.add(item.task_id)
-                        results[index] = ItemOutcome(201, None, current.completed_at)
-                    handled.add(item.completion_event_id)
-                    newly_handled.add(item.completion_event_id)
+                    outcome, creation_params = _decide(
+                        item, tasks.get(item.task_id), with_successor, handled
+                    )
                 except ApiError as exc:
                     span.set_status(Status(StatusCode.ERROR, exc.item.type))
                     results[index] = ItemOutcome(exc.status_code, exc.item.type)
+                    continue
+            results[index] = outcome
+            if creation_params is not None:
+                creations.append(creation_params)
+                with_successor.add(item.task_id)
+            handled.add(item.completion_event_id)
+            newly_handled.add(item.completion_event_id)
         if creations:
             await driver.execute_many(connection, _CREATE, creations)
         if newly_handled:
             record = {**ids, "event_ids": list(newly_handled)}
             await driver.execute(connection, _RECORD_HANDLED, record)
     return results
+
+
+def _decide(
+    item: NextOccurrenceItem,
+    row: dict[str, Any] | None,
+    with_successor: set[uuid.UUID],
+    handled: set[uuid.UUID],
+) -> tuple[ItemOutcome, dict[str, Any] | None]:
+    """What the single route would answer for `item`, given its task's locked row and
+    what exists so far (before the batch and from its earlier items), and the parameters
+    of the successor's `CREATE_TASK` when it creates one; an ApiError for a refusal."""
+    if row is None or row["owner_id"] != item.user_id:
+        raise not_found(_TASK_LOC, "task")
+    if item.task_id in with_successor:
+        return ItemOutcome(200, None), None
+    if item.completion_event_id in handled:
+        raise _already_handled()
+    current = public_from_row(row)
+    _, values = creation(
+        user_id=item.user_id,
+        data=successor_data(current, item),
+        series_id=current.series_id or current.id,
+        previous_task_id=current.id,
+    )
+    return ItemOutcome(201, None, current.completed_at), driver.bind(_CREATE, values)
