@@ -7,6 +7,7 @@ The metric objects live in the process-wide default registry; every sample carri
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from opentelemetry import trace
@@ -76,6 +77,11 @@ class HttpMetricsMiddleware:
     def __init__(self, app: ASGIApp, *, service: str) -> None:
         self.app = app
         self.service = service
+        # The labelled series, looked up once each: `labels()` checks and locks on every
+        # call, half of this middleware's cost. Bounded as the series are (route
+        # templates, the methods httptools parses, status codes).
+        self._requests: dict[tuple[str, str, int], Any] = {}
+        self._durations: dict[tuple[str, str], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -95,10 +101,16 @@ class HttpMetricsMiddleware:
         finally:
             route = _route_template(scope)
             method = scope["method"]
-            HTTP_REQUESTS.labels(self.service, method, route, str(status)).inc()
-            HTTP_REQUEST_DURATION.labels(self.service, method, route).observe(
-                time.perf_counter() - started, exemplar=trace_exemplar()
-            )
+            counted = self._requests.get((method, route, status))
+            if counted is None:
+                counted = HTTP_REQUESTS.labels(self.service, method, route, str(status))
+                self._requests[(method, route, status)] = counted
+            counted.inc()
+            timed = self._durations.get((method, route))
+            if timed is None:
+                timed = HTTP_REQUEST_DURATION.labels(self.service, method, route)
+                self._durations[(method, route)] = timed
+            timed.observe(time.perf_counter() - started, exemplar=trace_exemplar())
 
 
 def trace_exemplar() -> dict[str, str] | None:
