@@ -181,13 +181,8 @@ class Deliverer:
         """Deliver one message to one instance. True: the offset may be committed."""
         sidecar, subscription = member.sidecar, member.subscription
         dead_letter = subscription.dead_letter_topic
-        try:
-            event = json.loads(message.data)
-            if not isinstance(event, dict):
-                raise ValueError("not a JSON object")
-        except ValueError as exc:
-            log.error("cannot parse CloudEvent", topic=message.topic, error=str(exc))
-            self._note(member, message, None, Outcome.UNPARSEABLE, None, 0, duplicate)
+        event = self._parse(member, message, duplicate)
+        if event is None:
             return await self._dead_letter_or_give_back(member, message, dead_letter)
         try:
             path = subscription.route_for(event)
@@ -271,15 +266,11 @@ class Deliverer:
         events: dict[int, dict[str, Any]] = {}
         by_path: dict[str, list[int]] = {}
         for index, message in enumerate(messages):
-            try:
-                event = json.loads(message.data)
-                if not isinstance(event, dict):
-                    raise ValueError("not a JSON object")
-            except ValueError as exc:
-                log.error("cannot parse CloudEvent", topic=message.topic, error=str(exc))
-                self._note(member, message, None, Outcome.UNPARSEABLE, None, 0, duplicate)
+            parsed = self._parse(member, message, duplicate)
+            if parsed is None:
                 errors[index] = "unparseable"
                 continue
+            event = parsed
             try:
                 path = subscription.route_for(event)
             except MatchError as exc:
@@ -524,6 +515,18 @@ class Deliverer:
                 await self.process_bulk(group, member, [message], duplicate=True)
             else:
                 await self.process(group, member, message, duplicate=True)
+
+    def _parse(self, member: Member, message: Message, duplicate: bool) -> dict[str, Any] | None:
+        """The message's CloudEvent, or None (logged and noted as unparseable)."""
+        try:
+            event = json.loads(message.data)
+            if not isinstance(event, dict):
+                raise ValueError("not a JSON object")
+        except ValueError as exc:
+            log.error("cannot parse CloudEvent", topic=message.topic, error=str(exc))
+            self._note(member, message, None, Outcome.UNPARSEABLE, None, 0, duplicate)
+            return None
+        return event
 
     def _note(
         self,

@@ -13,6 +13,7 @@ has an API token (daprd's `DAPR_API_TOKEN`).
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -85,16 +86,8 @@ def build_http_api(sidecar: Instance, mesh: MeshApi) -> Starlette:
                 topic=request.path_params["topic"],
                 data=await request.body(),
                 content_type=request.headers.get("content-type", ""),
-                metadata={
-                    key.removeprefix("metadata."): value
-                    for key, value in params.items()
-                    if key.startswith("metadata.")
-                },
-                call_trace={
-                    name: request.headers[name]
-                    for name in ("traceparent", "tracestate")
-                    if name in request.headers
-                },
+                metadata=_publish_metadata(params),
+                call_trace=_call_trace(request),
             )
         except DaprError as error:
             return _error(error)
@@ -130,16 +123,8 @@ def build_http_api(sidecar: Instance, mesh: MeshApi) -> Starlette:
                 pubsub_name=request.path_params["pubsub"],
                 topic=topic,
                 entries=entries,
-                metadata={
-                    key.removeprefix("metadata."): value
-                    for key, value in params.items()
-                    if key.startswith("metadata.")
-                },
-                call_trace={
-                    name: request.headers[name]
-                    for name in ("traceparent", "tracestate")
-                    if name in request.headers
-                },
+                metadata=_publish_metadata(params),
+                call_trace=_call_trace(request),
             )
         except DaprError as error:
             return _error(error)
@@ -195,3 +180,21 @@ def build_http_api(sidecar: Instance, mesh: MeshApi) -> Starlette:
         ],
         exception_handlers={404: not_found},
     )
+
+
+def _publish_metadata(params: Mapping[str, str]) -> dict[str, str]:
+    """A publish call's `metadata.<key>` query parameters, by key."""
+    return {
+        key.removeprefix("metadata."): value
+        for key, value in params.items()
+        if key.startswith("metadata.")
+    }
+
+
+def _call_trace(request: Request) -> dict[str, str]:
+    """The caller's W3C trace headers, as daprd takes them for the published event."""
+    return {
+        name: request.headers[name]
+        for name in ("traceparent", "tracestate")
+        if name in request.headers
+    }
